@@ -1,0 +1,23 @@
+import AsyncHTTPClient
+import Foundation
+import SwitchyardHost
+
+/// Brings a package named by an index to a local file.
+enum PackageFetcher {
+    static func fetch(_ location: URL) async throws -> URL {
+        if location.isFileURL {
+            guard FileManager.default.fileExists(atPath: location.path) else {
+                throw YardError(.pluginNotFound, "The index points at \(location.path), which does not exist.", remediation: "Fix the index's url.")
+            }
+            return location
+        }
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: location.absoluteString), timeout: .seconds(300))
+        guard response.status.code == 200 else {
+            throw YardError(.pluginNotFound, "Downloading \(location.absoluteString) answered HTTP \(response.status.code).", remediation: "Check the index's url and the registry.")
+        }
+        let body = try await response.body.collect(upTo: 512 << 20)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("yard-\(UUID().uuidString).yardpkg")
+        try Data(body.readableBytesView).write(to: file)
+        return file
+    }
+}

@@ -1,0 +1,264 @@
+import ArgumentParser
+import Foundation
+import SwitchyardHost
+
+struct PluginCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugin",
+        abstract: "List, inspect, install, test and publish engine plugins.",
+        subcommands: [List.self, Info.self, Install.self, Remove.self, Test.self, New.self, Pack.self, Sign.self,
+                      Keygen.self, Trust.self, Check.self]
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List installed plugins (reads manifests and a cache; loads no code).")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let rows = global.registry.list()
+            if global.json {
+                printJSON(rows.map(ListRow.init))
+                return
+            }
+            if rows.isEmpty {
+                print("No plugins found. Search path: \(global.registry.roots.map(\.0.path).joined(separator: ", "))")
+                return
+            }
+            print(table(["ID", "VERSION", "ABI", "SOURCE", "STATUS", "CAPABILITIES"],
+                        rows.map { [$0.id, $0.version, $0.abi, $0.source.rawValue, $0.status.rawValue, $0.capabilities.joined(separator: ",")] }))
+            for row in rows where row.status != .ok {
+                if let problem = row.problem { print("\n\(row.id) (\(row.manifestPath)):\n  \(problem.code.rawValue): \(problem.message)\n  fix: \(problem.remediation)") }
+            }
+        }
+
+        /// The documented --json shape: {id, version, abi, capabilities, source, status}, plus where and why.
+        struct ListRow: Encodable {
+            var id, version, abi: String
+            var capabilities: [String]
+            var source, status, manifest: String
+            var problem: YardError?
+            init(_ row: InstalledPlugin) {
+                id = row.id; version = row.version; abi = row.abi; capabilities = row.capabilities
+                source = row.source.rawValue; status = row.status.rawValue; manifest = row.manifestPath; problem = row.problem
+            }
+        }
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a plugin's manifest: capabilities, secrets, hosts, limits.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Plugin id, or a path to its folder or plugin.json.") var plugin: String
+
+        func run() throws {
+            do {
+                let url = try global.registry.resolve(plugin)
+                let manifest = try PluginManifest.parse(Data(contentsOf: url), source: url.path)
+                if global.json { printJSON(manifest); return }
+                print("\(manifest.name) — \(manifest.id) \(manifest.version)")
+                if let d = manifest.description { print(d) }
+                print("manifest:     \(url.path)")
+                print("library:      \(manifest.library) (sha256 \(manifest.sha256.prefix(16))…)")
+                print("abi:          \(manifest.abi)   platform: \(manifest.platform)   toolchain: \(manifest.toolchain)")
+                print("capabilities: \(manifest.capabilityIDs.joined(separator: ", "))")
+                print("secrets:      \(manifest.secrets.map { $0.name + ($0.required ? "" : " (optional)") }.joined(separator: ", ").nonEmpty ?? "none")")
+                print("hosts:        \(manifest.network.hosts.joined(separator: ", ").nonEmpty ?? "none (no network)")")
+                print("extensions:   \(manifest.extensions.joined(separator: ", ").nonEmpty ?? "none")")
+                print("concurrency:  \(manifest.maxConcurrency.map(String.init) ?? "unlimited")   result retention: \(manifest.resultRetentionSeconds.map { "\($0) s" } ?? "unknown")")
+            } catch { throw fail(error, json: global.json) }
+        }
+    }
+
+    struct Install: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Install a plugin from a package file (.yardpkg) or by id from a registry index.",
+            discussion: "Checks the Ed25519 signature against trusted publisher keys, the library's sha256, ABI, platform and toolchain before anything is moved into place; records the result in plugins.lock.json. Installing a newer version upgrades.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "A .yardpkg file, or a plugin id to look up in the index.") var package: String
+        @Option(help: "Registry index (index.json) for install by id. Default: Registry/index.json.") var index: String?
+        @Option(help: "Exact version to install by id (default: newest that fits this host).") var version: String?
+        @Flag(name: .customLong("allow-unsigned"), help: "Accept an unsigned package. For plugins you built yourself only.")
+        var allowUnsigned = false
+
+        func run() async throws {
+            do {
+                let installer = PluginInstaller(paths: global.paths)
+                let report: InstallReport
+                if package.hasSuffix(".yardpkg") || package.contains("/") {
+                    report = try installer.install(package: URL(fileURLWithPath: package), allowUnsigned: allowUnsigned)
+                } else {
+                    report = try await installFromIndex(installer)
+                }
+                if global.json { printJSON(report); return }
+                let verb = report.previousVersion.map { $0 == report.version ? "Reinstalled" : "Upgraded from \($0) to" } ?? "Installed"
+                print("\(verb) \(report.id) \(report.version) → \(report.path)")
+                print(report.signer.map { "signed by \($0)" } ?? "UNSIGNED (allowed by --allow-unsigned)")
+            } catch { throw fail(error, json: global.json) }
+        }
+
+        func installFromIndex(_ installer: PluginInstaller) async throws -> InstallReport {
+            let indexURL: URL
+            if let index { indexURL = URL(fileURLWithPath: index) } else if let registry = YardPaths.registryDirectory() {
+                indexURL = registry.appendingPathComponent("index.json")
+            } else {
+                throw YardError(.indexInvalid, "No registry index found.", remediation: "Pass --index PATH.")
+            }
+            let pluginIndex = try PluginIndex.load(indexURL)
+            let (release, package) = try pluginIndex.select(id: self.package, version: version)
+            let location = PluginIndex.packageLocation(package.url, indexURL: indexURL)
+            let local = try await PackageFetcher.fetch(location)
+            let actual = try PluginLoader.sha256(of: local)
+            guard actual == package.sha256.lowercased() else {
+                throw YardError(.pluginCorrupt, "The package for \(self.package) \(release.version) has sha256 \(actual.prefix(16))…, but the index says \(package.sha256.prefix(16))….",
+                                remediation: "Do not install it: the download was altered or the index is stale. Try again or ask the registry's maintainer.")
+            }
+            return try installer.install(package: local, allowUnsigned: allowUnsigned, source: package.url)
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a plugin installed in $YARD_HOME.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Plugin id.") var id: String
+
+        func run() throws {
+            do {
+                let version = try PluginInstaller(paths: global.paths).remove(id: id)
+                if global.json { printJSON(["removed": id, "version": version]) } else { print("Removed \(id) \(version).") }
+            } catch { throw fail(error, json: global.json) }
+        }
+    }
+
+    struct Test: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the conformance kit against a plugin; exit status 0 only when every check passes.",
+            discussion: "Each check that runs plugin code runs in a child process, so a crash or hang is reported as a failed check.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Plugin id, or a path to its folder or plugin.json.") var plugin: String
+        @Option(help: "Engine configuration as JSON, e.g. '{\"base_url\":\"http://127.0.0.1:8080\"}'.") var config: String = "{}"
+        @Option(help: "Seconds before a check is declared hung.") var timeout: Double = 30
+
+        func run() throws {
+            let manifestURL: URL
+            do { manifestURL = try global.registry.resolve(plugin) } catch { throw fail(error, json: global.json) }
+            let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            let report = ConformanceSuite.run(manifestURL: manifestURL, executable: exe,
+                                              childArguments: ["plugin", "check", manifestURL.path, "--config", config],
+                                              timeoutSeconds: timeout)
+            if global.json {
+                printJSON(report)
+            } else {
+                print("Conformance of \(report.plugin)")
+                for check in report.checks {
+                    let time = check.durationMs.map { String(format: " (%.1f ms)", $0) } ?? ""
+                    print("\(check.ok ? "  pass" : "  FAIL")  \(check.id.padding(toLength: 30, withPad: " ", startingAt: 0)) \(check.detail)\(time)")
+                }
+                print("\(report.passed) passed, \(report.failed) failed")
+            }
+            if report.failed > 0 { throw ExitCode(1) }
+        }
+    }
+
+    /// One conformance check in this process; spawned by `plugin test`.
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run one conformance check (internal; used by `plugin test`).", shouldDisplay: false)
+        @Argument var manifest: String
+        @Option var check: String
+        @Option var config: String = "{}"
+
+        func run() throws {
+            let config = (try? JSONSerialization.jsonObject(with: Data(self.config.utf8))) as? [String: Any] ?? [:]
+            let result = ConformanceChild(manifestURL: URL(fileURLWithPath: manifest), config: config).run(check)
+            let data = try JSONEncoder().encode(result)
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    struct Pack: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Package a built plugin: fills sha256, platform and toolchain into plugin.json and zips it with the library.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The plugin's plugin.json (template).") var manifest: String
+        @Option(help: "The built shared library.") var library: String
+        @Option(help: "Output .yardpkg file (or folder with --unpacked).") var out: String
+        @Option(help: "Private key file from `yard plugin keygen`: sign while packing.") var key: String?
+        @Flag(help: "Write a plugin folder instead of an archive (for bundling first-party plugins).") var unpacked = false
+
+        func run() throws {
+            do {
+                let keyFile = try key.map { try PublisherKeyFile.read(URL(fileURLWithPath: $0)) }
+                let m = try PluginPackage.pack(manifestURL: URL(fileURLWithPath: manifest), library: URL(fileURLWithPath: library),
+                                               output: URL(fileURLWithPath: out), key: keyFile, unpacked: unpacked)
+                if global.json { printJSON(["id": m.id, "version": m.version, "sha256": m.sha256, "out": out, "signed": keyFile != nil ? "yes" : "no"]) } else {
+                    print("Packed \(m.id) \(m.version) (\(m.platform), \(m.toolchain)) → \(out)\(keyFile != nil ? ", signed" : "")")
+                }
+            } catch { throw fail(error, json: global.json) }
+        }
+    }
+
+    struct Sign: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Sign a package with an Ed25519 publisher key (adds or replaces signature.json).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The .yardpkg file.") var package: String
+        @Option(help: "Private key file from `yard plugin keygen`.") var key: String
+
+        func run() throws {
+            do {
+                let keyFile = try PublisherKeyFile.read(URL(fileURLWithPath: key))
+                try PluginPackage.sign(package: URL(fileURLWithPath: package), key: keyFile)
+                if global.json { printJSON(["package": package, "key_id": keyFile.keyID]) } else { print("Signed \(package) with \(keyFile.publisher) (\(keyFile.keyID)).") }
+            } catch { throw fail(error, json: global.json) }
+        }
+    }
+
+    struct Keygen: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an Ed25519 publisher key pair for signing plugins.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Publisher name shown to people installing your plugins.") var publisher: String
+        @Option(help: "Folder to write NAME.private.json (mode 0600) and NAME.public.json into.") var out: String = "."
+        @Option(help: "File name stem (default: the publisher, lower-cased).") var name: String?
+
+        func run() throws {
+            do {
+                let key = PublisherKeyFile.generate(publisher: publisher)
+                let stem = name ?? publisher.lowercased().replacingOccurrences(of: " ", with: "-")
+                let dir = URL(fileURLWithPath: out)
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                let privateURL = dir.appendingPathComponent("\(stem).private.json")
+                let publicURL = dir.appendingPathComponent("\(stem).public.json")
+                guard !FileManager.default.fileExists(atPath: privateURL.path) else {
+                    throw YardError(.keyInvalid, "\(privateURL.path) already exists.", remediation: "Choose another --name or --out; keygen never overwrites a key.")
+                }
+                FileManager.default.createFile(atPath: privateURL.path, contents: try encoder.encode(key), attributes: [.posixPermissions: 0o600])
+                try encoder.encode(key.publicOnly).write(to: publicURL)
+                if global.json { printJSON(["key_id": key.keyID, "private": privateURL.path, "public": publicURL.path]) } else {
+                    print("Key \(key.keyID) for \(publisher)\n  private: \(privateURL.path) (keep secret)\n  public:  \(publicURL.path) (give to users: `yard plugin trust`)")
+                }
+            } catch { throw fail(error, json: global.json) }
+        }
+    }
+
+    struct Trust: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Trust a publisher's public key for `plugin install`.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "A NAME.public.json file.") var keyFile: String
+
+        func run() throws {
+            do {
+                let key = try PublisherKeyFile.read(URL(fileURLWithPath: keyFile)).publicOnly
+                let dir = global.paths.trustedKeysDirectory
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try encoder.encode(key).write(to: dir.appendingPathComponent("\(key.keyID).json"))
+                if global.json { printJSON(["trusted": key.keyID, "publisher": key.publisher]) } else { print("Trusted \(key.publisher) (\(key.keyID)).") }
+            } catch { throw fail(error, json: global.json) }
+        }
+    }
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
+}

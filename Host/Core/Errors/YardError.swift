@@ -1,0 +1,46 @@
+import Foundation
+
+/// Every refusal the host makes: a stable code a script can branch on, a
+/// sentence for a person, what to do about it, and the offending field when
+/// there is one. Codes are append-only, like the ABI's status codes.
+public struct YardError: Error, Sendable, Hashable, Codable, CustomStringConvertible {
+    public var code: Code
+    public var message: String
+    public var remediation: String
+    public var field: String?
+
+    public init(_ code: Code, _ message: String, remediation: String, field: String? = nil) {
+        self.code = code
+        self.message = message
+        self.remediation = remediation
+        self.field = field
+    }
+
+    public var description: String {
+        var text = "\(code.rawValue): \(message)"
+        if let field { text += " [\(field)]" }
+        return text + "\n  fix: \(remediation)"
+    }
+
+    public struct Code: RawRepresentable, Sendable, Hashable, Codable, ExpressibleByStringLiteral {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public init(stringLiteral value: String) { self.rawValue = value }
+
+        public static let pluginNotFound: Code = "PLUGIN_NOT_FOUND"
+        public static let pluginCorrupt: Code = "PLUGIN_CORRUPT"
+        public static let pluginIncompatible: Code = "PLUGIN_INCOMPATIBLE"
+        public static let pluginSignatureInvalid: Code = "PLUGIN_SIGNATURE_INVALID"
+        public static let pluginUnsigned: Code = "PLUGIN_UNSIGNED"
+        public static let pluginDuplicateID: Code = "PLUGIN_DUPLICATE_ID"
+        public static let pluginEntryFailed: Code = "PLUGIN_ENTRY_FAILED"
+        public static let manifestInvalid: Code = "MANIFEST_INVALID"
+        public static let manifestMismatch: Code = "MANIFEST_MISMATCH"
+        public static let packageInvalid: Code = "PACKAGE_INVALID"
+        public static let indexInvalid: Code = "INDEX_INVALID"
+        public static let keyInvalid: Code = "KEY_INVALID"
+        public static let contractMismatch: Code = "CONTRACT_MISMATCH"
+        public static let ioFailed: Code = "IO_FAILED"
+        public static let usage: Code = "USAGE"
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+
+/// Registry/index.json: the plugins a registry offers, by id and version, with
+/// a package per platform and the package's sha256. Package URLs may be
+/// absolute paths, paths relative to the index, file:// or http(s) URLs.
+public struct PluginIndex: Codable, Sendable {
+    public struct Package: Codable, Sendable {
+        public var platform: String
+        public var toolchain: String?
+        public var url: String
+        public var sha256: String
+    }
+    public struct Release: Codable, Sendable {
+        public var version: String
+        public var abi: String
+        public var packages: [Package]
+    }
+    public struct Plugin: Codable, Sendable {
+        public var id: String
+        public var description: String?
+        public var versions: [Release]
+    }
+    public var schemaVersion: Int
+    public var plugins: [Plugin]
+
+    enum CodingKeys: String, CodingKey {
+        case plugins
+        case schemaVersion = "schema_version"
+    }
+
+    public static func load(_ location: URL) throws -> PluginIndex {
+        guard let data = try? Data(contentsOf: location) else {
+            throw YardError(.indexInvalid, "Cannot read the plugin index at \(location.path).", remediation: "Pass --index with a readable index.json.")
+        }
+        guard let index = try? JSONDecoder().decode(PluginIndex.self, from: data), index.schemaVersion == 1 else {
+            throw YardError(.indexInvalid, "\(location.path) is not a plugin index (schema_version 1).",
+                            remediation: "See Registry/schemas/plugin-index.schema.json for the format.")
+        }
+        return index
+    }
+
+    /// The newest release of `id` (or exactly `version`) this host can load, and its package.
+    public func select(id: String, version: String? = nil) throws -> (Release, Package) {
+        guard let plugin = plugins.first(where: { $0.id == id }) else {
+            throw YardError(.pluginNotFound, "The index offers no plugin named \(id).",
+                            remediation: "Check the id; available: \(plugins.map(\.id).sorted().joined(separator: ", ")).")
+        }
+        let candidates = plugin.versions
+            .filter { version == nil || $0.version == version }
+            .sorted { (SemanticVersion($0.version) ?? SemanticVersion("0.0.0")!) > (SemanticVersion($1.version) ?? SemanticVersion("0.0.0")!) }
+        var reasons: [String] = []
+        for release in candidates {
+            guard let abi = ABIVersion(release.abi) else { continue }
+            if let reason = abi.incompatibility() { reasons.append("\(release.version): \(reason)"); continue }
+            let fitting = release.packages.first { $0.platform == HostPlatform.platform
+                && ($0.toolchain.map { HostPlatform.isToolchainCompatible($0) } ?? true) }
+            if let fitting { return (release, fitting) }
+            reasons.append("\(release.version): no package for \(HostPlatform.platform) with \(HostPlatform.toolchain)")
+        }
+        throw YardError(.pluginIncompatible,
+                        "No release of \(id)\(version.map { " \($0)" } ?? "") in the index fits this host (\(HostPlatform.platform), PluginAPI \(HostPlatform.abiString), \(HostPlatform.toolchain)). \(reasons.joined(separator: "; "))",
+                        remediation: "Ask the publisher for a build for this host, or upgrade yard.")
+    }
+
+    /// Resolves a package URL relative to the index's location.
+    public static func packageLocation(_ url: String, indexURL: URL) -> URL {
+        if url.hasPrefix("file://"), let u = URL(string: url) { return u }
+        if url.hasPrefix("http://") || url.hasPrefix("https://"), let u = URL(string: url) { return u }
+        if url.hasPrefix("/") { return URL(fileURLWithPath: url) }
+        return indexURL.deletingLastPathComponent().appendingPathComponent(url)
+    }
+}

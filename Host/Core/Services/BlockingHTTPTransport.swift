@@ -1,0 +1,50 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// sy.http/1's transport: AsyncHTTPClient, driven synchronously because plugin
+/// calls run on the host's worker threads (never on the async cooperative
+/// pool, where blocking would starve the whole host).
+public final class BlockingHTTPTransport: HTTPTransport, @unchecked Sendable {
+    let client: HTTPClient
+    let defaultTimeout: TimeAmount
+    let maxBodyBytes: Int
+
+    public init(client: HTTPClient = .shared, defaultTimeoutMs: Int = 60_000, maxBodyBytes: Int = 64 << 20) {
+        self.client = client
+        self.defaultTimeout = .milliseconds(Int64(defaultTimeoutMs))
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    public func perform(_ request: HostHTTPRequest) throws -> HostHTTPResponse {
+        var outgoing = HTTPClientRequest(url: request.url)
+        outgoing.method = HTTPMethod(rawValue: request.method.uppercased())
+        for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
+        if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
+        let timeout = request.timeoutMs.map { TimeAmount.milliseconds(Int64($0)) } ?? defaultTimeout
+        let box = ResultBox()
+        let semaphore = DispatchSemaphore(value: 0)
+        let client = self.client, limit = maxBodyBytes
+        Task {
+            do {
+                let response = try await client.execute(outgoing, timeout: timeout)
+                let body = try await response.body.collect(upTo: limit)
+                var headers: [String: String] = [:]
+                for header in response.headers { headers[header.name.lowercased()] = header.value }
+                box.result = .success(HostHTTPResponse(status: Int(response.status.code), headers: headers, body: Data(body.readableBytesView)))
+            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+                box.result = .failure(HostHTTPError.timeout)
+            } catch {
+                box.result = .failure(HostHTTPError.failed(String(describing: error)))
+            }
+            semaphore.signal()
+        }
+        semaphore.wait()
+        return try box.result!.get()
+    }
+
+    final class ResultBox: @unchecked Sendable {
+        var result: Result<HostHTTPResponse, Error>?
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+
+/// Where the host keeps its data. `YARD_HOME` (or --home) overrides the user
+/// data directory so tests and several profiles never share state.
+public struct YardPaths: Sendable {
+    public var home: URL
+
+    public init(home: URL) { self.home = home }
+
+    public static func resolve(home: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) -> YardPaths {
+        if let home, !home.isEmpty { return YardPaths(home: URL(fileURLWithPath: home)) }
+        if let env = environment["YARD_HOME"], !env.isEmpty { return YardPaths(home: URL(fileURLWithPath: env)) }
+        let base = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.local/share")
+        return YardPaths(home: URL(fileURLWithPath: base).appendingPathComponent("switchyard"))
+    }
+
+    public var pluginsDirectory: URL { home.appendingPathComponent("plugins") }
+    public var cacheDirectory: URL { home.appendingPathComponent("cache") }
+    public var scanCacheFile: URL { cacheDirectory.appendingPathComponent("plugin-scan.json") }
+    public var lockFile: URL { home.appendingPathComponent("plugins.lock.json") }
+    public var trustedKeysDirectory: URL { home.appendingPathComponent("keys") }
+
+    /// The `Registry/` folder of the source tree or of an installed share
+    /// directory: YARD_REGISTRY, else the first ancestor of the executable
+    /// holding `Registry/keys`.
+    public static func registryDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL? {
+        if let env = environment["YARD_REGISTRY"], !env.isEmpty { return URL(fileURLWithPath: env) }
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<8 {
+            let candidate = dir.appendingPathComponent("Registry")
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("keys").path) { return candidate }
+            for share in ["share/switchyard/Registry"] {
+                let c = dir.appendingPathComponent(share)
+                if FileManager.default.fileExists(atPath: c.appendingPathComponent("keys").path) { return c }
+            }
+            dir.deleteLastPathComponent()
+        }
+        return nil
+    }
+
+    /// First-party plugins staged by scripts/build.sh next to the executable.
+    public static func bundledPluginsDirectory() -> URL {
+        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
+        return exe.deletingLastPathComponent().appendingPathComponent("plugins")
+    }
+}

@@ -1,0 +1,83 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// One package: the C contract (PluginAPI), the Swift plugin SDK, the host core,
+// the thin `yard` CLI, first-party plugins and tests. See docs/adr/ for why.
+let package = Package(
+    name: "Switchyard",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "yard", targets: ["yard"]),
+        .library(name: "SwitchyardPluginSDK", targets: ["SwitchyardPluginSDK"]),
+        .library(name: "SwitchyardHost", targets: ["SwitchyardHost"]),
+        // First-party plugins: each builds to its own shared object.
+        .library(name: "SyEcho", type: .dynamic, targets: ["EchoPlugin"]),
+        .library(name: "SyCMinimal", type: .dynamic, targets: ["CMinimalPlugin"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.24.0"),
+    ],
+    targets: [
+        // The stable C ABI: headers only, plus a translation unit that pins the layout.
+        .target(
+            name: "CPluginAPI",
+            path: "PluginAPI",
+            exclude: ["Swift", "README.md"],
+            sources: ["src"],
+            publicHeadersPath: "include"
+        ),
+        // What plugin authors depend on. Foundation only: a plugin must never carry
+        // a second copy of a package the host links.
+        .target(
+            name: "SwitchyardPluginSDK",
+            dependencies: ["CPluginAPI"],
+            path: "PluginAPI/Swift/SDK"
+        ),
+        // JSON values, canonical form and the JSON Schema subset the catalog uses.
+        .target(name: "SwitchyardJSON", path: "Host/JSON"),
+        .target(
+            name: "SwitchyardHost",
+            dependencies: [
+                "CPluginAPI",
+                "SwitchyardJSON",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Host/Core"
+        ),
+        .executableTarget(
+            name: "yard",
+            dependencies: [
+                "SwitchyardHost",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Host/CLI"
+        ),
+        .target(
+            name: "EchoPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/echo",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "CMinimalPlugin",
+            dependencies: ["CPluginAPI"],
+            path: "Plugins/c-minimal",
+            exclude: ["plugin.json"],
+            publicHeadersPath: "."
+        ),
+        .testTarget(name: "JSONTests", dependencies: ["SwitchyardJSON"], path: "Tests/JSONTests"),
+        .testTarget(
+            name: "HostTests",
+            dependencies: ["SwitchyardHost"],
+            path: "Tests/HostTests"
+        ),
+    ]
+)

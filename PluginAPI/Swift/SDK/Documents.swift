@@ -1,0 +1,218 @@
+import Foundation
+
+// The JSON documents of the v1 job model (docs/abi.md). Member names are the
+// wire names, so they are spelled out in CodingKeys rather than derived by a
+// key strategy: a strategy would also rewrite the keys of user inputs.
+
+/// The job a call serves: stable across retries of the same attempt.
+public struct JobInfo: Codable, Sendable, Hashable {
+    public var id: String
+    public var idempotencyKey: String
+    public var attempt: Int
+
+    public init(id: String, idempotencyKey: String, attempt: Int) {
+        self.id = id
+        self.idempotencyKey = idempotencyKey
+        self.attempt = attempt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, attempt
+        case idempotencyKey = "idempotency_key"
+    }
+}
+
+/// Request of validate, submit and estimate.
+public struct JobRequest: Codable, Sendable {
+    public var capability: String
+    public var inputs: [String: JSONValue]
+    public var config: [String: JSONValue]
+    public var job: JobInfo?
+
+    public init(capability: String, inputs: [String: JSONValue], config: [String: JSONValue] = [:], job: JobInfo? = nil) {
+        self.capability = capability
+        self.inputs = inputs
+        self.config = config
+        self.job = job
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        capability = try c.decode(String.self, forKey: .capability)
+        inputs = try c.decodeIfPresent([String: JSONValue].self, forKey: .inputs) ?? [:]
+        config = try c.decodeIfPresent([String: JSONValue].self, forKey: .config) ?? [:]
+        job = try c.decodeIfPresent(JobInfo.self, forKey: .job)
+    }
+}
+
+/// Request of poll and cancel: the ref the plugin returned from submit.
+public struct RefRequest: Codable, Sendable {
+    public var ref: JSONValue
+    public var config: [String: JSONValue]
+    public var job: JobInfo?
+
+    public init(ref: JSONValue, config: [String: JSONValue] = [:], job: JobInfo? = nil) {
+        self.ref = ref
+        self.config = config
+        self.job = job
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        ref = try c.decode(JSONValue.self, forKey: .ref)
+        config = try c.decodeIfPresent([String: JSONValue].self, forKey: .config) ?? [:]
+        job = try c.decodeIfPresent(JobInfo.self, forKey: .job)
+    }
+}
+
+/// Request of health and balance.
+public struct ConfigRequest: Codable, Sendable {
+    public var config: [String: JSONValue]
+
+    public init(config: [String: JSONValue] = [:]) { self.config = config }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        config = try c.decodeIfPresent([String: JSONValue].self, forKey: .config) ?? [:]
+    }
+}
+
+/// One finding of validate. `field` is a JSON path such as `$.inputs.duration`.
+public struct Diagnostic: Codable, Sendable, Hashable {
+    public enum Severity: String, Codable, Sendable { case error, warning }
+    public var code: String
+    public var message: String
+    public var remediation: String
+    public var field: String?
+    public var severity: Severity
+
+    public init(code: String, message: String, remediation: String, field: String? = nil, severity: Severity = .error) {
+        self.code = code
+        self.message = message
+        self.remediation = remediation
+        self.field = field
+        self.severity = severity
+    }
+}
+
+/// Whether a provider may bill for something that did not succeed.
+public enum Charged: String, Codable, Sendable { case no, yes, unknown }
+
+/// A failure with a stable code (AUTH_FAILED, RATE_LIMITED, ...), what to do
+/// about it, and whether the provider may have billed for it.
+public struct PluginError: Error, Codable, Sendable, Hashable {
+    public var code: String
+    public var message: String
+    public var remediation: String
+    public var field: String?
+    public var retryable: Bool
+    public var charged: Charged
+    /// Milliseconds to wait before retrying, when the provider said (Retry-After).
+    public var retryAfterMs: Int?
+
+    public init(code: String, message: String, remediation: String, field: String? = nil,
+                retryable: Bool = false, charged: Charged = .no, retryAfterMs: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.remediation = remediation
+        self.field = field
+        self.retryable = retryable
+        self.charged = charged
+        self.retryAfterMs = retryAfterMs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case code, message, remediation, field, retryable, charged
+        case retryAfterMs = "retry_after_ms"
+    }
+
+    public static func unsupported(_ what: String) -> PluginError {
+        PluginError(code: "UNSUPPORTED", message: "\(what) is not supported by this plugin.",
+                    remediation: "Check the plugin's capabilities with `yard plugin info`.")
+    }
+}
+
+public enum JobState: String, Codable, Sendable {
+    case queued, running, succeeded, failed, cancelled
+
+    public var isTerminal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}
+
+/// Answer of poll (and the immediate result of a local submit).
+public struct PollResult: Codable, Sendable {
+    public var state: JobState
+    public var progress: Double?
+    public var message: String?
+    public var outputs: [String: JSONValue]?
+    public var error: PluginError?
+    public var nextPollAfterMs: Int?
+
+    public init(state: JobState, progress: Double? = nil, message: String? = nil,
+                outputs: [String: JSONValue]? = nil, error: PluginError? = nil, nextPollAfterMs: Int? = nil) {
+        self.state = state
+        self.progress = progress
+        self.message = message
+        self.outputs = outputs
+        self.error = error
+        self.nextPollAfterMs = nextPollAfterMs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case state, progress, message, outputs, error
+        case nextPollAfterMs = "next_poll_after_ms"
+    }
+}
+
+/// Answer of submit: a ref to poll, or a result for work finished in the call.
+public enum SubmitResult: Sendable {
+    case ref(JSONValue, nextPollAfterMs: Int? = nil)
+    case finished(PollResult)
+}
+
+public struct CancelResult: Codable, Sendable {
+    public enum Outcome: String, Codable, Sendable {
+        case cancelledInQueue = "cancelled_in_queue"
+        case cancelledRunning = "cancelled_running"
+        case alreadyFinished = "already_finished"
+        case notFound = "not_found"
+    }
+    public var outcome: Outcome
+    public var charged: Charged
+    public var message: String?
+
+    public init(outcome: Outcome, charged: Charged, message: String? = nil) {
+        self.outcome = outcome
+        self.charged = charged
+        self.message = message
+    }
+}
+
+public struct HealthReport: Codable, Sendable {
+    public enum Status: String, Codable, Sendable { case ok, degraded, offline }
+    public var status: Status
+    public var message: String?
+    public var details: [String: JSONValue]?
+
+    public init(status: Status, message: String? = nil, details: [String: JSONValue]? = nil) {
+        self.status = status
+        self.message = message
+        self.details = details
+    }
+}
+
+public struct CostEstimate: Codable, Sendable {
+    public var amountMinor: Int
+    public var currency: String
+    public var basis: String
+
+    public init(amountMinor: Int, currency: String = "USD", basis: String) {
+        self.amountMinor = amountMinor
+        self.currency = currency
+        self.basis = basis
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case currency, basis
+        case amountMinor = "amount_minor"
+    }
+}

@@ -1,0 +1,3 @@
+import XCTest
+@testable import SwitchyardHost
+final class T: XCTestCase { func testNothing() {} }
