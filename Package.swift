@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["SwitchyardJSON"], path: "Tests/JSONTests"),
         .testTarget(
             name: "HostTests",
-            dependencies: ["SwitchyardHost"],
+            dependencies: ["SwitchyardHost", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             path: "Tests/HostTests"
         ),
     ]

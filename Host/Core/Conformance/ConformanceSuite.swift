@@ -116,6 +116,11 @@ public enum ConformanceSuite {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        // A crashing plugin should end the child with its signal, at once: the
+        // Swift runtime's backtracer would catch it and spend seconds symbolicating.
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        process.environment = environment
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

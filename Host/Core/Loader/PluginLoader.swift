@@ -182,11 +182,7 @@ public enum PluginLoader {
     }
 
     static func checkELF(_ library: URL, id: String) throws {
-        let head = (try? FileHandle(forReadingFrom: library)).flatMap { try? $0.read(upToCount: 4) } ?? Data()
-        guard head == Data([0x7F, 0x45, 0x4C, 0x46]) else {
-            throw YardError(.pluginCorrupt, "\(id): \(library.lastPathComponent) is not an ELF shared object.",
-                            remediation: "Rebuild the plugin as a shared library (.so) for \(HostPlatform.platform).", field: "$.library")
-        }
+        try ELFImage.check(library, id: id)
     }
 
     /// Loads the plugin: inspect, dlopen(RTLD_NOW | RTLD_LOCAL), resolve the

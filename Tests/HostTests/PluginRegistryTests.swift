@@ -1,0 +1,84 @@
+import Foundation
+import XCTest
+@testable import SwitchyardHost
+
+final class PluginRegistryTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        try requireStagedPlugins()
+        dir = try temporaryDirectory()
+    }
+
+    override func tearDown() {
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    func registry(extra: [URL] = [], bundled: URL? = nil) -> PluginRegistry {
+        PluginRegistry(paths: YardPaths(home: dir.appendingPathComponent("home")), extraPaths: extra.map(\.path),
+                       environment: [:], bundled: bundled)
+    }
+
+    func testListingNeverLoadsCode() throws {
+        // A "library" that would fail to load: listing must still show it as ok,
+        // because it only reads manifests and hashes.
+        let root = dir.appendingPathComponent("plugins")
+        let manifest = try copyPlugin("echo", to: root)
+        try Data("not an ELF".utf8).write(to: manifest.deletingLastPathComponent().appendingPathComponent("libSyEcho.so"))
+        try refreshSHA256(manifest)
+        let rows = registry(extra: [root]).list()
+        XCTAssertEqual(rows.map(\.id), ["echo"])
+        XCTAssertEqual(rows.first?.status, .ok)
+    }
+
+    func testChangedLibraryIsReportedCorruptDespiteTheCache() throws {
+        let root = dir.appendingPathComponent("plugins")
+        let manifest = try copyPlugin("c-minimal", to: root)
+        XCTAssertEqual(registry(extra: [root]).list().first?.status, .ok)
+        let library = manifest.deletingLastPathComponent().appendingPathComponent("libSyCMinimal.so")
+        var bytes = try Data(contentsOf: library)
+        bytes.append(contentsOf: [1, 2, 3])
+        try bytes.write(to: library)
+        let row = try XCTUnwrap(registry(extra: [root]).list().first)
+        XCTAssertEqual(row.status, .corrupt)
+        XCTAssertEqual(row.problem?.code, .pluginCorrupt)
+    }
+
+    func testScanCacheIsWrittenAndReused() throws {
+        let root = dir.appendingPathComponent("plugins")
+        try copyPlugin("echo", to: root)
+        let reg = registry(extra: [root])
+        _ = reg.list()
+        let cacheFile = reg.paths.scanCacheFile
+        XCTAssertTrue(FileManager.default.fileExists(atPath: cacheFile.path))
+        let before = try FileManager.default.attributesOfItem(atPath: cacheFile.path)[.modificationDate] as? Date
+        Thread.sleep(forTimeInterval: 0.02)
+        _ = reg.list()
+        let after = try FileManager.default.attributesOfItem(atPath: cacheFile.path)[.modificationDate] as? Date
+        XCTAssertEqual(before, after, "an unchanged tree must not rewrite the cache")
+    }
+
+    func testTwoPluginsWithTheSameIDAtTheSamePrecedenceConflict() throws {
+        let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
+        try copyPlugin("echo", to: a)
+        try copyPlugin("echo", to: b)
+        let reg = registry(extra: [a, b])
+        XCTAssertEqual(reg.list().map(\.status), [.conflict, .conflict])
+        XCTAssertRefusal(.pluginDuplicateID) { _ = try reg.resolve("echo") }
+    }
+
+    func testUserInstalledPluginShadowsTheBundledOne() throws {
+        let bundled = dir.appendingPathComponent("bundled")
+        try copyPlugin("echo", to: bundled)
+        let home = dir.appendingPathComponent("home/plugins")
+        let userManifest = try copyPlugin("echo", to: home)
+        let reg = registry(bundled: bundled)
+        let rows = reg.list()
+        XCTAssertEqual(Set(rows.map { "\($0.source.rawValue):\($0.status.rawValue)" }), ["user:ok", "bundled:shadowed"])
+        XCTAssertEqual(try reg.resolve("echo").path, userManifest.path)
+    }
+
+    func testUnknownIDIsPluginNotFound() {
+        XCTAssertRefusal(.pluginNotFound) { _ = try registry().resolve("nothing-here") }
+    }
+}

@@ -1,3 +1,0 @@
-import XCTest
-@testable import SwitchyardHost
-final class T: XCTestCase { func testNothing() {} }

@@ -1,0 +1,137 @@
+import Foundation
+import XCTest
+@testable import SwitchyardHost
+
+/// Where scripts/build.sh put yard and the staged first-party plugins: the
+/// folder of this test bundle.
+enum Build {
+    static let binDirectory: URL = {
+        var url = Bundle(for: Marker.self).bundleURL
+        while url.pathExtension == "xctest" || url.lastPathComponent == "Contents" || url.lastPathComponent == "MacOS" {
+            url.deleteLastPathComponent()
+        }
+        return url
+    }()
+    static var yard: URL { binDirectory.appendingPathComponent("yard") }
+    static var plugins: URL { binDirectory.appendingPathComponent("plugins") }
+    static var repository: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+    final class Marker {}
+}
+
+func requireStagedPlugins(file: StaticString = #filePath, line: UInt = #line) throws {
+    guard FileManager.default.fileExists(atPath: Build.plugins.appendingPathComponent("echo/plugin.json").path) else {
+        throw XCTSkip("Run scripts/test.sh (it stages the plugins with scripts/build.sh first).")
+    }
+}
+
+func temporaryDirectory(_ label: String = #function) throws -> URL {
+    let url = FileManager.default.temporaryDirectory
+        .appendingPathComponent("yard-test-\(label.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// Copies a staged plugin into `dir/<name>` and lets the test edit its manifest.
+@discardableResult
+func copyPlugin(_ id: String, to dir: URL, as name: String? = nil, edit: (inout [String: Any]) -> Void = { _ in }) throws -> URL {
+    let source = Build.plugins.appendingPathComponent(id)
+    let target = dir.appendingPathComponent(name ?? id)
+    try FileManager.default.copyItem(at: source, to: target)
+    try editManifest(target.appendingPathComponent("plugin.json"), edit)
+    return target.appendingPathComponent("plugin.json")
+}
+
+func editManifest(_ url: URL, _ edit: (inout [String: Any]) -> Void) throws {
+    var object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    edit(&object)
+    try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+}
+
+/// Builds a fixture plugin from Tests/Fixtures/plugins/NAME.c with the system C
+/// compiler, beside a manifest whose sha256 matches.
+func fixturePlugin(_ name: String, in dir: URL, edit: (inout [String: Any]) -> Void = { _ in }) throws -> URL {
+    let pluginDir = dir.appendingPathComponent(name)
+    try FileManager.default.createDirectory(at: pluginDir, withIntermediateDirectories: true)
+    let library = pluginDir.appendingPathComponent("lib\(name).so")
+    let source = Build.repository.appendingPathComponent("Tests/Fixtures/plugins/\(name).c")
+    let include = Build.repository.appendingPathComponent("PluginAPI/include")
+    let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
+                                ["cc", "-std=c99", "-shared", "-fPIC", "-I", include.path, "-o", library.path, source.path])
+    guard result.status == 0 else { throw XCTSkip("no C compiler: \(result.stderr)") }
+    var manifest: [String: Any] = [
+        "schema_version": 1, "id": "fixture", "name": "Fixture", "version": "1.0.0", "abi": "1.0",
+        "library": library.lastPathComponent, "platform": HostPlatform.platform, "toolchain": "c",
+        "sha256": try PluginLoader.sha256(of: library),
+        "capabilities": [["id": "debug.ping", "example_inputs": [String: Any]()]],
+        "network": ["hosts": [String]()],
+    ]
+    edit(&manifest)
+    let url = pluginDir.appendingPathComponent("plugin.json")
+    try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys]).write(to: url)
+    return url
+}
+
+/// Rewrites sha256 in a manifest to match its library (after a test altered the library).
+func refreshSHA256(_ manifestURL: URL) throws {
+    let object = try JSONSerialization.jsonObject(with: Data(contentsOf: manifestURL)) as! [String: Any]
+    let library = manifestURL.deletingLastPathComponent().appendingPathComponent(object["library"] as! String)
+    let digest = try PluginLoader.sha256(of: library)
+    try editManifest(manifestURL) { $0["sha256"] = digest }
+}
+
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var json: Any? { try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) }
+}
+
+func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// Runs the built yard with its own YARD_HOME.
+func yard(_ arguments: [String], home: URL, extraEnvironment: [String: String] = [:]) throws -> ProcessResult {
+    var env = ProcessInfo.processInfo.environment
+    env["YARD_HOME"] = home.path
+    env["YARD_PLUGIN_PATH"] = ""
+    for (k, v) in extraEnvironment { env[k] = v }
+    return try runProcess(Build.yard, arguments, environment: env)
+}
+
+func XCTAssertRefusal(_ code: YardError.Code, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
+    do {
+        try body()
+        XCTFail("expected \(code.rawValue), but nothing was refused", file: file, line: line)
+    } catch let error as YardError {
+        XCTAssertEqual(error.code, code, "\(error)", file: file, line: line)
+        XCTAssertFalse(error.remediation.isEmpty, "a refusal must say what to do", file: file, line: line)
+    } catch {
+        XCTFail("expected YardError \(code.rawValue), got \(error)", file: file, line: line)
+    }
+}
+
+/// A service set with everything a job needs, recording logs.
+func fullServices(root: URL, secrets: [String: String] = [:], log: CollectingLogSink = CollectingLogSink()) -> HostServiceSet {
+    HostServiceSet(log: log, clock: SystemClock(), http: BlockingHTTPTransport(defaultTimeoutMs: 5_000),
+                   secrets: EnvironmentSecrets(environment: [:], values: secrets),
+                   artifacts: ArtifactDirectory(root: root), kv: MemoryKeyValueStore(), crypto: true)
+}
+
+func requestData(_ object: [String: Any]) -> Data {
+    try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+}
