@@ -1,5 +1,6 @@
 import CPluginAPI
 import Foundation
+import SwitchyardJSON
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -154,21 +155,32 @@ public struct ConformanceChild: @unchecked Sendable {
             return problems.isEmpty ? (true, "every operation returns SY_E_INVALID_ARGUMENT") : (false, problems.joined(separator: "; "))
 
         case "validate.schema_violations":
+            // The host checks inputs against the capability's limits before the
+            // plugin's validate (ARCHITECTURE: validation order), so a plugin need
+            // not repeat the schema; it must answer garbage with a well-formed
+            // diagnostics document, never a crash.
             let plugin = try load(services(tempDir: tempDir))
             var problems: [String] = []
-            var tried = 0
-            let manifest = try PluginManifest.parse(Data(contentsOf: manifestURL), source: "")
-            for capability in manifest.capabilities {
+            var tried = 0, flaggedByPlugin = 0
+            for capability in plugin.manifest.capabilities {
+                let hostSchema = try capability.limits.map { try JSONSchema($0) }
                 for inputs in violations(of: capability) {
                     tried += 1
                     let result = plugin.call(.validate, request: request(["capability": capability.id, "inputs": inputs, "config": config]))
-                    let diagnostics = (result.json?["diagnostics"] as? [[String: Any]]) ?? []
-                    if !result.isOK || diagnostics.isEmpty {
-                        problems.append("\(capability.id) accepted \(String(decoding: request(["inputs": inputs]), as: UTF8.self))")
+                    guard result.isOK, let diagnostics = result.json?["diagnostics"] as? [[String: Any]] else {
+                        problems.append("\(capability.id): validate returned \(result.status) without a diagnostics list")
+                        continue
+                    }
+                    if !diagnostics.isEmpty { flaggedByPlugin += 1 }
+                    let hostFlags = hostSchema.map { !$0.validate(jsonValue(inputs)).isEmpty } ?? false
+                    if diagnostics.isEmpty && !hostFlags {
+                        problems.append("\(capability.id): neither the limits schema nor the plugin refuses \(String(decoding: request(["inputs": inputs]), as: UTF8.self))")
                     }
                 }
             }
-            return problems.isEmpty ? (true, "\(tried) violating inputs each returned diagnostics") : (false, problems.joined(separator: "; "))
+            return problems.isEmpty
+                ? (true, "\(tried) violating inputs answered with diagnostics (\(flaggedByPlugin) flagged by the plugin, all by the limits schema)")
+                : (false, problems.joined(separator: "; "))
 
         case "validate.example_inputs":
             let plugin = try load(services(tempDir: tempDir))
@@ -292,6 +304,9 @@ public struct ConformanceChild: @unchecked Sendable {
             var inputs = base
             inputs[name] = type == "string" ? [1, 2] as Any : "not-a-\(type)" as Any
             result.append(inputs)
+        }
+        for hostile in [["__deep__": Array(repeating: [[[[1]]]], count: 50)], ["__null__": NSNull()], ["__huge__": String(repeating: "x", count: 100_000)]] {
+            result.append(base.merging(hostile) { _, new in new })
         }
         for name in (limits["required"] as? [String]) ?? [] {
             var inputs = base
