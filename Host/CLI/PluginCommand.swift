@@ -7,7 +7,7 @@ struct PluginCommand: AsyncParsableCommand {
         commandName: "plugin",
         abstract: "List, inspect, install, test and publish engine plugins.",
         subcommands: [List.self, Info.self, Install.self, Remove.self, Test.self, New.self, Pack.self, Sign.self,
-                      Keygen.self, Trust.self, Check.self]
+                      Keygen.self, Trust.self, Check.self, BenchLoad.self]
     )
 
     struct List: ParsableCommand {

@@ -55,6 +55,42 @@ enum CanonicalJSON {
         }
     }
 
+    /// Like `write`, but stops once `output` holds more than `byteLimit` bytes, possibly
+    /// mid-token. Returns whether the value was written completely. Keys are sorted.
+    @discardableResult
+    static func write(_ value: JSONValue, into output: inout [UInt8], byteLimit: Int) -> Bool {
+        guard output.count <= byteLimit else { return false }
+        switch value {
+        case .null, .bool, .number:
+            write(value, sortedKeys: true, into: &output)
+        case .string(let string):
+            // Bounded by the string's own prefix so a huge string is not escaped whole.
+            let prefix = string.unicodeScalars.prefix(byteLimit - output.count + 1)
+            var scalars = String.UnicodeScalarView()
+            scalars.append(contentsOf: prefix)
+            writeString(String(scalars), into: &output)
+            if prefix.count < string.unicodeScalars.count { return false }
+        case .array(let elements):
+            output.append(UInt8(ascii: "["))
+            for (position, element) in elements.enumerated() {
+                if position > 0 { output.append(UInt8(ascii: ",")) }
+                guard write(element, into: &output, byteLimit: byteLimit) else { return false }
+            }
+            output.append(UInt8(ascii: "]"))
+        case .object(let members):
+            output.append(UInt8(ascii: "{"))
+            for (position, key) in members.keys.sorted(by: utf16Precedes).enumerated() {
+                if position > 0 { output.append(UInt8(ascii: ",")) }
+                writeString(key, into: &output)
+                output.append(UInt8(ascii: ":"))
+                guard output.count <= byteLimit,
+                      write(members[key] ?? .null, into: &output, byteLimit: byteLimit) else { return false }
+            }
+            output.append(UInt8(ascii: "}"))
+        }
+        return output.count <= byteLimit
+    }
+
     /// RFC 8785 §3.2.3 orders member names by UTF-16 code units, not by scalars.
     static func utf16Precedes(_ lhs: String, _ rhs: String) -> Bool {
         lhs.utf16.lexicographicallyPrecedes(rhs.utf16)
@@ -80,6 +116,13 @@ enum CanonicalJSON {
             }
         }
         output.append(UInt8(ascii: "\""))
+    }
+
+    /// A string as a JSON string literal, for messages.
+    static func quoted(_ string: String) -> String {
+        var output: [UInt8] = []
+        writeString(string, into: &output)
+        return String(decoding: output, as: UTF8.self)
     }
 
     private static func hexDigit(_ nibble: UInt8) -> UInt8 {

@@ -42,9 +42,15 @@ extension JSONValue {
 struct JSONParser {
     static let maximumDepth = 512
 
+    /// An array or object whose members are still being read. The parser keeps these on
+    /// an explicit stack instead of recursing, so nesting costs heap, never thread stack.
+    private enum OpenContainer {
+        case array([JSONValue])
+        case object([String: JSONValue], pendingKey: String)
+    }
+
     private let bytes: [UInt8]
     private var index = 0
-    private var depth = 0
 
     init(bytes: [UInt8]) {
         self.bytes = bytes
@@ -52,27 +58,97 @@ struct JSONParser {
 
     mutating func parseDocument() throws(JSONParseError) -> JSONValue {
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { index = 3 }
-        skipWhitespace()
-        let value = try parseValue()
-        skipWhitespace()
-        guard index == bytes.count else { throw error("unexpected \(describeByte(at: index)) after the JSON value") }
-        return value
+        var open: [OpenContainer] = []
+
+        while true {
+            // Read one value; an opened non-empty container instead loops to read its first member.
+            skipWhitespace()
+            guard index < bytes.count else { throw error("unexpected end of input, expected a value") }
+            var value: JSONValue
+            switch bytes[index] {
+            case UInt8(ascii: "["):
+                guard open.count < Self.maximumDepth else { throw error("nesting deeper than \(Self.maximumDepth) levels") }
+                index += 1
+                skipWhitespace()
+                if peek(UInt8(ascii: "]")) {
+                    index += 1
+                    value = .array([])
+                } else {
+                    open.append(.array([]))
+                    continue
+                }
+            case UInt8(ascii: "{"):
+                guard open.count < Self.maximumDepth else { throw error("nesting deeper than \(Self.maximumDepth) levels") }
+                index += 1
+                skipWhitespace()
+                if peek(UInt8(ascii: "}")) {
+                    index += 1
+                    value = .object([:])
+                } else {
+                    open.append(.object([:], pendingKey: try parseMemberName(existing: [:])))
+                    continue
+                }
+            case UInt8(ascii: "\""): value = .string(try parseString())
+            case UInt8(ascii: "t"): value = try parseLiteral("true", .bool(true))
+            case UInt8(ascii: "f"): value = try parseLiteral("false", .bool(false))
+            case UInt8(ascii: "n"): value = try parseLiteral("null", .null)
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): value = try parseNumber()
+            default: throw error("unexpected \(describeByte(at: index)), expected a value")
+            }
+
+            // Hand the finished value to its container, closing every container that ends here.
+            while true {
+                guard let container = open.popLast() else {
+                    skipWhitespace()
+                    guard index == bytes.count else { throw error("unexpected \(describeByte(at: index)) after the JSON value") }
+                    return value
+                }
+                skipWhitespace()
+                switch container {
+                case .array(var elements):
+                    elements.append(value)
+                    if peek(UInt8(ascii: ",")) {
+                        index += 1
+                        open.append(.array(elements))
+                    } else if peek(UInt8(ascii: "]")) {
+                        index += 1
+                        value = .array(elements)
+                        continue
+                    } else {
+                        throw unexpected("',' or ']'")
+                    }
+                case .object(var members, let key):
+                    members[key] = value
+                    if peek(UInt8(ascii: ",")) {
+                        index += 1
+                        open.append(.object(members, pendingKey: try parseMemberName(existing: members)))
+                    } else if peek(UInt8(ascii: "}")) {
+                        index += 1
+                        value = .object(members)
+                        continue
+                    } else {
+                        throw unexpected("',' or '}'")
+                    }
+                }
+                // A ',' reopened the container: its next member's value comes next.
+                break
+            }
+        }
     }
 
-    // MARK: Values
-
-    private mutating func parseValue() throws(JSONParseError) -> JSONValue {
-        guard index < bytes.count else { throw error("unexpected end of input, expected a value") }
-        switch bytes[index] {
-        case UInt8(ascii: "{"): return try parseObject()
-        case UInt8(ascii: "["): return try parseArray()
-        case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): return try parseLiteral("true", .bool(true))
-        case UInt8(ascii: "f"): return try parseLiteral("false", .bool(false))
-        case UInt8(ascii: "n"): return try parseLiteral("null", .null)
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
-        default: throw error("unexpected \(describeByte(at: index)), expected a value")
+    /// Reads `"name" :`, leaving the index at the member's value.
+    private mutating func parseMemberName(existing members: [String: JSONValue]) throws(JSONParseError) -> String {
+        skipWhitespace()
+        guard peek(UInt8(ascii: "\"")) else { throw unexpected("a member name in double quotes") }
+        let keyOffset = index
+        let key = try parseString()
+        guard members[key] == nil else {
+            throw error("duplicate member name \(CanonicalJSON.quoted(key))", at: keyOffset)
         }
+        skipWhitespace()
+        guard peek(UInt8(ascii: ":")) else { throw unexpected("':' after a member name") }
+        index += 1
+        return key
     }
 
     private mutating func parseLiteral(_ word: String, _ value: JSONValue) throws(JSONParseError) -> JSONValue {
@@ -80,80 +156,6 @@ struct JSONParser {
         guard bytes[index...].starts(with: expected) else { throw error("invalid literal, expected '\(word)'") }
         index += expected.count
         return value
-    }
-
-    private mutating func parseObject() throws(JSONParseError) -> JSONValue {
-        try enterContainer()
-        index += 1
-        var members: [String: JSONValue] = [:]
-        skipWhitespace()
-        if peek(UInt8(ascii: "}")) {
-            index += 1
-            depth -= 1
-            return .object(members)
-        }
-        while true {
-            skipWhitespace()
-            guard peek(UInt8(ascii: "\"")) else {
-                throw error(index < bytes.count
-                    ? "unexpected \(describeByte(at: index)), expected a member name in double quotes"
-                    : "unexpected end of input, expected a member name")
-            }
-            let keyOffset = index
-            let key = try parseString()
-            guard members[key] == nil else {
-                throw error("duplicate member name \(CanonicalJSON.quoted(key))", at: keyOffset)
-            }
-            skipWhitespace()
-            try expect(UInt8(ascii: ":"), "':' after a member name")
-            skipWhitespace()
-            members[key] = try parseValue()
-            skipWhitespace()
-            if peek(UInt8(ascii: ",")) {
-                index += 1
-            } else if peek(UInt8(ascii: "}")) {
-                index += 1
-                depth -= 1
-                return .object(members)
-            } else {
-                throw error(index < bytes.count
-                    ? "unexpected \(describeByte(at: index)), expected ',' or '}'"
-                    : "unexpected end of input, expected ',' or '}'")
-            }
-        }
-    }
-
-    private mutating func parseArray() throws(JSONParseError) -> JSONValue {
-        try enterContainer()
-        index += 1
-        var elements: [JSONValue] = []
-        skipWhitespace()
-        if peek(UInt8(ascii: "]")) {
-            index += 1
-            depth -= 1
-            return .array(elements)
-        }
-        while true {
-            skipWhitespace()
-            elements.append(try parseValue())
-            skipWhitespace()
-            if peek(UInt8(ascii: ",")) {
-                index += 1
-            } else if peek(UInt8(ascii: "]")) {
-                index += 1
-                depth -= 1
-                return .array(elements)
-            } else {
-                throw error(index < bytes.count
-                    ? "unexpected \(describeByte(at: index)), expected ',' or ']'"
-                    : "unexpected end of input, expected ',' or ']'")
-            }
-        }
-    }
-
-    private mutating func enterContainer() throws(JSONParseError) {
-        depth += 1
-        guard depth <= Self.maximumDepth else { throw error("nesting deeper than \(Self.maximumDepth) levels") }
     }
 
     // MARK: Strings
@@ -287,13 +289,10 @@ struct JSONParser {
         index < bytes.count && bytes[index] == byte
     }
 
-    private mutating func expect(_ byte: UInt8, _ what: String) throws(JSONParseError) {
-        guard peek(byte) else {
-            throw error(index < bytes.count
-                ? "unexpected \(describeByte(at: index)), expected \(what)"
-                : "unexpected end of input, expected \(what)")
-        }
-        index += 1
+    private func unexpected(_ what: String) -> JSONParseError {
+        error(index < bytes.count
+            ? "unexpected \(describeByte(at: index)), expected \(what)"
+            : "unexpected end of input, expected \(what)")
     }
 
     private mutating func skipWhitespace() {
@@ -328,14 +327,5 @@ struct JSONParser {
             lineStart = i + 1
         }
         return JSONParseError(offset: position, line: line, column: position - lineStart + 1, message: message)
-    }
-}
-
-extension CanonicalJSON {
-    /// A string as a JSON string literal, for messages.
-    static func quoted(_ string: String) -> String {
-        var output: [UInt8] = []
-        writeString(string, into: &output)
-        return String(decoding: output, as: UTF8.self)
     }
 }

@@ -27,7 +27,7 @@ public struct JSONSchema: Sendable {
     /// Compiled targets of every `$ref` in the document, keyed by canonical pointer.
     let references: [String: SchemaNode]
 
-    /// Compiles `schema`, throwing the first problem found (in document order of sorted keys).
+    /// Compiles `schema`, throwing the first problem found (keywords are examined in sorted order).
     public init(_ schema: JSONValue) throws(JSONSchemaError) {
         var compiler = SchemaCompiler(document: schema)
         let root = try compiler.compile(schema, at: SchemaPointer.root)
@@ -53,19 +53,25 @@ public struct JSONSchema: Sendable {
     ///
     /// Violations are collected rather than stopping at the first, in a deterministic
     /// order. `anyOf` and `oneOf` report a single summarising violation each.
+    ///
+    /// Work is bounded: nesting deeper than 256 subschema applications reports a `depth`
+    /// violation there, and a value needing more than a million subschema applications
+    /// yields the single violation `complexity` at `$` (pathological recursive `anyOf`s).
     public func validate(_ instance: JSONValue) -> [SchemaViolation] {
-        var violations: [SchemaViolation] = []
-        SchemaEvaluator(references: references, failFast: false)
-            .evaluate(root, instance, at: InstancePath.root, depth: 0, into: &violations)
-        return violations
+        validate(instance, stepLimit: EvaluationBudget.defaultSteps)
+    }
+
+    /// `validate` with a chosen evaluation budget, so tests can reach the limit quickly.
+    func validate(_ instance: JSONValue, stepLimit: Int) -> [SchemaViolation] {
+        SchemaEvaluator(references: references, failFast: false, budget: EvaluationBudget(steps: stepLimit))
+            .evaluateRoot(root, instance)
     }
 
     /// Whether `instance` satisfies the schema; stops at the first violation.
     public func isValid(_ instance: JSONValue) -> Bool {
-        var violations: [SchemaViolation] = []
-        SchemaEvaluator(references: references, failFast: true)
-            .evaluate(root, instance, at: InstancePath.root, depth: 0, into: &violations)
-        return violations.isEmpty
+        SchemaEvaluator(references: references, failFast: true, budget: EvaluationBudget())
+            .evaluateRoot(root, instance)
+            .isEmpty
     }
 }
 
@@ -77,7 +83,7 @@ public struct SchemaViolation: Sendable, Hashable, Codable, CustomStringConverti
     /// the missing member would have; for `additionalProperties: false`, the disallowed member.
     public var path: String
     /// The keyword that failed: `type`, `required`, `enum`, `minimum`, `anyOf`, ...
-    /// A `false` schema reports `false`; runaway nesting reports `depth`.
+    /// A `false` schema reports `false`; the resource guards report `depth` and `complexity`.
     public var keyword: String
     /// A sentence naming the offending value and what was expected.
     public var message: String

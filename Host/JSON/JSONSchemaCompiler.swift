@@ -2,7 +2,7 @@ import Foundation
 
 // MARK: - Compiled form
 
-indirect enum SchemaNode: Sendable {
+enum SchemaNode: Sendable {
     /// The boolean schemas: `true` accepts everything, `false` nothing.
     case constant(Bool)
     case rules(SchemaRules)
@@ -40,7 +40,8 @@ struct ComparableValue: Sendable {
     }
 }
 
-struct SchemaRules: Sendable {
+/// Mutable while the compiler fills it in; frozen into `SchemaRules`.
+struct SchemaRulesDraft {
     var types: [JSONType]?
     var enumValues: [ComparableValue]?
     var constValue: ComparableValue?
@@ -78,6 +79,73 @@ struct SchemaRules: Sendable {
     /// Canonical pointer (`#/$defs/name`) into `JSONSchema.references`.
     var ref: String?
     var defaultValue: JSONValue?
+}
+
+/// The keywords of one object schema. A class so that evaluation passes a reference
+/// around instead of copying thirty fields into every stack frame.
+final class SchemaRules: Sendable {
+    // Field meanings are documented on `SchemaRulesDraft`.
+    let types: [JSONType]?
+    let enumValues: [ComparableValue]?
+    let constValue: ComparableValue?
+    let properties: [PropertyRule]
+    let propertyNames: Set<String>
+    let required: [String]
+    let additionalProperties: SchemaNode?
+    let items: SchemaNode?
+    let minItems: Int?
+    let maxItems: Int?
+    let uniqueItems: Bool
+    let minimum: Double?
+    let maximum: Double?
+    let exclusiveMinimum: Double?
+    let exclusiveMaximum: Double?
+    let multipleOf: Double?
+    let minLength: Int?
+    let maxLength: Int?
+    let pattern: CompiledPattern?
+    let format: StringFormat?
+    let allOf: [SchemaNode]
+    let anyOf: [SchemaNode]?
+    let oneOf: [SchemaNode]?
+    let not: SchemaNode?
+    let ifSchema: SchemaNode?
+    let thenSchema: SchemaNode?
+    let elseSchema: SchemaNode?
+    let ref: String?
+    let defaultValue: JSONValue?
+
+    init(_ draft: SchemaRulesDraft) {
+        types = draft.types
+        enumValues = draft.enumValues
+        constValue = draft.constValue
+        properties = draft.properties
+        propertyNames = draft.propertyNames
+        required = draft.required
+        additionalProperties = draft.additionalProperties
+        items = draft.items
+        minItems = draft.minItems
+        maxItems = draft.maxItems
+        uniqueItems = draft.uniqueItems
+        minimum = draft.minimum
+        maximum = draft.maximum
+        exclusiveMinimum = draft.exclusiveMinimum
+        exclusiveMaximum = draft.exclusiveMaximum
+        multipleOf = draft.multipleOf
+        minLength = draft.minLength
+        maxLength = draft.maxLength
+        pattern = draft.pattern
+        format = draft.format
+        allOf = draft.allOf
+        anyOf = draft.anyOf
+        oneOf = draft.oneOf
+        not = draft.not
+        ifSchema = draft.ifSchema
+        thenSchema = draft.thenSchema
+        elseSchema = draft.elseSchema
+        ref = draft.ref
+        defaultValue = draft.defaultValue
+    }
 }
 
 // MARK: - Schema pointers
@@ -170,12 +238,12 @@ struct SchemaCompiler {
         case .bool(let flag):
             return .constant(flag)
         case .object(let keywords):
-            var rules = SchemaRules()
+            var rules = SchemaRulesDraft()
             for keyword in keywords.keys.sorted() {
                 guard let value = keywords[keyword] else { continue }
                 try compileKeyword(keyword, value, at: SchemaPointer.appending(path, keyword), into: &rules)
             }
-            return .rules(rules)
+            return .rules(SchemaRules(rules))
         default:
             throw JSONSchemaError(
                 kind: .notASchema, path: path,
@@ -195,7 +263,7 @@ struct SchemaCompiler {
     }
 
     private mutating func compileKeyword(
-        _ keyword: String, _ value: JSONValue, at path: String, into rules: inout SchemaRules
+        _ keyword: String, _ value: JSONValue, at path: String, into rules: inout SchemaRulesDraft
     ) throws(JSONSchemaError) {
         switch keyword {
         case "type":

@@ -45,10 +45,13 @@ enum InstancePath {
 enum Describe {
     static let maximumLength = 60
 
-    /// Compact JSON, cut short with "…" when long.
+    /// Compact canonical JSON, cut short with "…" when long. Large values are never
+    /// serialized whole: the cost stays proportional to the shown prefix.
     static func value(_ value: JSONValue) -> String {
-        let text = value.description
-        guard text.count > maximumLength else { return text }
+        var output: [UInt8] = []
+        let complete = CanonicalJSON.write(value, into: &output, byteLimit: maximumLength * 4)
+        let text = String(decoding: output, as: UTF8.self)
+        guard !complete || text.count > maximumLength else { return text }
         return String(text.prefix(maximumLength - 1)) + "…"
     }
 
@@ -81,31 +84,73 @@ enum Describe {
     }
 }
 
+/// Caps the subschema applications of one `validate` or `applyingDefaults` call.
+///
+/// Depth limits alone do not bound the work: `anyOf`/`oneOf` re-evaluate their branches, so
+/// a recursive schema with several failing branches costs exponential time in the depth of
+/// the value. Shared by reference between an evaluator and the fail-fast copies it makes.
+final class EvaluationBudget {
+    static let defaultSteps = 1_000_000
+
+    let limit: Int
+    private(set) var remaining: Int
+
+    init(steps: Int = EvaluationBudget.defaultSteps) {
+        limit = steps
+        remaining = steps
+    }
+
+    var isExhausted: Bool { remaining <= 0 }
+
+    /// Takes one step; false once the budget is spent.
+    func spend() -> Bool {
+        guard remaining > 0 else { return false }
+        remaining -= 1
+        return true
+    }
+}
+
 struct SchemaEvaluator {
-    /// Nested subschema applications allowed before giving up. Well past any real catalog
-    /// document, and low enough to stay far from the stack limit of a secondary thread.
+    /// Nested subschema applications allowed before giving up: far beyond any real catalog
+    /// document, and shallow enough for a thread with a 1 MiB stack even in debug builds.
     static let maximumDepth = 256
 
     let references: [String: SchemaNode]
     /// Stop at the first violation; used where only validity matters (`not`, `if`, `anyOf`, `oneOf`).
     let failFast: Bool
+    let budget: EvaluationBudget
 
     private var fastFailing: SchemaEvaluator {
-        SchemaEvaluator(references: references, failFast: true)
+        SchemaEvaluator(references: references, failFast: true, budget: budget)
     }
 
+    /// Evaluates from the root. A spent budget discards whatever was found (`anyOf` and
+    /// `oneOf` verdicts reached without finishing their branches are unreliable) and
+    /// reports a single `complexity` violation instead.
+    func evaluateRoot(_ node: SchemaNode, _ instance: JSONValue) -> [SchemaViolation] {
+        var violations: [SchemaViolation] = []
+        evaluate(node, instance, at: InstancePath.root, depth: 0, into: &violations)
+        guard !budget.isExhausted else { return [Violation.complexity(limit: budget.limit)] }
+        return violations
+    }
+
+    // The recursive path below only decides; every message is built in `Violation`, so
+    // string-building temporaries never sit in the frames that recursion stacks up.
+
     func evaluate(_ node: SchemaNode, _ instance: JSONValue, at path: String, depth: Int, into violations: inout [SchemaViolation]) {
+        guard budget.spend() else {
+            violations.append(Violation.budgetSpent(path))
+            return
+        }
         guard depth < Self.maximumDepth else {
-            violations.append(SchemaViolation(
-                path: path, keyword: "depth",
-                message: "schema evaluation nested deeper than \(Self.maximumDepth) levels here; the value was not checked"))
+            violations.append(Violation.depth(path, limit: Self.maximumDepth))
             return
         }
         switch node {
         case .constant(true):
             return
         case .constant(false):
-            violations.append(SchemaViolation(path: path, keyword: "false", message: "\(Describe.value(instance)) is not allowed here"))
+            violations.append(Violation.falseSchema(path, instance))
         case .rules(let rules):
             evaluate(rules, instance, at: path, depth: depth, into: &violations)
         }
@@ -113,19 +158,18 @@ struct SchemaEvaluator {
 
     private func evaluate(_ rules: SchemaRules, _ instance: JSONValue, at path: String, depth: Int, into violations: inout [SchemaViolation]) {
         let start = violations.count
-        var shouldStop: Bool { failFast && violations.count > start }
 
         if let ref = rules.ref {
             if let target = references[ref] {
                 evaluate(target, instance, at: path, depth: depth + 1, into: &violations)
             } else {
-                violations.append(SchemaViolation(path: path, keyword: "$ref", message: "reference \(ref) could not be resolved"))
+                violations.append(Violation.unresolved(path, ref))
             }
-            if shouldStop { return }
+            if failFast && violations.count > start { return }
         }
 
         checkGeneric(rules, instance, at: path, into: &violations)
-        if shouldStop { return }
+        if failFast && violations.count > start { return }
 
         switch instance {
         case .number(let number):
@@ -139,7 +183,7 @@ struct SchemaEvaluator {
         case .null, .bool:
             break
         }
-        if shouldStop { return }
+        if failFast && violations.count > start { return }
 
         checkApplicators(rules, instance, at: path, depth: depth, into: &violations)
     }
@@ -148,25 +192,16 @@ struct SchemaEvaluator {
 
     private func checkGeneric(_ rules: SchemaRules, _ instance: JSONValue, at path: String, into violations: inout [SchemaViolation]) {
         if let types = rules.types, !types.contains(where: { Self.matches(instance, $0) }) {
-            let expected = Describe.list(types.map(\.rawValue), conjunction: "or")
-            violations.append(SchemaViolation(
-                path: path, keyword: "type",
-                message: "expected \(expected), got \(Describe.typeName(of: instance)) \(Describe.value(instance))"))
+            violations.append(Violation.type(path, instance, types))
         }
         if let options = rules.enumValues {
             let key = instance.serialized()
             if !options.contains(where: { $0.key == key }) {
-                let allowed = options.map { Describe.value($0.value) }
-                let listed = allowed.count <= 8 ? allowed.joined(separator: ", ") : allowed.prefix(8).joined(separator: ", ") + ", …"
-                violations.append(SchemaViolation(
-                    path: path, keyword: "enum",
-                    message: "\(Describe.value(instance)) is not one of the allowed values: \(listed)"))
+                violations.append(Violation.enumeration(path, instance, options))
             }
         }
         if let constant = rules.constValue, constant.key != instance.serialized() {
-            violations.append(SchemaViolation(
-                path: path, keyword: "const",
-                message: "\(Describe.value(instance)) is not the required value \(Describe.value(constant.value))"))
+            violations.append(Violation.constant(path, instance, constant.value))
         }
     }
 
@@ -184,26 +219,20 @@ struct SchemaEvaluator {
     // MARK: Numbers
 
     private func checkNumber(_ rules: SchemaRules, _ number: Double, at path: String, into violations: inout [SchemaViolation]) {
-        let shown = Describe.number(number)
         if let minimum = rules.minimum, number < minimum {
-            violations.append(SchemaViolation(
-                path: path, keyword: "minimum", message: "\(shown) is less than the minimum of \(Describe.number(minimum))"))
+            violations.append(Violation.number(path, "minimum", number, "is less than the minimum of", minimum))
         }
         if let maximum = rules.maximum, number > maximum {
-            violations.append(SchemaViolation(
-                path: path, keyword: "maximum", message: "\(shown) is greater than the maximum of \(Describe.number(maximum))"))
+            violations.append(Violation.number(path, "maximum", number, "is greater than the maximum of", maximum))
         }
         if let bound = rules.exclusiveMinimum, number <= bound {
-            violations.append(SchemaViolation(
-                path: path, keyword: "exclusiveMinimum", message: "\(shown) must be greater than \(Describe.number(bound))"))
+            violations.append(Violation.number(path, "exclusiveMinimum", number, "must be greater than", bound))
         }
         if let bound = rules.exclusiveMaximum, number >= bound {
-            violations.append(SchemaViolation(
-                path: path, keyword: "exclusiveMaximum", message: "\(shown) must be less than \(Describe.number(bound))"))
+            violations.append(Violation.number(path, "exclusiveMaximum", number, "must be less than", bound))
         }
         if let divisor = rules.multipleOf, !Self.isMultiple(number, of: divisor) {
-            violations.append(SchemaViolation(
-                path: path, keyword: "multipleOf", message: "\(shown) is not a multiple of \(Describe.number(divisor))"))
+            violations.append(Violation.number(path, "multipleOf", number, "is not a multiple of", divisor))
         }
     }
 
@@ -224,33 +253,23 @@ struct SchemaEvaluator {
             // JSON Schema counts code points, not grapheme clusters: "e\u{301}" has length 2.
             let length = string.unicodeScalars.count
             if let minimum = rules.minLength, length < minimum {
-                violations.append(SchemaViolation(
-                    path: path, keyword: "minLength",
-                    message: "\(Describe.value(.string(string))) has \(Describe.count(length, "character")), fewer than the minimum of \(minimum)"))
+                violations.append(Violation.length(path, "minLength", string, length, "fewer than the minimum of", minimum))
             }
             if let maximum = rules.maxLength, length > maximum {
-                violations.append(SchemaViolation(
-                    path: path, keyword: "maxLength",
-                    message: "\(Describe.value(.string(string))) has \(Describe.count(length, "character")), more than the maximum of \(maximum)"))
+                violations.append(Violation.length(path, "maxLength", string, length, "more than the maximum of", maximum))
             }
         }
         if let pattern = rules.pattern {
             let range = NSRange(string.startIndex..<string.endIndex, in: string)
             if pattern.regex.firstMatch(in: string, options: [], range: range) == nil {
-                violations.append(SchemaViolation(
-                    path: path, keyword: "pattern",
-                    message: "\(Describe.value(.string(string))) does not match the pattern \(CanonicalJSON.quoted(pattern.source))"))
+                violations.append(Violation.pattern(path, string, pattern.source))
             }
         }
         switch rules.format {
         case .uri where !StringFormats.isURI(string):
-            violations.append(SchemaViolation(
-                path: path, keyword: "format",
-                message: "\(Describe.value(.string(string))) is not a valid URI with an http, https or file scheme"))
+            violations.append(Violation.format(path, string, "is not a valid URI with an http, https or file scheme"))
         case .dateTime where !StringFormats.isDateTime(string):
-            violations.append(SchemaViolation(
-                path: path, keyword: "format",
-                message: "\(Describe.value(.string(string))) is not a valid RFC 3339 date-time such as 2024-05-01T12:30:00Z"))
+            violations.append(Violation.format(path, string, "is not a valid RFC 3339 date-time such as 2024-05-01T12:30:00Z"))
         default:
             break
         }
@@ -259,34 +278,29 @@ struct SchemaEvaluator {
     // MARK: Arrays
 
     private func checkArray(_ rules: SchemaRules, _ elements: [JSONValue], at path: String, depth: Int, into violations: inout [SchemaViolation]) {
+        let start = violations.count
         if let minimum = rules.minItems, elements.count < minimum {
-            violations.append(SchemaViolation(
-                path: path, keyword: "minItems",
-                message: "array has \(Describe.count(elements.count, "item")), fewer than the minimum of \(minimum)"))
+            violations.append(Violation.count(path, "minItems", elements.count, "fewer than the minimum of", minimum))
         }
         if let maximum = rules.maxItems, elements.count > maximum {
-            violations.append(SchemaViolation(
-                path: path, keyword: "maxItems",
-                message: "array has \(Describe.count(elements.count, "item")), more than the maximum of \(maximum)"))
+            violations.append(Violation.count(path, "maxItems", elements.count, "more than the maximum of", maximum))
         }
         if rules.uniqueItems {
             var firstIndexByKey: [Data: Int] = [:]
             for (index, element) in elements.enumerated() {
                 let key = element.serialized()
                 if let earlier = firstIndexByKey[key] {
-                    violations.append(SchemaViolation(
-                        path: path, keyword: "uniqueItems",
-                        message: "items at index \(earlier) and \(index) are both \(Describe.value(element)), but items must be unique"))
+                    violations.append(Violation.duplicate(path, earlier, index, element))
                     break
                 }
                 firstIndexByKey[key] = index
             }
         }
-        if failFast && !violations.isEmpty { return }
+        if failFast && violations.count > start { return }
         if let items = rules.items {
             for (index, element) in elements.enumerated() {
                 evaluate(items, element, at: InstancePath.element(path, index), depth: depth + 1, into: &violations)
-                if failFast && !violations.isEmpty { return }
+                if failFast && violations.count > start { return }
             }
         }
     }
@@ -294,62 +308,56 @@ struct SchemaEvaluator {
     // MARK: Objects
 
     private func checkObject(_ rules: SchemaRules, _ members: [String: JSONValue], at path: String, depth: Int, into violations: inout [SchemaViolation]) {
+        let start = violations.count
         for name in rules.required where members[name] == nil {
-            violations.append(SchemaViolation(
-                path: InstancePath.member(path, name), keyword: "required",
-                message: "required property \(CanonicalJSON.quoted(name)) is missing"))
+            violations.append(Violation.missing(path, name))
         }
-        if failFast && !violations.isEmpty { return }
+        if failFast && violations.count > start { return }
         for property in rules.properties {
             guard let value = members[property.name] else { continue }
             evaluate(property.schema, value, at: InstancePath.member(path, property.name), depth: depth + 1, into: &violations)
-            if failFast && !violations.isEmpty { return }
+            if failFast && violations.count > start { return }
         }
         guard let additional = rules.additionalProperties else { return }
         for name in members.keys.sorted() where !rules.propertyNames.contains(name) {
-            let memberPath = InstancePath.member(path, name)
             if case .constant(false) = additional {
-                violations.append(SchemaViolation(
-                    path: memberPath, keyword: "additionalProperties",
-                    message: "property \(CanonicalJSON.quoted(name)) is not allowed"))
+                violations.append(Violation.notAllowed(path, name))
             } else if let value = members[name] {
-                evaluate(additional, value, at: memberPath, depth: depth + 1, into: &violations)
+                evaluate(additional, value, at: InstancePath.member(path, name), depth: depth + 1, into: &violations)
             }
-            if failFast && !violations.isEmpty { return }
+            if failFast && violations.count > start { return }
         }
     }
 
     // MARK: Applicators
 
     private func checkApplicators(_ rules: SchemaRules, _ instance: JSONValue, at path: String, depth: Int, into violations: inout [SchemaViolation]) {
+        let start = violations.count
         for subschema in rules.allOf {
             evaluate(subschema, instance, at: path, depth: depth + 1, into: &violations)
-            if failFast && !violations.isEmpty { return }
+            if failFast && violations.count > start { return }
         }
         if let alternatives = rules.anyOf,
            !alternatives.contains(where: { isValid(instance, against: $0, at: path, depth: depth + 1) }) {
-            violations.append(summarize(
-                "anyOf", alternatives, instance, at: path, depth: depth,
-                lead: "\(Describe.value(instance)) matches none of the \(alternatives.count) alternatives in anyOf"))
+            violations.append(summarize("anyOf", alternatives, instance, at: path, depth: depth))
             if failFast { return }
         }
         if let alternatives = rules.oneOf {
-            let matching = alternatives.indices.filter { isValid(instance, against: alternatives[$0], at: path, depth: depth + 1) }
-            if matching.isEmpty {
-                violations.append(summarize(
-                    "oneOf", alternatives, instance, at: path, depth: depth,
-                    lead: "\(Describe.value(instance)) matches none of the \(alternatives.count) alternatives in oneOf"))
-            } else if matching.count > 1 {
-                violations.append(SchemaViolation(
-                    path: path, keyword: "oneOf",
-                    message: "\(Describe.value(instance)) matches the alternatives at indices "
-                        + Describe.list(matching.map(String.init), conjunction: "and") + " of oneOf, but must match exactly one"))
+            var matching: [Int] = []
+            for index in alternatives.indices where isValid(instance, against: alternatives[index], at: path, depth: depth + 1) {
+                matching.append(index)
+                // Two matches already decide a fail-fast verdict.
+                if failFast && matching.count > 1 { break }
             }
-            if failFast && !violations.isEmpty { return }
+            if matching.isEmpty {
+                violations.append(summarize("oneOf", alternatives, instance, at: path, depth: depth))
+            } else if matching.count > 1 {
+                violations.append(Violation.severalMatch(path, instance, matching))
+            }
+            if failFast && violations.count > start { return }
         }
         if let forbidden = rules.not, isValid(instance, against: forbidden, at: path, depth: depth + 1) {
-            violations.append(SchemaViolation(
-                path: path, keyword: "not", message: "\(Describe.value(instance)) must not match the schema given in 'not'"))
+            violations.append(Violation.not(path, instance))
             if failFast { return }
         }
         if let condition = rules.ifSchema {
@@ -369,10 +377,10 @@ struct SchemaEvaluator {
     /// One violation for a failed `anyOf`/`oneOf`, pointing at the alternative that came
     /// closest, so the reader learns what to fix without wading through every branch.
     private func summarize(
-        _ keyword: String, _ alternatives: [SchemaNode], _ instance: JSONValue,
-        at path: String, depth: Int, lead: String
+        _ keyword: String, _ alternatives: [SchemaNode], _ instance: JSONValue, at path: String, depth: Int
     ) -> SchemaViolation {
-        guard !failFast else { return SchemaViolation(path: path, keyword: keyword, message: lead) }
+        // A fail-fast caller only counts violations; it never reads the message.
+        guard !failFast else { return SchemaViolation(path: path, keyword: keyword, message: "") }
         var closest: (index: Int, score: Int, first: SchemaViolation)?
         for (index, alternative) in alternatives.enumerated() {
             var branchViolations: [SchemaViolation] = []
@@ -388,10 +396,137 @@ struct SchemaEvaluator {
                 closest = (index, score, first)
             }
         }
-        guard let closest else { return SchemaViolation(path: path, keyword: keyword, message: lead) }
-        let location = closest.first.path == path ? "" : "\(closest.first.path): "
+        return Violation.noneMatch(path, keyword, instance, alternatives.count, closest: closest.map { ($0.index, $0.first) })
+    }
+}
+
+/// Builds each violation's sentence.
+enum Violation {
+    @inline(never)
+    static func type(_ path: String, _ instance: JSONValue, _ types: [JSONType]) -> SchemaViolation {
+        let expected = Describe.list(types.map(\.rawValue), conjunction: "or")
         return SchemaViolation(
+            path: path, keyword: "type",
+            message: "expected \(expected), got \(Describe.typeName(of: instance)) \(Describe.value(instance))")
+    }
+
+    @inline(never)
+    static func enumeration(_ path: String, _ instance: JSONValue, _ options: [ComparableValue]) -> SchemaViolation {
+        let allowed = options.prefix(8).map { Describe.value($0.value) }
+        let listed = allowed.joined(separator: ", ") + (options.count > 8 ? ", …" : "")
+        return SchemaViolation(
+            path: path, keyword: "enum", message: "\(Describe.value(instance)) is not one of the allowed values: \(listed)")
+    }
+
+    @inline(never)
+    static func constant(_ path: String, _ instance: JSONValue, _ expected: JSONValue) -> SchemaViolation {
+        SchemaViolation(
+            path: path, keyword: "const",
+            message: "\(Describe.value(instance)) is not the required value \(Describe.value(expected))")
+    }
+
+    @inline(never)
+    static func number(_ path: String, _ keyword: String, _ number: Double, _ relation: String, _ bound: Double) -> SchemaViolation {
+        SchemaViolation(path: path, keyword: keyword, message: "\(Describe.number(number)) \(relation) \(Describe.number(bound))")
+    }
+
+    @inline(never)
+    static func length(_ path: String, _ keyword: String, _ string: String, _ length: Int, _ relation: String, _ bound: Int) -> SchemaViolation {
+        SchemaViolation(
             path: path, keyword: keyword,
-            message: "\(lead); closest is alternative \(closest.index): \(location)\(closest.first.message)")
+            message: "\(Describe.value(.string(string))) has \(Describe.count(length, "character")), \(relation) \(bound)")
+    }
+
+    @inline(never)
+    static func pattern(_ path: String, _ string: String, _ source: String) -> SchemaViolation {
+        SchemaViolation(
+            path: path, keyword: "pattern",
+            message: "\(Describe.value(.string(string))) does not match the pattern \(CanonicalJSON.quoted(source))")
+    }
+
+    @inline(never)
+    static func format(_ path: String, _ string: String, _ expectation: String) -> SchemaViolation {
+        SchemaViolation(path: path, keyword: "format", message: "\(Describe.value(.string(string))) \(expectation)")
+    }
+
+    @inline(never)
+    static func count(_ path: String, _ keyword: String, _ count: Int, _ relation: String, _ bound: Int) -> SchemaViolation {
+        SchemaViolation(path: path, keyword: keyword, message: "array has \(Describe.count(count, "item")), \(relation) \(bound)")
+    }
+
+    @inline(never)
+    static func duplicate(_ path: String, _ earlier: Int, _ later: Int, _ element: JSONValue) -> SchemaViolation {
+        SchemaViolation(
+            path: path, keyword: "uniqueItems",
+            message: "items at index \(earlier) and \(later) are both \(Describe.value(element)), but items must be unique")
+    }
+
+    @inline(never)
+    static func missing(_ path: String, _ name: String) -> SchemaViolation {
+        SchemaViolation(
+            path: InstancePath.member(path, name), keyword: "required",
+            message: "required property \(CanonicalJSON.quoted(name)) is missing")
+    }
+
+    @inline(never)
+    static func notAllowed(_ path: String, _ name: String) -> SchemaViolation {
+        SchemaViolation(
+            path: InstancePath.member(path, name), keyword: "additionalProperties",
+            message: "property \(CanonicalJSON.quoted(name)) is not allowed")
+    }
+
+    @inline(never)
+    static func noneMatch(
+        _ path: String, _ keyword: String, _ instance: JSONValue, _ count: Int, closest: (index: Int, first: SchemaViolation)?
+    ) -> SchemaViolation {
+        var message = "\(Describe.value(instance)) matches none of the \(count) alternatives in \(keyword)"
+        if let closest {
+            let location = closest.first.path == path ? "" : "\(closest.first.path): "
+            message += "; closest is alternative \(closest.index): \(location)\(closest.first.message)"
+        }
+        return SchemaViolation(path: path, keyword: keyword, message: message)
+    }
+
+    @inline(never)
+    static func severalMatch(_ path: String, _ instance: JSONValue, _ matching: [Int]) -> SchemaViolation {
+        SchemaViolation(
+            path: path, keyword: "oneOf",
+            message: "\(Describe.value(instance)) matches the alternatives at indices "
+                + Describe.list(matching.map(String.init), conjunction: "and") + " of oneOf, but must match exactly one")
+    }
+
+    @inline(never)
+    static func not(_ path: String, _ instance: JSONValue) -> SchemaViolation {
+        SchemaViolation(path: path, keyword: "not", message: "\(Describe.value(instance)) must not match the schema given in 'not'")
+    }
+
+    @inline(never)
+    static func falseSchema(_ path: String, _ instance: JSONValue) -> SchemaViolation {
+        SchemaViolation(path: path, keyword: "false", message: "\(Describe.value(instance)) is not allowed here")
+    }
+
+    @inline(never)
+    static func unresolved(_ path: String, _ ref: String) -> SchemaViolation {
+        SchemaViolation(path: path, keyword: "$ref", message: "reference \(ref) could not be resolved")
+    }
+
+    @inline(never)
+    static func depth(_ path: String, limit: Int) -> SchemaViolation {
+        SchemaViolation(
+            path: path, keyword: "depth",
+            message: "schema evaluation nested deeper than \(limit) levels here; the value was not checked")
+    }
+
+    /// Placeholder while a spent budget unwinds; `evaluateRoot` replaces the whole result.
+    @inline(never)
+    static func budgetSpent(_ path: String) -> SchemaViolation {
+        SchemaViolation(path: path, keyword: "complexity", message: "")
+    }
+
+    @inline(never)
+    static func complexity(limit: Int) -> SchemaViolation {
+        SchemaViolation(
+            path: InstancePath.root, keyword: "complexity",
+            message: "validation gave up after \(limit) schema evaluations; the value is too complex to check against this schema")
     }
 }
