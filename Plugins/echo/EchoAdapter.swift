@@ -61,6 +61,11 @@ struct EchoAdapter: EngineAdapter {
         if let first = problems.first {
             throw PluginError(code: first.code, message: first.message, remediation: first.remediation, field: first.field)
         }
+        // Counted in the host's durable kv: tests prove a job was submitted
+        // exactly once across crashes and restarts.
+        let key = request.job?.idempotencyKey ?? "adhoc"
+        let submissions = (try? context.kvGet("submissions/\(key)")).flatMap { $0.flatMap { Int(String(decoding: $0, as: UTF8.self)) } } ?? 0
+        try? context.kvPut("submissions/\(key)", Data(String(submissions + 1).utf8), ttlMs: 0)
         context.log(.info, "echo: accepted job \(context.jobID)")
         return .ref(ref(for: request, now: context.nowUnixMs()), nextPollAfterMs: 10)
     }
@@ -105,6 +110,9 @@ struct EchoAdapter: EngineAdapter {
             outputs["http_status"] = .number(Double(response.status))
         }
         outputs["authenticated"] = .bool(try context.secret("ECHO_TOKEN") != nil)
+        if let count = (try? context.kvGet("submissions/\(key)")).flatMap({ $0.flatMap { Int(String(decoding: $0, as: UTF8.self)) } }) {
+            outputs["submissions"] = .number(Double(count))
+        }
         context.log(.info, "echo: finished job \(context.jobID)")
         return PollResult(state: .succeeded, progress: 1, outputs: outputs)
     }

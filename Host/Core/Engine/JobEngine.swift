@@ -1,0 +1,598 @@
+import CPluginAPI
+import Crypto
+import Foundation
+import SwitchyardJSON
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the engine reports while it works, for progress displays.
+public struct JobUpdate: Sendable {
+    public var job: JobRecord
+    public var note: String?
+}
+
+/// The durable job engine. The job row (idempotency key, input hash) is
+/// committed before the provider is called; the returned ref is committed the
+/// moment it arrives; the engine owns the poll schedule; on restart it resumes
+/// every unfinished job from its stored ref. A job whose submit may have
+/// reached the provider without its ref being stored is reconciled through
+/// the plugin's sy.reconcile/1, or parked in needs_attention — never
+/// submitted a second time on a guess.
+public final class JobEngine: @unchecked Sendable {
+    public let store: any JobStore
+    public let paths: YardPaths
+    public let registry: PluginRegistry
+    public let catalog: CapabilityCatalog
+    public let secrets: any SecretSource
+    public let artifacts: ArtifactDirectory
+    public let clock: any HostClock
+    let executor = PluginCallExecutor()
+    let http: any HTTPTransport
+    public var policy = Policy()
+
+    private let lock = NSLock()
+    private var plugins: [String: LoadedPlugin] = [:]
+    private var gates: [String: ConcurrencyGate] = [:]
+
+    public struct Policy: Sendable {
+        /// How long a job may take before it is cancelled and failed with ENGINE_TIMEOUT.
+        public var jobTimeoutSeconds: Double = 3600
+        public var minPollMs = 10
+        public var maxPollMs = 60_000
+        public var maxConsecutiveErrors = 8
+        public var healthTTLSeconds: Double = 60
+        public var baseBackoffMs = 250
+        public init() {}
+    }
+
+    public init(store: any JobStore, paths: YardPaths, registry: PluginRegistry, catalog: CapabilityCatalog,
+                secrets: any SecretSource, clock: any HostClock = SystemClock(), http: any HTTPTransport = BlockingHTTPTransport()) {
+        self.store = store
+        self.paths = paths
+        self.registry = registry
+        self.catalog = catalog
+        self.secrets = secrets
+        self.artifacts = ArtifactDirectory(root: paths.home.appendingPathComponent("artifacts"))
+        self.clock = clock
+        self.http = http
+    }
+
+    /// The engine as `yard` uses it: SQLite under $YARD_HOME, the vault, the catalog.
+    public static func standard(paths: YardPaths, registry: PluginRegistry) throws -> JobEngine {
+        let store = try SQLiteJobStore(path: paths.home.appendingPathComponent("yard.sqlite"))
+        let catalog = try CapabilityCatalog.load(directory: YardPaths.registryDirectory()?.appendingPathComponent("capabilities"))
+        return JobEngine(store: store, paths: paths, registry: registry, catalog: catalog, secrets: SecretVault(paths: paths))
+    }
+
+    var now: Date { Date(timeIntervalSince1970: Double(clock.nowUnixMs()) / 1000) }
+
+    // MARK: plugins
+
+    func services() -> HostServiceSet {
+        HostServiceSet(log: StoreLogSink(store: store), clock: clock, http: http, secrets: secrets,
+                       artifacts: RecordingArtifactSink(directory: artifacts, store: store),
+                       kv: StoreKeyValueStore(store: store, clock: clock), crypto: true)
+    }
+
+    public func plugin(_ id: String) throws -> LoadedPlugin {
+        if let loaded = lock.withLock({ plugins[id] }) { return loaded }
+        let manifest = try registry.resolve(id)
+        let loaded = try PluginLoader.load(manifestURL: manifest, services: services())
+        lock.withLock {
+            plugins[id] = loaded
+            gates[id] = gates[id] ?? ConcurrencyGate(limit: loaded.manifest.maxConcurrency ?? 16)
+        }
+        return loaded
+    }
+
+    func gate(_ id: String) -> ConcurrencyGate {
+        lock.withLock {
+            if let gate = gates[id] { return gate }
+            let gate = ConcurrencyGate(limit: 16)
+            gates[id] = gate
+            return gate
+        }
+    }
+
+    /// One plugin call on the worker pool, within the adapter's concurrency limit.
+    func call(_ plugin: LoadedPlugin, _ operation: PluginOperation, _ document: [String: Any], jobID: String?) async -> PluginCallResult {
+        let gate = gate(plugin.manifest.id)
+        await gate.acquire()
+        let body = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
+        let result = await executor.run { plugin.call(operation, request: body, jobID: jobID) }
+        await gate.release()
+        return result
+    }
+
+    func callExtension(_ plugin: LoadedPlugin, _ id: String, _ document: [String: Any], jobID: String?) async -> PluginCallResult? {
+        let body = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
+        return await executor.run { plugin.callExtension(id, request: body, jobID: jobID) }
+    }
+
+    // MARK: pre-flight
+
+    public func preflight(_ spec: JobSpec) async -> PreflightVerdict {
+        var verdict = PreflightVerdict(pluginID: spec.pluginID, capability: spec.capability)
+        func refuse(_ step: String, _ code: String, _ message: String, _ fix: String, field: String? = nil) -> PreflightVerdict {
+            verdict.findings.append(PreflightFinding(step: step, code: code, message: message, remediation: fix, field: field, severity: .error))
+            return verdict
+        }
+        // 1. The engine exists and declares the capability.
+        let plugin: LoadedPlugin
+        do { plugin = try self.plugin(spec.pluginID) } catch let error as YardError {
+            return refuse("engine", error.code.rawValue, error.message, error.remediation, field: "engine")
+        } catch { return refuse("engine", "PLUGIN_NOT_FOUND", "\(error)", "Run `yard plugin list`.") }
+        let manifest = plugin.manifest
+        verdict.pluginVersion = manifest.version
+        guard let declared = manifest.capabilities.first(where: { $0.id == spec.capability }) else {
+            return refuse("capability", "CONTRACT_MISMATCH", "\(manifest.id) does not offer \(spec.capability).",
+                          "Use one of \(manifest.capabilityIDs.joined(separator: ", ")), or pick an engine that offers \(spec.capability).", field: "$.capability")
+        }
+        verdict.stepsPassed.append("capability")
+
+        // 2. Inputs against the catalog's schema and the engine's narrower limits.
+        let inputs = JSONValue.object(spec.inputs)
+        let catalogEntry = catalog.entries[spec.capability]
+        if let catalogEntry {
+            let findings = schemaFindings(catalogEntry.input.validate(inputs), step: "schema", source: "catalog \(spec.capability)")
+            if !findings.isEmpty { verdict.findings += findings; return verdict }
+        } else if !catalog.entries.isEmpty {
+            verdict.findings.append(PreflightFinding(step: "schema", code: "CAPABILITY_UNCATALOGUED",
+                message: "\(spec.capability) is not in the capability catalog; only the engine's own limits apply.",
+                remediation: "Prefer catalog capabilities (Registry/capabilities) so pipelines can swap engines.", field: "$.capability", severity: .warning))
+        }
+        if let limits = declared.limits {
+            do {
+                let findings = schemaFindings(try JSONSchema(limits).validate(inputs), step: "limits", source: "\(manifest.id) limits")
+                if !findings.isEmpty { verdict.findings += findings; return verdict }
+            } catch {
+                return refuse("limits", "MANIFEST_INVALID", "\(manifest.id)'s limits for \(spec.capability) are not a valid schema: \(error)", "Report this to the plugin's author.")
+            }
+        }
+        if let schema = manifest.configSchema {
+            let violations = ((try? JSONSchema(schema))?.validate(.object(spec.config))) ?? []
+            if let first = violations.first {
+                return refuse("config", "CONFIG_INVALID", "Engine configuration: \(first.message)",
+                              "Fix the engine's config (--config, or $YARD_HOME/config/\(manifest.id).json).", field: "$.config" + first.path.dropFirst())
+            }
+        }
+        verdict.stepsPassed.append("schema")
+
+        // 3. Consent for identity inputs (a real person's face or voice).
+        let identity = (catalogEntry?.identityInputs ?? []) + Self.identityInputs(in: declared.limits)
+        if let used = identity.first(where: { spec.inputs[$0] != nil && spec.inputs[$0] != .null }), spec.inputs["consent_given"]?.boolValue != true {
+            return refuse("consent", "CONSENT_MISSING", "\(used) is an identity input (a real person's likeness), and consent_given is not true.",
+                          "Confirm you have the person's consent and pass --input consent_given=true.", field: "$.inputs.consent_given")
+        }
+        verdict.stepsPassed.append("consent")
+
+        // 4. Required secrets present; configured endpoints inside the allow-list.
+        for secret in manifest.secrets where secret.required && secrets.value(of: secret.name) == nil {
+            return refuse("secrets", "AUTH_MISSING", "\(manifest.id) needs the secret \(secret.name), which is not set.",
+                          "Run `yard secrets set \(secret.name)` (or export \(secret.name)=…).", field: secret.name)
+        }
+        for (key, value) in spec.config where key.hasSuffix("url") {
+            if let url = value.stringValue, !plugin.context.isAllowed(url) {
+                return refuse("hosts", "NETWORK_DENIED", "config \(key) points at \(URLComponents(string: url)?.host ?? url), outside \(manifest.id)'s network allow-list.",
+                              "Use a host from plugin.json network.hosts (\(manifest.network.hosts.joined(separator: ", "))).", field: "$.config.\(key)")
+            }
+        }
+        verdict.stepsPassed.append("secrets")
+
+        // 5. The plugin's own judgement (no network).
+        let validated = await call(plugin, .validate, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil)
+        guard validated.isOK, let diagnostics = validated.json?["diagnostics"] as? [[String: Any]] else {
+            return refuse("validate", "PLUGIN_INTERNAL", "\(manifest.id)'s validate failed (status \(validated.status)).", "Run `yard plugin test \(manifest.id)` and report the result to its author.")
+        }
+        for d in diagnostics {
+            verdict.findings.append(PreflightFinding(step: "validate", code: d["code"] as? String ?? "CONTRACT_MISMATCH",
+                                                     message: plugin.context.redact(d["message"] as? String ?? ""), remediation: d["remediation"] as? String ?? "",
+                                                     field: d["field"] as? String, severity: (d["severity"] as? String) == "warning" ? .warning : .error))
+        }
+        if !verdict.ok { return verdict }
+        verdict.stepsPassed.append("validate")
+
+        // 6. Engine health, cached with its age.
+        let health = await health(of: plugin, config: spec.config, maxAge: policy.healthTTLSeconds)
+        if health.status == "offline" {
+            return refuse("health", "ENGINE_OFFLINE", "\(manifest.id) reports offline\(health.message.map { ": \($0)" } ?? "") (checked \(Int(now.timeIntervalSince(health.checkedAt))) s ago).",
+                          "Check the engine's status page or your deployment; `yard engines` shows every engine.")
+        }
+        verdict.stepsPassed.append("health")
+
+        // 7. Cost estimate: the ledger's hook (the credits work reserves it).
+        if plugin.extensionTable(SY_EXTENSION_ESTIMATE) != nil,
+           let estimate = await callExtension(plugin, SY_EXTENSION_ESTIMATE, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil),
+           estimate.isOK, let doc = estimate.json, let amount = doc["amount_minor"] as? Int {
+            verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: doc["currency"] as? String ?? "USD", basis: doc["basis"] as? String ?? "")
+        } else if let pricing = declared.pricing, let amount = pricing["amount_minor"]?.intValue {
+            verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: pricing["currency"]?.stringValue ?? "USD", basis: "per \(pricing["unit"]?.stringValue ?? "request") (manifest pricing)")
+        }
+        verdict.stepsPassed.append("estimate")
+        return verdict
+    }
+
+    static func identityInputs(in limits: JSONValue?) -> [String] {
+        limits?["properties"]?.objectValue?.filter { $0.value["x-identity"]?.boolValue == true }.map(\.key) ?? []
+    }
+
+    public func health(of plugin: LoadedPlugin, config: [String: JSONValue], maxAge: Double) async -> EngineHealthRecord {
+        if let cached = try? store.health(pluginID: plugin.manifest.id), now.timeIntervalSince(cached.checkedAt) < maxAge {
+            return cached
+        }
+        let result = await call(plugin, .health, ["config": jsonObject(.object(config))], jobID: nil)
+        let record = EngineHealthRecord(pluginID: plugin.manifest.id,
+                                        status: result.isOK ? (result.json?["status"] as? String ?? "offline") : "offline",
+                                        message: (result.json?["message"] as? String).map(plugin.context.redact)
+                                            ?? ((result.json?["error"] as? [String: Any])?["message"] as? String).map(plugin.context.redact),
+                                        checkedAt: now)
+        try? store.saveHealth(record)
+        return record
+    }
+
+    // MARK: submit
+
+    public struct Refusal: Error, Sendable {
+        public var verdict: PreflightVerdict
+    }
+
+    /// Validates, records and submits a job. Returns the stored row (already
+    /// polled to completion only for engines that finish during submit).
+    public func start(_ spec: JobSpec) async throws -> JobRecord {
+        let verdict = await preflight(spec)
+        guard verdict.ok else { throw Refusal(verdict: verdict) }
+        let plugin = try self.plugin(spec.pluginID)
+        let inputs = JSONValue.object(spec.inputs)
+        let inputHash = SHA256.hash(data: JSONValue.object(["engine": .string(plugin.manifest.id), "capability": .string(spec.capability), "inputs": inputs]).serialized())
+            .map { String(format: "%02x", $0) }.joined()
+        let id = "job_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        let created = now
+        let record = JobRecord(
+            id: String(id), idempotencyKey: spec.idempotencyKey ?? "auto-\(id)", pluginID: plugin.manifest.id, pluginVersion: plugin.manifest.version,
+            capability: spec.capability, inputsJSON: String(decoding: inputs.serialized(), as: UTF8.self), inputHash: inputHash,
+            configJSON: String(decoding: JSONValue.object(spec.config).serialized(), as: UTF8.self), phase: .submitting, refJSON: nil,
+            attempt: 1, progress: 0, message: nil, outputsJSON: nil, errorJSON: nil, createdAt: created, updatedAt: created,
+            submittedAt: nil, finishedAt: nil, nextPollAt: nil, pollCount: 0, consecutiveErrors: 0, cancelRequested: false,
+            cancelOutcomeJSON: nil, deadlineAt: created.addingTimeInterval(policy.jobTimeoutSeconds), estimateMinor: verdict.estimate?.amountMinor)
+        let (stored, isNew) = try store.insertJob(record)
+        if !isNew {
+            if stored.inputHash != inputHash {
+                throw YardError("IDEMPOTENCY_CONFLICT", "Idempotency key \(stored.idempotencyKey) already names job \(stored.id), with other inputs.",
+                                remediation: "Use a new key for a new job, or the same inputs to get the existing job back.", field: "idempotency_key")
+            }
+            return stored
+        }
+        return try await submit(stored, plugin: plugin)
+    }
+
+    func jobDocument(_ job: JobRecord) -> [String: Any] {
+        ["id": job.id, "idempotency_key": job.idempotencyKey, "attempt": job.attempt]
+    }
+
+    func parse(_ json: String?) -> Any {
+        json.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8), options: [.fragmentsAllowed]) } ?? NSNull()
+    }
+
+    func text(_ object: Any?) -> String? {
+        guard let object, !(object is NSNull) else { return nil }
+        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed])).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func submit(_ job: JobRecord, plugin: LoadedPlugin) async throws -> JobRecord {
+        let document: [String: Any] = ["capability": job.capability, "inputs": parse(job.inputsJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
+        var attempt = 0
+        while true {
+            let result = await call(plugin, .submit, document, jobID: job.id)
+            FaultInjection.point("after-submit")
+            let doc = result.json ?? [:]
+            if result.isOK, let ref = doc["ref"], !(ref is NSNull) {
+                let delay = clampPoll(doc["next_poll_after_ms"] as? Int)
+                let refText = text(ref).map(plugin.context.redact)
+                let when = now
+                return try store.updateJob(id: job.id) { row in
+                    row.refJSON = refText
+                    row.phase = .queued
+                    row.submittedAt = when
+                    row.nextPollAt = when.addingTimeInterval(Double(delay) / 1000)
+                }
+            }
+            if result.isOK, let finished = doc["result"] as? [String: Any] {
+                try store.updateJob(id: job.id) { $0.submittedAt = Date() }
+                return try await apply(pollDocument: finished, to: job.id, plugin: plugin)
+            }
+            let error = (doc["error"] as? [String: Any]) ?? ["code": "PLUGIN_INTERNAL", "message": "submit returned status \(result.status) without an error document", "retryable": false, "charged": "unknown"]
+            let charged = error["charged"] as? String ?? "unknown"
+            if error["retryable"] as? Bool == true, charged == "no", attempt < 3 {
+                attempt += 1
+                try? store.appendEvent(jobID: job.id, kind: "retry", message: "submit failed (\(error["code"] ?? "?")), retrying with the same idempotency key", data: text(error))
+                try await Task.sleep(nanoseconds: UInt64(backoffMs(attempt, retryAfter: error["retry_after_ms"] as? Int)) * 1_000_000)
+                continue
+            }
+            let phase: JobPhase = charged == "no" ? .failed : .needsAttention
+            let errorText = text(error).map(plugin.context.redact)
+            return try store.updateJob(id: job.id) { row in
+                row.phase = phase
+                row.errorJSON = errorText
+                row.finishedAt = Date()
+                if phase == .needsAttention { row.message = "submit failed and the provider may have started the job; check it before retrying" }
+            }
+        }
+    }
+
+    func clampPoll(_ ms: Int?) -> Int { min(max(ms ?? 1000, policy.minPollMs), policy.maxPollMs) }
+
+    /// Exponential backoff with full jitter, or the provider's Retry-After.
+    func backoffMs(_ attempt: Int, retryAfter: Int?) -> Int {
+        if let retryAfter, retryAfter > 0 { return min(retryAfter, policy.maxPollMs) }
+        let cap = min(policy.maxPollMs, policy.baseBackoffMs << min(attempt, 16))
+        return Int.random(in: cap / 2...max(cap / 2, cap))
+    }
+
+    // MARK: poll
+
+    /// Polls a job to a terminal phase, following the engine's schedule.
+    public func drive(_ jobID: String, onUpdate: @escaping @Sendable (JobUpdate) -> Void = { _ in }) async throws -> JobRecord {
+        guard var job = try store.job(id: jobID) else {
+            throw YardError("JOB_NOT_FOUND", "No job \(jobID).", remediation: "List jobs with `yard jobs list`.")
+        }
+        let plugin = try self.plugin(job.pluginID)
+        if job.phase == .submitting { job = try await reconcile(job, plugin: plugin) }
+        onUpdate(JobUpdate(job: job, note: nil))
+        while !job.phase.isTerminal {
+            if job.cancelRequested { return try await cancel(jobID) }
+            if let deadline = job.deadlineAt, now > deadline {
+                _ = await call(plugin, .cancel, ["ref": parse(job.refJSON), "config": parse(job.configJSON), "job": jobDocument(job)], jobID: job.id)
+                job = try store.updateJob(id: jobID) { row in
+                    row.phase = .failed
+                    row.finishedAt = Date()
+                    row.errorJSON = #"{"charged":"unknown","code":"ENGINE_TIMEOUT","message":"The job ran past its deadline and was cancelled at the provider.","remediation":"Raise the timeout or try a faster engine.","retryable":true}"#
+                }
+                break
+            }
+            let wait = (job.nextPollAt ?? now).timeIntervalSince(now)
+            if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
+            let result = await call(plugin, .poll, ["ref": parse(job.refJSON), "config": parse(job.configJSON), "job": jobDocument(job)], jobID: job.id)
+            if result.isOK, let doc = result.json {
+                job = try await apply(pollDocument: doc, to: jobID, plugin: plugin)
+            } else {
+                job = try recordPollError(result, job: job, plugin: plugin)
+            }
+            onUpdate(JobUpdate(job: job, note: nil))
+        }
+        return job
+    }
+
+    func recordPollError(_ result: PluginCallResult, job: JobRecord, plugin: LoadedPlugin) throws -> JobRecord {
+        let error = (result.json?["error"] as? [String: Any]) ?? ["code": "PLUGIN_INTERNAL", "message": "poll returned status \(result.status)", "retryable": true, "charged": "unknown"]
+        let retryable = error["retryable"] as? Bool ?? false
+        let errors = job.consecutiveErrors + 1
+        let errorText = text(error).map(plugin.context.redact)
+        let code = error["code"] as? String ?? "?"
+        try? store.appendEvent(jobID: job.id, kind: "poll_error", message: "\(code): \(plugin.context.redact(error["message"] as? String ?? ""))", data: errorText)
+        if retryable && errors <= policy.maxConsecutiveErrors {
+            let delay = backoffMs(errors, retryAfter: error["retry_after_ms"] as? Int)
+            let when = now.addingTimeInterval(Double(delay) / 1000)
+            return try store.updateJob(id: job.id) { row in
+                row.consecutiveErrors = errors
+                row.nextPollAt = when
+            }
+        }
+        return try store.updateJob(id: job.id) { row in
+            row.phase = .failed
+            row.consecutiveErrors = errors
+            row.errorJSON = errorText
+            row.finishedAt = Date()
+        }
+    }
+
+    /// Applies a poll answer. A non-terminal state never overrides a terminal
+    /// one, and progress never goes backwards, so late updates cannot regress a job.
+    func apply(pollDocument doc: [String: Any], to jobID: String, plugin: LoadedPlugin) async throws -> JobRecord {
+        let state = doc["state"] as? String ?? ""
+        var harvestedText: String?
+        if state == "succeeded", let outputs = doc["outputs"] as? [String: Any] {
+            let harvested = await harvest(outputs, jobID: jobID, plugin: plugin)
+            harvestedText = text(harvested).map(plugin.context.redact)
+        }
+        let outputsText = harvestedText
+        let errorText = text(doc["error"]).map(plugin.context.redact)
+        let message = (doc["message"] as? String).map(plugin.context.redact)
+        let delay = clampPoll(doc["next_poll_after_ms"] as? Int)
+        let when = now
+        let progress = doc["progress"] as? Double
+        return try store.updateJob(id: jobID) { row in
+            guard !row.phase.isTerminal else { return }
+            row.pollCount += 1
+            row.consecutiveErrors = 0
+            if let message { row.message = message }
+            if let progress { row.progress = max(row.progress ?? 0, min(progress, 1)) }
+            switch state {
+            case "queued": if row.phase != .running { row.phase = .queued }
+            case "running": row.phase = .running
+            case "succeeded":
+                row.phase = .succeeded
+                row.progress = 1
+                row.outputsJSON = outputsText ?? "{}"
+                row.finishedAt = when
+            case "failed":
+                row.phase = .failed
+                row.errorJSON = errorText ?? #"{"code":"ENGINE_ERROR","message":"The engine reported failure without details."}"#
+                row.finishedAt = when
+            case "cancelled":
+                row.phase = .cancelled
+                row.finishedAt = when
+            default:
+                row.consecutiveErrors += 1
+            }
+            row.nextPollAt = when.addingTimeInterval(Double(delay) / 1000)
+        }
+    }
+
+    /// Downloads every {"url": …} output into the artifact store before the
+    /// provider's retention ends; the row then names artifacts, not URLs.
+    func harvest(_ outputs: [String: Any], jobID: String, plugin: LoadedPlugin) async -> [String: Any] {
+        var result = outputs
+        for (key, value) in outputs {
+            if let object = value as? [String: Any], object["url"] is String {
+                result[key] = await harvestOne(object, jobID: jobID, plugin: plugin)
+            } else if let array = value as? [Any] {
+                var items: [Any] = []
+                for item in array {
+                    if let object = item as? [String: Any], object["url"] is String {
+                        items.append(await harvestOne(object, jobID: jobID, plugin: plugin))
+                    } else { items.append(item) }
+                }
+                result[key] = items
+            }
+        }
+        return result
+    }
+
+    func harvestOne(_ object: [String: Any], jobID: String, plugin: LoadedPlugin) async -> [String: Any] {
+        guard let url = object["url"] as? String, plugin.context.isAllowed(url) else {
+            var copy = object
+            copy["harvest_error"] = "not downloaded: the URL's host is outside the engine's allow-list"
+            return copy
+        }
+        let http = self.http, artifacts = self.artifacts, store = self.store
+        let boxed = Unchecked(object)
+        return await executor.run { () -> Unchecked<[String: Any]> in
+            let object = boxed.value
+            do {
+                let response = try http.perform(HostHTTPRequest(method: "GET", url: url))
+                guard (200..<300).contains(response.status) else {
+                    var copy = object
+                    copy["harvest_error"] = response.status == 404 || response.status == 410 ? "RESULT_EXPIRED: HTTP \(response.status)" : "HTTP \(response.status)"
+                    return Unchecked(copy)
+                }
+                let mediaType = object["media_type"] as? String ?? object["content_type"] as? String ?? response.headers["content-type"] ?? "application/octet-stream"
+                let digest = try artifacts.put(response.body, mediaType: mediaType)
+                try? store.recordArtifact(ArtifactRecord(sha256: digest, size: response.body.count, mediaType: mediaType, jobID: jobID, sourceURL: url, createdAt: Date()))
+                var copy = object
+                copy.removeValue(forKey: "url")
+                copy["artifact"] = "sha256:\(digest)"
+                copy["size"] = response.body.count
+                copy["media_type"] = mediaType
+                return Unchecked(copy)
+            } catch {
+                var copy = object
+                copy["harvest_error"] = "download failed: \(error)"
+                return Unchecked(copy)
+            }
+        }.value
+    }
+
+    // MARK: recovery
+
+    /// A job left in `submitting` after a crash: the provider may or may not
+    /// have it. Ask the plugin (sy.reconcile/1); without an answer, park it.
+    func reconcile(_ job: JobRecord, plugin: LoadedPlugin) async throws -> JobRecord {
+        let request: [String: Any] = ["capability": job.capability, "inputs": parse(job.inputsJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
+        if let answer = await callExtension(plugin, SY_EXTENSION_RECONCILE, request, jobID: job.id), answer.isOK, let doc = answer.json {
+            if let ref = doc["ref"], !(ref is NSNull) {
+                let refText = text(ref)
+                let when = now
+                try? store.appendEvent(jobID: job.id, kind: "reconciled", message: "found the job at the provider by its idempotency key", data: refText)
+                return try store.updateJob(id: job.id) { row in
+                    row.refJSON = refText
+                    row.phase = .queued
+                    row.submittedAt = row.submittedAt ?? when
+                    row.nextPollAt = when
+                }
+            }
+            try? store.appendEvent(jobID: job.id, kind: "reconciled", message: "the provider never received the job; submitting it now", data: nil)
+            return try await submit(job, plugin: plugin)
+        }
+        return try store.updateJob(id: job.id) { row in
+            row.phase = .needsAttention
+            row.message = "The host stopped while submitting, and \(plugin.manifest.id) cannot tell whether the provider received the job. It was not resubmitted, to avoid paying twice. Check the provider's dashboard, then `yard jobs cancel` or re-run."
+            row.errorJSON = #"{"charged":"unknown","code":"SUBMIT_UNCONFIRMED","message":"Submission not confirmed after a crash.","remediation":"Check the provider, then re-run with a new idempotency key if it has no such job.","retryable":false}"#
+        }
+    }
+
+    /// Resumes every unfinished job, concurrently, until each is terminal.
+    public func resumeAll(onUpdate: @escaping @Sendable (JobUpdate) -> Void = { _ in }) async throws -> [JobRecord] {
+        let unfinished = try store.unfinishedJobs()
+        return try await withThrowingTaskGroup(of: JobRecord.self) { group in
+            for job in unfinished { group.addTask { try await self.drive(job.id, onUpdate: onUpdate) } }
+            var finished: [JobRecord] = []
+            for try await job in group { finished.append(job) }
+            return finished
+        }
+    }
+
+    // MARK: cancel
+
+    /// Cancels at the provider and records the truthful outcome.
+    public func cancel(_ jobID: String) async throws -> JobRecord {
+        guard let job = try store.job(id: jobID) else {
+            throw YardError("JOB_NOT_FOUND", "No job \(jobID).", remediation: "List jobs with `yard jobs list`.")
+        }
+        if job.phase.isTerminal { return job }
+        try store.updateJob(id: jobID) { $0.cancelRequested = true }
+        guard job.refJSON != nil else {
+            return try store.updateJob(id: jobID) { row in
+                row.phase = .needsAttention
+                row.message = "Cancelled while submitting: the provider may have received the job."
+                row.cancelOutcomeJSON = #"{"charged":"unknown","outcome":"unknown"}"#
+            }
+        }
+        let plugin = try self.plugin(job.pluginID)
+        let result = await call(plugin, .cancel, ["ref": parse(job.refJSON), "config": parse(job.configJSON), "job": jobDocument(job)], jobID: jobID)
+        let outcome = result.json?["outcome"] as? String ?? "unknown"
+        let outcomeText = text(result.json ?? ["outcome": "unknown", "charged": "unknown"])
+        try? store.appendEvent(jobID: jobID, kind: "cancel", message: "provider answered \(outcome)", data: outcomeText)
+        if outcome == "already_finished" {
+            let polled = await call(plugin, .poll, ["ref": parse(job.refJSON), "config": parse(job.configJSON), "job": jobDocument(job)], jobID: jobID)
+            if polled.isOK, let doc = polled.json { return try await apply(pollDocument: doc, to: jobID, plugin: plugin) }
+        }
+        return try store.updateJob(id: jobID) { row in
+            guard !row.phase.isTerminal else { return }
+            row.phase = .cancelled
+            row.cancelOutcomeJSON = outcomeText
+            row.finishedAt = Date()
+        }
+    }
+}
+
+/// Job log lines from plugins go to the job's event stream (already redacted).
+struct StoreLogSink: HostLogSink {
+    let store: any JobStore
+    func record(pluginID: String, jobID: String?, level: Int32, message: String) {
+        guard let jobID, !jobID.isEmpty else { return }
+        let names = ["debug", "info", "warning", "error"]
+        try? store.appendEvent(jobID: jobID, kind: "log", message: "[\(names[Int(max(0, min(level, 3)))])] \(message)", data: nil)
+    }
+}
+
+/// Artifacts written by plugins are indexed in the store too.
+struct RecordingArtifactSink: ArtifactSink {
+    let directory: ArtifactDirectory
+    let store: any JobStore
+    func put(_ data: Data, mediaType: String) throws -> String {
+        let digest = try directory.put(data, mediaType: mediaType)
+        try? store.recordArtifact(ArtifactRecord(sha256: digest, size: data.count, mediaType: mediaType, jobID: nil, sourceURL: nil, createdAt: Date()))
+        return digest
+    }
+    func read(sha256: String) throws -> Data? { try directory.read(sha256: sha256) }
+}
+
+/// Named crash points for the durability tests: YARD_FAULT=after-submit makes
+/// the process die (SIGKILL) right after a provider accepted a job and before
+/// its ref is stored — the worst moment a real crash can pick.
+public enum FaultInjection {
+    static let active = ProcessInfo.processInfo.environment["YARD_FAULT"]
+
+    public static func point(_ name: String) {
+        guard let active, active == name else { return }
+        kill(getpid(), SIGKILL)
+    }
+}
+
+/// Carries a value that is not Sendable across one hop to the worker pool and
+/// back; the value is never shared while it is in flight.
+struct Unchecked<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import SwitchyardJSON
+
+/// What a job asks for, before anything is stored or spent.
+public struct JobSpec: Sendable {
+    public var pluginID: String
+    public var capability: String
+    public var inputs: [String: JSONValue]
+    public var config: [String: JSONValue]
+    /// Same key, same job: a repeated submit returns the existing job instead of paying twice.
+    public var idempotencyKey: String?
+
+    public init(pluginID: String, capability: String, inputs: [String: JSONValue], config: [String: JSONValue] = [:], idempotencyKey: String? = nil) {
+        self.pluginID = pluginID
+        self.capability = capability
+        self.inputs = inputs
+        self.config = config
+        self.idempotencyKey = idempotencyKey
+    }
+}
+
+/// One finding of the pre-flight checks.
+public struct PreflightFinding: Codable, Sendable, Hashable {
+    public enum Severity: String, Codable, Sendable { case error, warning, info }
+    public var step: String
+    public var code: String
+    public var message: String
+    public var remediation: String
+    public var field: String?
+    public var severity: Severity
+}
+
+/// The whole verdict, in the order of ARCHITECTURE.md: declared capability →
+/// schema and limits → consent → secrets and hosts → plugin validate →
+/// engine health → cost estimate. Cheap checks first; the first failing step
+/// stops the rest (a later step would only repeat the noise), except that
+/// every schema violation of one step is reported together.
+public struct PreflightVerdict: Codable, Sendable {
+    public var pluginID: String
+    public var pluginVersion: String?
+    public var capability: String
+    public var findings: [PreflightFinding]
+    public var stepsPassed: [String]
+    public var estimate: CostEstimateInfo?
+
+    public var ok: Bool { !findings.contains { $0.severity == .error } }
+    public var firstError: PreflightFinding? { findings.first { $0.severity == .error } }
+
+    enum CodingKeys: String, CodingKey {
+        case ok, capability, findings, estimate
+        case pluginID = "plugin_id"
+        case pluginVersion = "plugin_version"
+        case stepsPassed = "steps_passed"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(ok, forKey: .ok)
+        try c.encode(pluginID, forKey: .pluginID)
+        try c.encodeIfPresent(pluginVersion, forKey: .pluginVersion)
+        try c.encode(capability, forKey: .capability)
+        try c.encode(findings, forKey: .findings)
+        try c.encode(stepsPassed, forKey: .stepsPassed)
+        try c.encodeIfPresent(estimate, forKey: .estimate)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        pluginID = try c.decode(String.self, forKey: .pluginID)
+        pluginVersion = try c.decodeIfPresent(String.self, forKey: .pluginVersion)
+        capability = try c.decode(String.self, forKey: .capability)
+        findings = try c.decode([PreflightFinding].self, forKey: .findings)
+        stepsPassed = try c.decode([String].self, forKey: .stepsPassed)
+        estimate = try c.decodeIfPresent(CostEstimateInfo.self, forKey: .estimate)
+    }
+
+    init(pluginID: String, capability: String) {
+        self.pluginID = pluginID
+        self.capability = capability
+        findings = []
+        stepsPassed = []
+    }
+}
+
+public struct CostEstimateInfo: Codable, Sendable, Hashable {
+    public var amountMinor: Int
+    public var currency: String
+    public var basis: String
+
+    enum CodingKeys: String, CodingKey {
+        case currency, basis
+        case amountMinor = "amount_minor"
+    }
+}
+
+/// Maps schema violations on `inputs` to findings with a `$.inputs…` path.
+func schemaFindings(_ violations: [SchemaViolation], step: String, source: String) -> [PreflightFinding] {
+    violations.map { v in
+        let field = v.path == "$" ? "$.inputs" : "$.inputs" + v.path.dropFirst()
+        return PreflightFinding(step: step, code: "CONTRACT_MISMATCH", message: "\(source): \(v.message)",
+                                remediation: "Fix \(field) (see `yard plugin info` for the engine's limits).", field: field, severity: .error)
+    }
+}

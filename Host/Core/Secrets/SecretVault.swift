@@ -1,0 +1,100 @@
+import Crypto
+import Foundation
+
+/// Secrets at rest: $YARD_HOME/secrets.json holds AES-GCM sealed values; the
+/// 256-bit key is $YARD_SECRET_KEY (base64) or $YARD_HOME/secret.key (mode
+/// 0600, created on first use). An environment variable of the same name
+/// overrides a stored value. Values are never printed: `list` shows names.
+public final class SecretVault: SecretSource, @unchecked Sendable {
+    let file: URL
+    let keyFile: URL
+    let environment: [String: String]
+    private let lock = NSLock()
+
+    public init(paths: YardPaths, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        file = paths.home.appendingPathComponent("secrets.json")
+        keyFile = paths.home.appendingPathComponent("secret.key")
+        self.environment = environment
+    }
+
+    struct Sealed: Codable {
+        var version = 1
+        var entries: [String: String] = [:]
+    }
+
+    private func key(create: Bool) throws -> SymmetricKey? {
+        if let env = environment["YARD_SECRET_KEY"], !env.isEmpty {
+            guard let raw = Data(base64Encoded: env), raw.count == 32 else {
+                throw YardError("SECRET_KEY_INVALID", "YARD_SECRET_KEY is not 32 bytes of base64.",
+                                remediation: "Set it to the output of `head -c32 /dev/urandom | base64`, or unset it to use the key file.")
+            }
+            return SymmetricKey(data: raw)
+        }
+        if let raw = try? Data(contentsOf: keyFile) {
+            guard raw.count == 32 else {
+                throw YardError("SECRET_KEY_INVALID", "\(keyFile.path) is damaged (not 32 bytes).",
+                                remediation: "Restore it from a backup; without it the stored secrets cannot be read. Or remove secrets.json and the key and set the secrets again.")
+            }
+            return SymmetricKey(data: raw)
+        }
+        guard create else { return nil }
+        try FileManager.default.createDirectory(at: keyFile.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let key = SymmetricKey(size: .bits256)
+        let bytes = key.withUnsafeBytes { Data($0) }
+        guard FileManager.default.createFile(atPath: keyFile.path, contents: bytes, attributes: [.posixPermissions: 0o600]) else {
+            throw YardError(.ioFailed, "Cannot create \(keyFile.path).", remediation: "Check that \(keyFile.deletingLastPathComponent().path) is writable.")
+        }
+        return key
+    }
+
+    private func load() -> Sealed {
+        (try? Data(contentsOf: file)).flatMap { try? JSONDecoder().decode(Sealed.self, from: $0) } ?? Sealed()
+    }
+
+    private func save(_ sealed: Sealed) throws {
+        let data = try JSONEncoder().encode(sealed)
+        let tmp = file.appendingPathExtension("tmp")
+        guard FileManager.default.createFile(atPath: tmp.path, contents: data, attributes: [.posixPermissions: 0o600]) else {
+            throw YardError(.ioFailed, "Cannot write \(file.path).", remediation: "Check permissions of \(file.deletingLastPathComponent().path).")
+        }
+        _ = try FileManager.default.replaceItemAt(file, withItemAt: tmp)
+    }
+
+    public func set(_ name: String, value: String) throws {
+        guard name.range(of: "^[A-Z][A-Z0-9_]{0,63}$", options: .regularExpression) != nil else {
+            throw YardError(.usage, "\"\(name)\" is not a secret name.", remediation: "Use UPPER_SNAKE_CASE, as plugins declare them (e.g. FAL_KEY).", field: "name")
+        }
+        try lock.withLock {
+            guard let key = try key(create: true) else { return }
+            var sealed = load()
+            let box = try AES.GCM.seal(Data(value.utf8), using: key, authenticating: Data(name.utf8))
+            sealed.entries[name] = box.combined?.base64EncodedString()
+            try save(sealed)
+        }
+    }
+
+    @discardableResult
+    public func remove(_ name: String) throws -> Bool {
+        try lock.withLock {
+            var sealed = load()
+            guard sealed.entries.removeValue(forKey: name) != nil else { return false }
+            try save(sealed)
+            return true
+        }
+    }
+
+    /// Names of stored secrets, and which are also set in the environment.
+    public func names() -> [(name: String, fromEnvironment: Bool)] {
+        lock.withLock { load().entries.keys.sorted().map { ($0, environment[$0] != nil) } }
+    }
+
+    public func value(of name: String) -> String? {
+        if let env = environment[name], !env.isEmpty { return env }
+        return lock.withLock {
+            guard let b64 = load().entries[name], let combined = Data(base64Encoded: b64),
+                  let key = try? key(create: false), let box = try? AES.GCM.SealedBox(combined: combined),
+                  let plain = try? AES.GCM.open(box, using: key, authenticating: Data(name.utf8)) else { return nil }
+            return String(decoding: plain, as: UTF8.self)
+        }
+    }
+}

@@ -1,0 +1,227 @@
+import Foundation
+import GRDB
+
+/// The engine's view of durable state. One protocol, two backends planned:
+/// SQLite for one machine (SQLiteJobStore) and PostgreSQL for several hosts
+/// working one queue. Every method is one transaction.
+public protocol JobStore: Sendable {
+    /// Inserts a job unless its idempotency key exists; returns the stored row
+    /// and whether it was created. Commits before the caller contacts a provider.
+    func insertJob(_ job: JobRecord) throws -> (JobRecord, created: Bool)
+    func job(id: String) throws -> JobRecord?
+    func job(idempotencyKey: String) throws -> JobRecord?
+    /// Read-modify-write of one job in a single transaction.
+    @discardableResult
+    func updateJob(id: String, _ change: @Sendable (inout JobRecord) throws -> Void) throws -> JobRecord
+    func unfinishedJobs() throws -> [JobRecord]
+    func jobs(limit: Int, phase: JobPhase?) throws -> [JobRecord]
+    func appendEvent(jobID: String, kind: String, message: String, data: String?) throws
+    func events(jobID: String, afterID: Int64) throws -> [JobEvent]
+    func recordArtifact(_ artifact: ArtifactRecord) throws
+    func health(pluginID: String) throws -> EngineHealthRecord?
+    func saveHealth(_ record: EngineHealthRecord) throws
+    // Plugin-scoped key-value store behind sy.kv/1.
+    func kvGet(pluginID: String, key: String, now: Date) throws -> Data?
+    func kvPut(pluginID: String, key: String, value: Data, expiresAt: Date?) throws
+    func kvRemove(pluginID: String, key: String) throws
+}
+
+/// SQLite in WAL mode under $YARD_HOME, through GRDB.
+public final class SQLiteJobStore: JobStore, @unchecked Sendable {
+    public let pool: DatabasePool
+
+    public init(path: URL) throws {
+        try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        do {
+            pool = try DatabasePool(path: path.path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw YardError(.ioFailed, "Cannot open the job store at \(path.path): \(error).",
+                            remediation: "Check that \(path.deletingLastPathComponent().path) is writable and not on a network file system.")
+        }
+    }
+
+    /// Named, append-only migrations: never edit one that has shipped.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("2026-11-22 jobs, events, artifacts, health, kv") { db in
+            try db.create(table: "job") { t in
+                t.primaryKey("id", .text)
+                t.column("idempotency_key", .text).notNull().unique()
+                t.column("plugin_id", .text).notNull()
+                t.column("plugin_version", .text).notNull()
+                t.column("capability", .text).notNull()
+                t.column("inputs_json", .text).notNull()
+                t.column("input_hash", .text).notNull()
+                t.column("config_json", .text).notNull()
+                t.column("phase", .text).notNull().indexed()
+                t.column("ref_json", .text)
+                t.column("attempt", .integer).notNull()
+                t.column("progress", .double)
+                t.column("message", .text)
+                t.column("outputs_json", .text)
+                t.column("error_json", .text)
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+                t.column("submitted_at", .datetime)
+                t.column("finished_at", .datetime)
+                t.column("next_poll_at", .datetime)
+                t.column("poll_count", .integer).notNull()
+                t.column("consecutive_errors", .integer).notNull()
+                t.column("cancel_requested", .boolean).notNull()
+                t.column("cancel_outcome_json", .text)
+                t.column("deadline_at", .datetime)
+                t.column("estimate_minor", .integer)
+            }
+            try db.create(table: "job_event") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("job_id", .text).notNull().indexed().references("job", onDelete: .cascade)
+                t.column("at", .datetime).notNull()
+                t.column("kind", .text).notNull()
+                t.column("message", .text).notNull()
+                t.column("data_json", .text)
+            }
+            try db.create(table: "artifact") { t in
+                t.primaryKey("sha256", .text)
+                t.column("size", .integer).notNull()
+                t.column("media_type", .text).notNull()
+                t.column("job_id", .text)
+                t.column("source_url", .text)
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "engine_health") { t in
+                t.primaryKey("plugin_id", .text)
+                t.column("status", .text).notNull()
+                t.column("message", .text)
+                t.column("checked_at", .datetime).notNull()
+            }
+            try db.create(table: "plugin_kv") { t in
+                t.column("plugin_id", .text).notNull()
+                t.column("key", .text).notNull()
+                t.column("value", .blob).notNull()
+                t.column("expires_at", .datetime)
+                t.primaryKey(["plugin_id", "key"])
+            }
+        }
+        return migrator
+    }
+
+    public func insertJob(_ job: JobRecord) throws -> (JobRecord, created: Bool) {
+        try pool.write { db in
+            if let existing = try JobRecord.filter(JobRecord.Columns.idempotencyKey == job.idempotencyKey).fetchOne(db) {
+                return (existing, false)
+            }
+            try job.insert(db)
+            var event = JobEvent(id: nil, jobID: job.id, at: job.createdAt, kind: "state", message: job.phase.rawValue, dataJSON: nil)
+            try event.insert(db)
+            return (job, true)
+        }
+    }
+
+    public func job(id: String) throws -> JobRecord? {
+        try pool.read { db in try JobRecord.fetchOne(db, key: id) }
+    }
+
+    public func job(idempotencyKey: String) throws -> JobRecord? {
+        try pool.read { db in try JobRecord.filter(JobRecord.Columns.idempotencyKey == idempotencyKey).fetchOne(db) }
+    }
+
+    public func updateJob(id: String, _ change: @Sendable (inout JobRecord) throws -> Void) throws -> JobRecord {
+        try pool.write { db in
+            guard var job = try JobRecord.fetchOne(db, key: id) else {
+                throw YardError("JOB_NOT_FOUND", "No job \(id).", remediation: "List jobs with `yard jobs list`.")
+            }
+            let before = job.phase
+            try change(&job)
+            job.updatedAt = Date()
+            try job.update(db)
+            if job.phase != before {
+                var event = JobEvent(id: nil, jobID: id, at: job.updatedAt, kind: "state", message: job.phase.rawValue, dataJSON: job.errorJSON)
+                try event.insert(db)
+            }
+            return job
+        }
+    }
+
+    public func unfinishedJobs() throws -> [JobRecord] {
+        try pool.read { db in
+            try JobRecord.filter([JobPhase.submitting, .queued, .running].map(\.rawValue).contains(JobRecord.Columns.phase))
+                .order(JobRecord.Columns.createdAt).fetchAll(db)
+        }
+    }
+
+    public func jobs(limit: Int, phase: JobPhase?) throws -> [JobRecord] {
+        try pool.read { db in
+            var request = JobRecord.order(JobRecord.Columns.createdAt.desc).limit(limit)
+            if let phase { request = request.filter(JobRecord.Columns.phase == phase.rawValue) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    public func appendEvent(jobID: String, kind: String, message: String, data: String?) throws {
+        try pool.write { db in
+            var event = JobEvent(id: nil, jobID: jobID, at: Date(), kind: kind, message: message, dataJSON: data)
+            try event.insert(db)
+        }
+    }
+
+    public func events(jobID: String, afterID: Int64) throws -> [JobEvent] {
+        try pool.read { db in
+            try JobEvent.filter(Column("job_id") == jobID && Column("id") > afterID).order(Column("id")).fetchAll(db)
+        }
+    }
+
+    public func recordArtifact(_ artifact: ArtifactRecord) throws {
+        try pool.write { db in try artifact.save(db) }
+    }
+
+    public func health(pluginID: String) throws -> EngineHealthRecord? {
+        try pool.read { db in try EngineHealthRecord.fetchOne(db, key: pluginID) }
+    }
+
+    public func saveHealth(_ record: EngineHealthRecord) throws {
+        try pool.write { db in try record.save(db) }
+    }
+
+    public func kvGet(pluginID: String, key: String, now: Date) throws -> Data? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT value, expires_at FROM plugin_kv WHERE plugin_id = ? AND key = ?", arguments: [pluginID, key])
+                .flatMap { row -> Data? in
+                    if let expiry: Date = row["expires_at"], expiry <= now { return nil }
+                    return row["value"]
+                }
+        }
+    }
+
+    public func kvPut(pluginID: String, key: String, value: Data, expiresAt: Date?) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO plugin_kv (plugin_id, key, value, expires_at) VALUES (?, ?, ?, ?)",
+                           arguments: [pluginID, key, value, expiresAt])
+        }
+    }
+
+    public func kvRemove(pluginID: String, key: String) throws {
+        try pool.write { db in try db.execute(sql: "DELETE FROM plugin_kv WHERE plugin_id = ? AND key = ?", arguments: [pluginID, key]) }
+    }
+}
+
+/// sy.kv/1 backed by the job store, so plugin caches survive restarts.
+public struct StoreKeyValueStore: PluginKeyValueStore {
+    let store: any JobStore
+    let clock: any HostClock
+
+    public init(store: any JobStore, clock: any HostClock = SystemClock()) {
+        self.store = store
+        self.clock = clock
+    }
+
+    private var now: Date { Date(timeIntervalSince1970: Double(clock.nowUnixMs()) / 1000) }
+
+    public func get(pluginID: String, key: String) -> Data? { try? store.kvGet(pluginID: pluginID, key: key, now: now) }
+    public func put(pluginID: String, key: String, value: Data, ttlMs: Int64) {
+        try? store.kvPut(pluginID: pluginID, key: key, value: value, expiresAt: ttlMs > 0 ? now.addingTimeInterval(Double(ttlMs) / 1000) : nil)
+    }
+    public func remove(pluginID: String, key: String) { try? store.kvRemove(pluginID: pluginID, key: key) }
+}
