@@ -290,12 +290,14 @@ public final class JobEngine: @unchecked Sendable {
                 let delay = clampPoll(doc["next_poll_after_ms"] as? Int)
                 let refText = text(ref).map(plugin.context.redact)
                 let when = now
-                return try store.updateJob(id: job.id) { row in
+                let queued = try store.updateJob(id: job.id) { row in
                     row.refJSON = refText
                     row.phase = .queued
                     row.submittedAt = when
                     row.nextPollAt = when.addingTimeInterval(Double(delay) / 1000)
                 }
+                FaultInjection.point("after-ref-stored")
+                return queued
             }
             if result.isOK, let finished = doc["result"] as? [String: Any] {
                 try store.updateJob(id: job.id) { $0.submittedAt = Date() }
@@ -354,6 +356,7 @@ public final class JobEngine: @unchecked Sendable {
             if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
             let result = await call(plugin, .poll, ["ref": parse(job.refJSON), "config": parse(job.configJSON), "job": jobDocument(job)], jobID: job.id)
             if result.isOK, let doc = result.json {
+                if ["succeeded", "failed", "cancelled"].contains(doc["state"] as? String ?? "") { FaultInjection.point("before-final-store") }
                 job = try await apply(pollDocument: doc, to: jobID, plugin: plugin)
             } else {
                 job = try recordPollError(result, job: job, plugin: plugin)
@@ -578,9 +581,10 @@ struct RecordingArtifactSink: ArtifactSink {
     func read(sha256: String) throws -> Data? { try directory.read(sha256: sha256) }
 }
 
-/// Named crash points for the durability tests: YARD_FAULT=after-submit makes
-/// the process die (SIGKILL) right after a provider accepted a job and before
-/// its ref is stored — the worst moment a real crash can pick.
+/// Named crash points for the durability tests. YARD_FAULT=NAME makes the
+/// process die (SIGKILL) there: after-submit (the provider accepted the job,
+/// its ref is not stored yet — the worst moment), after-ref-stored (queued),
+/// before-final-store (the provider finished, the host has not recorded it).
 public enum FaultInjection {
     static let active = ProcessInfo.processInfo.environment["YARD_FAULT"]
 

@@ -57,7 +57,9 @@ public final class SecretVault: SecretSource, @unchecked Sendable {
         guard FileManager.default.createFile(atPath: tmp.path, contents: data, attributes: [.posixPermissions: 0o600]) else {
             throw YardError(.ioFailed, "Cannot write \(file.path).", remediation: "Check permissions of \(file.deletingLastPathComponent().path).")
         }
-        _ = try FileManager.default.replaceItemAt(file, withItemAt: tmp)
+        guard rename(tmp.path, file.path) == 0 else {
+            throw YardError(.ioFailed, "Cannot replace \(file.path).", remediation: "Check permissions of \(file.deletingLastPathComponent().path).")
+        }
     }
 
     public func set(_ name: String, value: String) throws {
