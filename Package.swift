@@ -57,6 +57,8 @@ let package = Package(
             name: "yard",
             dependencies: [
                 "SwitchyardHost",
+                "SwitchyardJSON",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -11,8 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${1:-release}"
+export SCRATCH="${SCRATCH:-.build-bench}"
 scripts/build.sh "$config" >/dev/null
-bin="$(swift build -c "$config" --show-bin-path)"
+bin="$(swift build -c "$config" --scratch-path "$SCRATCH" --show-bin-path)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 n=50

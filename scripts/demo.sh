@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first command of the README: build everything, then show the plugin host
 # at work on the embedded defaults (no keys, no network): list the bundled
-# plugins and run the conformance kit on the Swift and the C reference plugin.
+# plugins, run the conformance kit on the Swift and the C reference plugin,
+# and run a durable job end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cc >/dev/null 2>&1; then
@@ -17,5 +18,9 @@ echo
 "$bin/yard" plugin test echo
 echo
 "$bin/yard" plugin test c-minimal
+echo
+"$bin/yard" run debug.echo --engine echo --input text="hello from switchyard" --input polls=3
+echo
+"$bin/yard" jobs list --limit 5
 echo
 echo "yard is at $bin/yard (data in $YARD_HOME). Try: $bin/yard plugin --help"

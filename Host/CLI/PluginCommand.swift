@@ -231,7 +231,9 @@ struct PluginCommand: AsyncParsableCommand {
                 guard !FileManager.default.fileExists(atPath: privateURL.path) else {
                     throw YardError(.keyInvalid, "\(privateURL.path) already exists.", remediation: "Choose another --name or --out; keygen never overwrites a key.")
                 }
-                FileManager.default.createFile(atPath: privateURL.path, contents: try encoder.encode(key), attributes: [.posixPermissions: 0o600])
+                guard FileManager.default.createFile(atPath: privateURL.path, contents: try encoder.encode(key), attributes: [.posixPermissions: 0o600]) else {
+                    throw YardError(.ioFailed, "Cannot write \(privateURL.path).", remediation: "Check that \(dir.path) is writable.")
+                }
                 try encoder.encode(key.publicOnly).write(to: publicURL)
                 if global.json { printJSON(["key_id": key.keyID, "private": privateURL.path, "public": publicURL.path]) } else {
                     print("Key \(key.keyID) for \(publisher)\n  private: \(privateURL.path) (keep secret)\n  public:  \(publicURL.path) (give to users: `yard plugin trust`)")
