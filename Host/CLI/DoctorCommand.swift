@@ -37,7 +37,7 @@ struct DoctorCommand: AsyncParsableCommand {
             let env = ProcessInfo.processInfo.environment[name] != nil
             return ["name": name, "state": env ? "set (environment)" : vault.value(of: name) != nil ? "set (vault)" : "not set"]
         }
-        if let store = try? SQLiteJobStore(path: paths.home.appendingPathComponent("yard.sqlite")) {
+        if let store = try? SQLiteJobStore(path: paths.jobStoreFile) {
             let jobs = (try? store.jobs(limit: 500, phase: nil)) ?? []
             bundle["jobs"] = Dictionary(grouping: jobs, by: \.phase.rawValue).mapValues(\.count)
             bundle["recent_failures"] = jobs.filter { $0.phase == .failed || $0.phase == .needsAttention }.prefix(10).map {

@@ -22,7 +22,7 @@ struct JobsCommand: AsyncParsableCommand {
                     }
                     return p
                 }
-                let jobs = try SQLiteJobStore(path: global.paths.home.appendingPathComponent("yard.sqlite")).jobs(limit: limit, phase: phase)
+                let jobs = try SQLiteJobStore(path: global.paths.jobStoreFile).jobs(limit: limit, phase: phase)
                 if global.json { printJSON(jobs.map(JobView.init)); return }
                 if jobs.isEmpty { print("No jobs yet. Run one with `yard run`."); return }
                 let formatter = ISO8601DateFormatter()
@@ -40,9 +40,9 @@ struct JobsCommand: AsyncParsableCommand {
 
         func run() throws {
             do {
-                let store = try SQLiteJobStore(path: global.paths.home.appendingPathComponent("yard.sqlite"))
+                let store = try SQLiteJobStore(path: global.paths.jobStoreFile)
                 guard let job = try store.job(id: id) else {
-                    throw YardError("JOB_NOT_FOUND", "No job \(id).", remediation: "List jobs with `yard jobs list`.", field: "id")
+                    throw YardError.jobNotFound(id)
                 }
                 if global.json { printJSON(JobView(job)); return }
                 print("job       \(job.id)\nengine    \(job.pluginID) \(job.pluginVersion)\ncapability \(job.capability)\nstate     \(job.phase.rawValue)")
@@ -97,9 +97,9 @@ struct JobsCommand: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                let store = try SQLiteJobStore(path: global.paths.home.appendingPathComponent("yard.sqlite"))
+                let store = try SQLiteJobStore(path: global.paths.jobStoreFile)
                 guard try store.job(id: id) != nil else {
-                    throw YardError("JOB_NOT_FOUND", "No job \(id).", remediation: "List jobs with `yard jobs list`.", field: "id")
+                    throw YardError.jobNotFound(id)
                 }
                 var after: Int64 = 0
                 let formatter = ISO8601DateFormatter()

@@ -8,19 +8,8 @@ import Glibc
 /// Kill the host with SIGKILL at every point of a job's life, restart it, and
 /// check that every job reaches its terminal state with exactly one submission
 /// (echo counts submissions per idempotency key in the host's durable kv).
-final class CrashRecoveryTests: XCTestCase {
-    var dir: URL!
-    var home: URL!
-
-    override func setUpWithError() throws {
-        try requireStagedPlugins()
-        dir = try temporaryDirectory()
-        home = dir.appendingPathComponent("home")
-    }
-
-    override func tearDown() {
-        if let dir { try? FileManager.default.removeItem(at: dir) }
-    }
+final class CrashRecoveryTests: TemporaryDirectoryTestCase {
+    var home: URL { dir.appendingPathComponent("home") }
 
     func store() throws -> SQLiteJobStore { try SQLiteJobStore(path: home.appendingPathComponent("yard.sqlite")) }
 

@@ -3,18 +3,7 @@ import Foundation
 import XCTest
 @testable import SwitchyardHost
 
-final class HostServiceTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        try requireStagedPlugins()
-        dir = try temporaryDirectory()
-    }
-
-    override func tearDown() {
-        if let dir { try? FileManager.default.removeItem(at: dir) }
-    }
-
+final class HostServiceTests: TemporaryDirectoryTestCase {
     func testRequestOutsideTheAllowListIsDeniedWithoutLeavingTheProcess() throws {
         let plugin = try PluginLoader.load(manifestURL: try copyPlugin("echo", to: dir), services: fullServices(root: dir))
         let submitted = plugin.call(.submit, request: requestData(["capability": "debug.echo", "inputs": ["text": "x", "polls": 0, "url": "http://203.0.113.9/steal"]]))

@@ -3,22 +3,16 @@ import SwitchyardJSON
 import XCTest
 @testable import SwitchyardHost
 
-final class JobEngineTests: XCTestCase {
-    var dir: URL!
+final class JobEngineTests: TemporaryDirectoryTestCase {
     var engine: JobEngine!
     var pluginsRoot: URL!
 
     override func setUpWithError() throws {
-        try requireStagedPlugins()
-        dir = try temporaryDirectory()
+        try super.setUpWithError()
         pluginsRoot = dir.appendingPathComponent("plugins")
         try copyPlugin("echo", to: pluginsRoot)
         try copyPlugin("c-minimal", to: pluginsRoot)
         engine = try makeEngine()
-    }
-
-    override func tearDown() {
-        if let dir { try? FileManager.default.removeItem(at: dir) }
     }
 
     func makeEngine(secrets: [String: String] = [:], catalog: CapabilityCatalog? = nil) throws -> JobEngine {

@@ -3,20 +3,14 @@ import XCTest
 import ZIPFoundation
 @testable import SwitchyardHost
 
-final class PluginInstallerTests: XCTestCase {
-    var dir: URL!
+final class PluginInstallerTests: TemporaryDirectoryTestCase {
     var paths: YardPaths!
     var publisher: PublisherKeyFile!
 
     override func setUpWithError() throws {
-        try requireStagedPlugins()
-        dir = try temporaryDirectory()
+        try super.setUpWithError()
         paths = YardPaths(home: dir.appendingPathComponent("home"))
         publisher = PublisherKeyFile.generate(publisher: "Test Publisher")
-    }
-
-    override func tearDown() {
-        if let dir { try? FileManager.default.removeItem(at: dir) }
     }
 
     /// An installer that trusts `publisher` (as `yard plugin trust` would).

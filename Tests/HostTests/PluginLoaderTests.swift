@@ -4,18 +4,7 @@ import Foundation
 import XCTest
 @testable import SwitchyardHost
 
-final class PluginLoaderTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        try requireStagedPlugins()
-        dir = try temporaryDirectory()
-    }
-
-    override func tearDown() {
-        if let dir { try? FileManager.default.removeItem(at: dir) }
-    }
-
+final class PluginLoaderTests: TemporaryDirectoryTestCase {
     func testEchoRunsTheWholeJobModelThroughTheABI() throws {
         let manifest = try copyPlugin("echo", to: dir)
         let log = CollectingLogSink()

@@ -2,18 +2,7 @@ import Foundation
 import XCTest
 @testable import SwitchyardHost
 
-final class PluginRegistryTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        try requireStagedPlugins()
-        dir = try temporaryDirectory()
-    }
-
-    override func tearDown() {
-        if let dir { try? FileManager.default.removeItem(at: dir) }
-    }
-
+final class PluginRegistryTests: TemporaryDirectoryTestCase {
     func registry(extra: [URL] = [], bundled: URL? = nil) -> PluginRegistry {
         PluginRegistry(paths: YardPaths(home: dir.appendingPathComponent("home")), extraPaths: extra.map(\.path),
                        environment: [:], bundled: bundled)

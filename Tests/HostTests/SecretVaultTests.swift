@@ -2,11 +2,8 @@ import Foundation
 import XCTest
 @testable import SwitchyardHost
 
-final class SecretVaultTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws { dir = try temporaryDirectory() }
-    override func tearDown() { if let dir { try? FileManager.default.removeItem(at: dir) } }
+final class SecretVaultTests: TemporaryDirectoryTestCase {
+    override var needsStagedPlugins: Bool { false }
 
     func testStoredValueRoundTripsAndIsNotPlainTextOnDisk() throws {
         let vault = SecretVault(paths: YardPaths(home: dir), environment: [:])

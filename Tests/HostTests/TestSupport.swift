@@ -135,3 +135,19 @@ func fullServices(root: URL, secrets: [String: String] = [:], log: CollectingLog
 func requestData(_ object: [String: Any]) -> Data {
     try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
 }
+
+/// A test with its own temporary directory, removed afterwards. Tests that
+/// load the staged first-party plugins skip (with the reason) when they are missing.
+class TemporaryDirectoryTestCase: XCTestCase {
+    var dir: URL!
+    var needsStagedPlugins: Bool { true }
+
+    override func setUpWithError() throws {
+        if needsStagedPlugins { try requireStagedPlugins() }
+        dir = try temporaryDirectory(String(describing: type(of: self)))
+    }
+
+    override func tearDown() {
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+}

@@ -3,19 +3,8 @@ import XCTest
 @testable import SwitchyardHost
 
 /// The `yard plugin` commands as a user runs them: real processes, own YARD_HOME.
-final class YardCLITests: XCTestCase {
-    var dir: URL!
-    var home: URL!
-
-    override func setUpWithError() throws {
-        try requireStagedPlugins()
-        dir = try temporaryDirectory()
-        home = dir.appendingPathComponent("home")
-    }
-
-    override func tearDown() {
-        if let dir { try? FileManager.default.removeItem(at: dir) }
-    }
+final class YardCLITests: TemporaryDirectoryTestCase {
+    var home: URL { dir.appendingPathComponent("home") }
 
     func testListShowsTheBundledPluginsAsJSON() throws {
         let result = try yard(["plugin", "list", "--json"], home: home)

@@ -60,7 +60,7 @@ public final class JobEngine: @unchecked Sendable {
 
     /// The engine as `yard` uses it: SQLite under $YARD_HOME, the vault, the catalog.
     public static func standard(paths: YardPaths, registry: PluginRegistry) throws -> JobEngine {
-        let store = try SQLiteJobStore(path: paths.home.appendingPathComponent("yard.sqlite"))
+        let store = try SQLiteJobStore(path: paths.jobStoreFile)
         let catalog = try CapabilityCatalog.load(directory: YardPaths.registryDirectory()?.appendingPathComponent("capabilities"))
         return JobEngine(store: store, paths: paths, registry: registry, catalog: catalog, secrets: SecretVault(paths: paths))
     }
@@ -336,7 +336,7 @@ public final class JobEngine: @unchecked Sendable {
     /// Polls a job to a terminal phase, following the engine's schedule.
     public func drive(_ jobID: String, onUpdate: @escaping @Sendable (JobUpdate) -> Void = { _ in }) async throws -> JobRecord {
         guard var job = try store.job(id: jobID) else {
-            throw YardError("JOB_NOT_FOUND", "No job \(jobID).", remediation: "List jobs with `yard jobs list`.")
+            throw YardError.jobNotFound(jobID)
         }
         let plugin = try self.plugin(job.pluginID)
         if job.phase == .submitting { job = try await reconcile(job, plugin: plugin) }
@@ -530,7 +530,7 @@ public final class JobEngine: @unchecked Sendable {
     /// Cancels at the provider and records the truthful outcome.
     public func cancel(_ jobID: String) async throws -> JobRecord {
         guard let job = try store.job(id: jobID) else {
-            throw YardError("JOB_NOT_FOUND", "No job \(jobID).", remediation: "List jobs with `yard jobs list`.")
+            throw YardError.jobNotFound(jobID)
         }
         if job.phase.isTerminal { return job }
         try store.updateJob(id: jobID) { $0.cancelRequested = true }

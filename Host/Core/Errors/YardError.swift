@@ -42,5 +42,10 @@ public struct YardError: Error, Sendable, Hashable, Codable, CustomStringConvert
         public static let contractMismatch: Code = "CONTRACT_MISMATCH"
         public static let ioFailed: Code = "IO_FAILED"
         public static let usage: Code = "USAGE"
+        public static let jobNotFound: Code = "JOB_NOT_FOUND"
+    }
+
+    public static func jobNotFound(_ id: String) -> YardError {
+        YardError(.jobNotFound, "No job \(id).", remediation: "List jobs with `yard jobs list`.", field: "id")
     }
 }

@@ -131,7 +131,7 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
     public func updateJob(id: String, _ change: @Sendable (inout JobRecord) throws -> Void) throws -> JobRecord {
         try pool.write { db in
             guard var job = try JobRecord.fetchOne(db, key: id) else {
-                throw YardError("JOB_NOT_FOUND", "No job \(id).", remediation: "List jobs with `yard jobs list`.")
+                throw YardError.jobNotFound(id)
             }
             let before = job.phase
             try change(&job)

@@ -20,6 +20,7 @@ public struct YardPaths: Sendable {
     public var scanCacheFile: URL { cacheDirectory.appendingPathComponent("plugin-scan.json") }
     public var lockFile: URL { home.appendingPathComponent("plugins.lock.json") }
     public var trustedKeysDirectory: URL { home.appendingPathComponent("keys") }
+    public var jobStoreFile: URL { home.appendingPathComponent("yard.sqlite") }
 
     /// The `Registry/` folder of the source tree or of an installed share
     /// directory: YARD_REGISTRY, else the first ancestor of the executable
