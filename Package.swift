@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "yard", targets: ["yard"]),
         .library(name: "SwitchyardPluginSDK", targets: ["SwitchyardPluginSDK"]),
         .library(name: "SwitchyardHost", targets: ["SwitchyardHost"]),
+        // Stand-ins and test helpers, for our tests and third-party adapter authors.
+        .library(name: "SwitchyardTesting", targets: ["SwitchyardTesting"]),
         // First-party plugins: each builds to its own shared object.
         .library(name: "SyEcho", type: .dynamic, targets: ["EchoPlugin"]),
         .library(name: "SyCMinimal", type: .dynamic, targets: ["CMinimalPlugin"]),
@@ -21,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.24.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         // The stable C ABI: headers only, plus a translation unit that pins the layout.
@@ -53,6 +57,15 @@ let package = Package(
             ],
             path: "Host/Core"
         ),
+        .target(
+            name: "SwitchyardTesting",
+            dependencies: [
+                "SwitchyardHost",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Tests/Support"
+        ),
         .executableTarget(
             name: "yard",
             dependencies: [
@@ -80,7 +93,7 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["SwitchyardJSON"], path: "Tests/JSONTests"),
         .testTarget(
             name: "HostTests",
-            dependencies: ["SwitchyardHost", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            dependencies: ["SwitchyardHost", "SwitchyardTesting", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             path: "Tests/HostTests"
         ),
     ]

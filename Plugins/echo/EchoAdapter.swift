@@ -49,9 +49,17 @@ struct EchoAdapter: EngineAdapter {
             diagnostics.append(Diagnostic(code: "CONTRACT_MISMATCH", message: "url must be a string.",
                                           remediation: "Pass an http(s) URL on an allowed host.", field: "$.inputs.url"))
         }
-        for key in request.inputs.keys where !["text", "polls", "fail_with", "url"].contains(key) {
+        if let faults = request.inputs["poll_faults"], faults.arrayValue?.allSatisfy({ $0.stringValue != nil }) != true {
+            diagnostics.append(Diagnostic(code: "CONTRACT_MISMATCH", message: "poll_faults must be a list of error codes (CODE or CODE:retry_after_ms).",
+                                          remediation: "Pass e.g. [\"RATE_LIMITED:200\",\"ENGINE_UNAVAILABLE\"].", field: "$.inputs.poll_faults"))
+        }
+        if let url = request.inputs["output_url"], url.stringValue == nil {
+            diagnostics.append(Diagnostic(code: "CONTRACT_MISMATCH", message: "output_url must be a string.",
+                                          remediation: "Pass an http(s) URL on an allowed host.", field: "$.inputs.output_url"))
+        }
+        for key in request.inputs.keys where !["text", "polls", "fail_with", "url", "poll_faults", "output_url"].contains(key) {
             diagnostics.append(Diagnostic(code: "CONTRACT_MISMATCH", message: "Unknown input \(key).",
-                                          remediation: "Remove it; echo takes text, polls, fail_with and url.", field: "$.inputs.\(key)"))
+                                          remediation: "Remove it; echo takes text, polls, fail_with, url, poll_faults and output_url.", field: "$.inputs.\(key)"))
         }
         return diagnostics
     }
@@ -78,6 +86,8 @@ struct EchoAdapter: EngineAdapter {
             "polls": .number(Double(request.inputs["polls"]?.intValue ?? 2)),
             "fail_with": request.inputs["fail_with"] ?? .null,
             "url": request.inputs["url"] ?? .null,
+            "poll_faults": request.inputs["poll_faults"] ?? .array([]),
+            "output_url": request.inputs["output_url"] ?? .null,
             "submitted_ms": .number(Double(now)),
         ]
     }
@@ -88,6 +98,18 @@ struct EchoAdapter: EngineAdapter {
         }
         if (try? context.kvGet("cancelled/\(key)")) != nil {
             return PollResult(state: .cancelled, message: "cancelled")
+        }
+        // Scripted provider trouble: the first polls fail as a provider would
+        // (RATE_LIMITED with Retry-After, ENGINE_UNAVAILABLE…), then the job proceeds.
+        if let faults = request.ref["poll_faults"]?.arrayValue, !faults.isEmpty {
+            let used = (try? context.kvGet("faults/\(key)")).flatMap { $0.flatMap { Int(String(decoding: $0, as: UTF8.self)) } } ?? 0
+            if used < faults.count, let spec = faults[used].stringValue {
+                try? context.kvPut("faults/\(key)", Data(String(used + 1).utf8), ttlMs: 86_400_000)
+                let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+                throw PluginError(code: parts[0], message: "echo simulated \(parts[0]) on poll \(used + 1).",
+                                  remediation: "Remove poll_faults from the inputs.", retryable: true, charged: .no,
+                                  retryAfterMs: parts.count > 1 ? Int(parts[1]) : nil)
+            }
         }
         let needed = request.ref["polls"]?.intValue ?? 2
         let seen = try nextPollCount(key: key, submittedMs: request.ref["submitted_ms"]?.intValue, context: context)
@@ -108,6 +130,10 @@ struct EchoAdapter: EngineAdapter {
         if let url = request.ref["url"]?.stringValue {
             let response = try context.http(HTTPRequest(method: "GET", url: url))
             outputs["http_status"] = .number(Double(response.status))
+        }
+        if let remote = request.ref["output_url"]?.stringValue {
+            // As a remote provider answers: a URL the host must harvest before retention ends.
+            outputs["remote"] = ["url": .string(remote), "media_type": "application/octet-stream"]
         }
         outputs["authenticated"] = .bool(try context.secret("ECHO_TOKEN") != nil)
         if let count = (try? context.kvGet("submissions/\(key)")).flatMap({ $0.flatMap { Int(String(decoding: $0, as: UTF8.self)) } }) {

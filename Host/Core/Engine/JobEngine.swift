@@ -29,6 +29,7 @@ public final class JobEngine: @unchecked Sendable {
     public let clock: any HostClock
     let executor = PluginCallExecutor()
     let http: any HTTPTransport
+    public let downloader: ArtifactDownloader
     public var policy = Policy()
 
     private let lock = NSLock()
@@ -54,6 +55,7 @@ public final class JobEngine: @unchecked Sendable {
         self.catalog = catalog
         self.secrets = secrets
         self.artifacts = ArtifactDirectory(root: paths.home.appendingPathComponent("artifacts"))
+        self.downloader = ArtifactDownloader(directory: artifacts)
         self.clock = clock
         self.http = http
     }
@@ -246,6 +248,7 @@ public final class JobEngine: @unchecked Sendable {
         let inputs = JSONValue.object(spec.inputs)
         let inputHash = SHA256.hash(data: JSONValue.object(["engine": .string(plugin.manifest.id), "capability": .string(spec.capability), "inputs": inputs]).serialized())
             .map { String(format: "%02x", $0) }.joined()
+        let timeout = plugin.manifest.capabilities.first { $0.id == spec.capability }?.timeoutSeconds.map(Double.init) ?? policy.jobTimeoutSeconds
         let id = "job_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
         let created = now
         let record = JobRecord(
@@ -254,7 +257,7 @@ public final class JobEngine: @unchecked Sendable {
             configJSON: String(decoding: JSONValue.object(spec.config).serialized(), as: UTF8.self), phase: .submitting, refJSON: nil,
             attempt: 1, progress: 0, message: nil, outputsJSON: nil, errorJSON: nil, createdAt: created, updatedAt: created,
             submittedAt: nil, finishedAt: nil, nextPollAt: nil, pollCount: 0, consecutiveErrors: 0, cancelRequested: false,
-            cancelOutcomeJSON: nil, deadlineAt: created.addingTimeInterval(policy.jobTimeoutSeconds), estimateMinor: verdict.estimate?.amountMinor)
+            cancelOutcomeJSON: nil, deadlineAt: created.addingTimeInterval(min(timeout, policy.jobTimeoutSeconds)), estimateMinor: verdict.estimate?.amountMinor)
         let (stored, isNew) = try store.insertJob(record)
         if !isNew {
             if stored.inputHash != inputHash {
@@ -396,6 +399,9 @@ public final class JobEngine: @unchecked Sendable {
         var harvestedText: String?
         if state == "succeeded", let outputs = doc["outputs"] as? [String: Any] {
             let harvested = await harvest(outputs, jobID: jobID, plugin: plugin)
+            if let failure = Self.harvestFailure(harvested) {
+                return try recordHarvestFailure(failure, jobID: jobID, plugin: plugin)
+            }
             harvestedText = text(harvested).map(plugin.context.redact)
         }
         let outputsText = harvestedText
@@ -453,37 +459,60 @@ public final class JobEngine: @unchecked Sendable {
     }
 
     func harvestOne(_ object: [String: Any], jobID: String, plugin: LoadedPlugin) async -> [String: Any] {
-        guard let url = object["url"] as? String, plugin.context.isAllowed(url) else {
-            var copy = object
-            copy["harvest_error"] = "not downloaded: the URL's host is outside the engine's allow-list"
-            return copy
+        guard let url = object["url"] as? String else { return object }
+        var copy = object
+        do {
+            let context = plugin.context
+            let result = try await downloader.download(url: url, mediaType: object["media_type"] as? String ?? object["content_type"] as? String,
+                                                       expectedSHA256: object["sha256"] as? String, expectedSize: object["size"] as? Int,
+                                                       isAllowed: { context.isAllowed($0) })
+            try? store.recordArtifact(ArtifactRecord(sha256: result.sha256, size: result.size, mediaType: result.mediaType, jobID: jobID, sourceURL: url, createdAt: Date()))
+            copy.removeValue(forKey: "url")
+            copy["artifact"] = "sha256:\(result.sha256)"
+            copy["size"] = result.size
+            copy["media_type"] = result.mediaType
+        } catch let error as YardError {
+            copy["harvest_error"] = "\(error.code.rawValue): \(error.message)"
+        } catch {
+            copy["harvest_error"] = "download failed: \(error)"
         }
-        let http = self.http, artifacts = self.artifacts, store = self.store
-        let boxed = Unchecked(object)
-        return await executor.run { () -> Unchecked<[String: Any]> in
-            let object = boxed.value
-            do {
-                let response = try http.perform(HostHTTPRequest(method: "GET", url: url))
-                guard (200..<300).contains(response.status) else {
-                    var copy = object
-                    copy["harvest_error"] = response.status == 404 || response.status == 410 ? "RESULT_EXPIRED: HTTP \(response.status)" : "HTTP \(response.status)"
-                    return Unchecked(copy)
-                }
-                let mediaType = object["media_type"] as? String ?? object["content_type"] as? String ?? response.headers["content-type"] ?? "application/octet-stream"
-                let digest = try artifacts.put(response.body, mediaType: mediaType)
-                try? store.recordArtifact(ArtifactRecord(sha256: digest, size: response.body.count, mediaType: mediaType, jobID: jobID, sourceURL: url, createdAt: Date()))
-                var copy = object
-                copy.removeValue(forKey: "url")
-                copy["artifact"] = "sha256:\(digest)"
-                copy["size"] = response.body.count
-                copy["media_type"] = mediaType
-                return Unchecked(copy)
-            } catch {
-                var copy = object
-                copy["harvest_error"] = "download failed: \(error)"
-                return Unchecked(copy)
+        return copy
+    }
+
+    /// The first harvest error among the outputs, if any.
+    static func harvestFailure(_ outputs: [String: Any]) -> String? {
+        for value in outputs.values {
+            if let error = (value as? [String: Any])?["harvest_error"] as? String { return error }
+            for item in (value as? [Any]) ?? [] {
+                if let error = (item as? [String: Any])?["harvest_error"] as? String { return error }
             }
-        }.value
+        }
+        return nil
+    }
+
+    /// An expired result fails the job (the provider billed it, the output is
+    /// gone); anything else is retried on the poll schedule while retention lasts.
+    func recordHarvestFailure(_ failure: String, jobID: String, plugin: LoadedPlugin) throws -> JobRecord {
+        let expired = failure.hasPrefix("RESULT_EXPIRED")
+        let error: [String: Any] = ["code": expired ? "RESULT_EXPIRED" : "HARVEST_FAILED", "message": failure,
+                                    "remediation": expired ? "The provider no longer keeps the result; run the job again." : "Check the network and the engine's allow-list, then `yard jobs resume`.",
+                                    "retryable": !expired, "charged": "yes"]
+        try? store.appendEvent(jobID: jobID, kind: "harvest_error", message: plugin.context.redact(failure), data: nil)
+        guard let job = try store.job(id: jobID) else { throw YardError.jobNotFound(jobID) }
+        if !expired && job.consecutiveErrors < policy.maxConsecutiveErrors {
+            let when = now.addingTimeInterval(Double(backoffMs(job.consecutiveErrors + 1, retryAfter: nil)) / 1000)
+            return try store.updateJob(id: jobID) { row in
+                row.consecutiveErrors += 1
+                row.nextPollAt = when
+            }
+        }
+        let errorText = text(error).map(plugin.context.redact)
+        return try store.updateJob(id: jobID) { row in
+            guard !row.phase.isTerminal else { return }
+            row.phase = .failed
+            row.errorJSON = errorText
+            row.finishedAt = Date()
+        }
     }
 
     // MARK: recovery

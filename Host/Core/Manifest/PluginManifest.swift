@@ -33,10 +33,13 @@ public struct PluginManifest: Codable, Sendable, Hashable {
         public var pricing: JSONValue?
         /// Inputs that pass `limits`: used by `yard plugin test` and `plugin info`.
         public var exampleInputs: JSONValue?
+        /// How long one job may take before the host cancels it (ENGINE_TIMEOUT).
+        public var timeoutSeconds: Int?
 
         enum CodingKeys: String, CodingKey {
             case id, limits, pricing
             case exampleInputs = "example_inputs"
+            case timeoutSeconds = "timeout_seconds"
         }
     }
 
