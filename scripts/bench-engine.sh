@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Engine overhead benchmark (issue: durable job engine). Runs N jobs through
-# the real engine with the echo adapter — pre-flight, persist, submit, two
-# polls, complete, all durable in SQLite (WAL) — and, in the same run, the
-# raw SQLite insert+update of one job row as the baseline. Targets: p99 <= 1 ms
-# of host overhead per step, >= 5,000 durable steps/s.
+# Engine benchmarks (issue: durable job engine), each against a baseline
+# measured in the same run:
+#   overhead — N jobs through the real engine with echo (pre-flight, persist,
+#              submit, two polls, complete; all durable in SQLite WAL) vs the
+#              raw SQLite insert+update of one job row. Target p99 <= 1 ms,
+#              >= 5,000 durable steps/s.
+#   inflight — 10,000 jobs in flight, one poll per job per second: RSS and CPU.
+#              Targets RSS <= 200 MB, CPU <= 0.5 core. (echo polls in process,
+#              not over loopback HTTP.)
+#   download — a 1 GiB artifact over loopback into the store vs curl from the
+#              same server. Targets >= 0.9x curl's throughput, RSS growth <= 32 MB.
 # Usage: scripts/bench-engine.sh [release|debug] [jobs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +18,29 @@ jobs="${2:-2000}"
 export SCRATCH="${SCRATCH:-.build-bench}"
 scripts/build.sh "$config" >/dev/null
 bin="$(swift build -c "$config" --scratch-path "$SCRATCH" --show-bin-path)"
-home="$(mktemp -d)"
-trap 'rm -rf "$home"' EXIT
-YARD_HOME="$home" "$bin/yard" bench-engine --jobs "$jobs"
+work="$(mktemp -d)"
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "== overhead ($config, $jobs jobs)"
+YARD_HOME="$work/h1" "$bin/yard" bench-engine --jobs "$jobs"
+
+echo "== in flight"
+YARD_HOME="$work/h2" "$bin/yard" bench-inflight --jobs "${INFLIGHT_JOBS:-10000}" --seconds 20
+
+echo "== download (1 GiB over loopback)"
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+mkdir -p "$work/www"
+truncate -s 1G "$work/www/big.bin"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+(cd "$work/www" && exec python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1) &
+server_pid=$!
+for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+s=$(date +%s%N); curl -sf -o "$work/curl.bin" "http://127.0.0.1:$port/big.bin"; e=$(date +%s%N)
+curl_s=$(awk -v a="$s" -v b="$e" 'BEGIN { print (b - a) / 1e9 }')
+rm -f "$work/curl.bin"
+read -r yard_s size rss_growth < <(YARD_HOME="$work/h3" "$bin/yard" bench-download "http://127.0.0.1:$port/big.bin")
+awk -v c="$curl_s" -v y="$yard_s" -v n="$size" -v r="$rss_growth" 'BEGIN {
+  printf "curl  %.2f s  %.0f MB/s\nyard  %.2f s  %.0f MB/s  peak RSS growth %.1f MB\nthroughput ratio (yard / curl) %.2fx\n", c, n / c / 1048576, y, n / y / 1048576, r, c / y
+}'

@@ -76,3 +76,86 @@ struct BenchEngineCommand: AsyncParsableCommand {
         print(String(format: "ratio (engine / baseline)  p50 %.1fx  p99 %.1fx", p50 / b50, p99 / b99))
     }
 }
+
+/// Resident memory and CPU time of this process, from /proc and getrusage.
+enum ProcessUsage {
+    static func residentMB() -> Double { field("VmRSS") }
+    static func peakResidentMB() -> Double { field("VmHWM") }
+
+    static func field(_ name: String) -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
+        return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+    }
+
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+}
+
+/// N jobs in flight at once, each polled once a second: memory and CPU of the
+/// host while it keeps them all moving. Used by scripts/bench-engine.sh.
+struct BenchInflightCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-inflight", abstract: "Measure N jobs in flight (benchmark helper).", shouldDisplay: false)
+    @OptionGroup var global: GlobalOptions
+    @Option var jobs = 10_000
+    @Option var seconds = 20.0
+
+    func run() async throws {
+        let engine = try JobEngine.standard(paths: global.paths, registry: global.registry)
+        engine.policy.minPollMs = 1000
+        engine.policy.maxPollMs = 1000
+        let rssBefore = ProcessUsage.residentMB()
+        let startWall = Date()
+        var ids: [String] = []
+        ids.reserveCapacity(jobs)
+        try await withThrowingTaskGroup(of: [String].self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    var mine: [String] = []
+                    for i in stride(from: worker, to: jobs, by: 8) {
+                        mine.append(try await engine.start(JobSpec(pluginID: "echo", capability: "debug.echo", inputs: ["text": .string("inflight \(i)"), "polls": 50])).id)
+                    }
+                    return mine
+                }
+            }
+            for try await chunk in group { ids += chunk }
+        }
+        let started = Date().timeIntervalSince(startWall)
+        let drivers = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for id in ids { group.addTask { _ = try? await engine.drive(id) } }
+            }
+        }
+        try await Task.sleep(nanoseconds: 3_000_000_000) // let the schedule settle
+        guard let store = engine.store as? SQLiteJobStore else { return }
+        let pollsBefore = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT SUM(poll_count) FROM job") ?? 0 }
+        let cpuBefore = ProcessUsage.cpuSeconds(), wallBefore = Date()
+        try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+        let cpu = ProcessUsage.cpuSeconds() - cpuBefore, wall = Date().timeIntervalSince(wallBefore)
+        let pollsAfter = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT SUM(poll_count) FROM job") ?? 0 }
+        let rss = ProcessUsage.residentMB()
+        print(String(format: "in flight %d jobs (started in %.1f s)  polls %.0f/s  CPU %.2f cores  RSS %.0f MB (%.0f MB before, peak %.0f MB)",
+                     jobs, started, Double(pollsAfter - pollsBefore) / wall, cpu / wall, rss, rssBefore, ProcessUsage.peakResidentMB()))
+        drivers.cancel()
+        Foundation.exit(0)
+    }
+}
+
+/// Downloads one URL into the artifact store; prints seconds and RSS growth.
+struct BenchDownloadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-download", abstract: "Measure an artifact download (benchmark helper).", shouldDisplay: false)
+    @OptionGroup var global: GlobalOptions
+    @Argument var url: String
+
+    func run() async throws {
+        let downloader = ArtifactDownloader(directory: ArtifactDirectory(root: global.paths.home.appendingPathComponent("artifacts")))
+        let rssBefore = ProcessUsage.residentMB()
+        let start = Date()
+        let result = try await downloader.download(url: url, isAllowed: { _ in true })
+        let seconds = Date().timeIntervalSince(start)
+        print(String(format: "%.3f %d %.1f", seconds, result.size, ProcessUsage.peakResidentMB() - rssBefore))
+    }
+}
