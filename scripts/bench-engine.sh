@@ -37,10 +37,17 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 (cd "$work/www" && exec python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1) &
 server_pid=$!
 for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-s=$(date +%s%N); curl -sf -o "$work/curl.bin" "http://127.0.0.1:$port/big.bin"; e=$(date +%s%N)
-curl_s=$(awk -v a="$s" -v b="$e" 'BEGIN { print (b - a) / 1e9 }')
-rm -f "$work/curl.bin"
-read -r yard_s size rss_growth < <(YARD_HOME="$work/h3" "$bin/yard" bench-download "http://127.0.0.1:$port/big.bin")
+# Alternate the two clients, best of two each, so neither gains from going second.
+curl_s=999; yard_s=999; rss_growth=0; size=0
+for round in 1 2; do
+  s=$(date +%s%N); curl -sf -o "$work/curl.bin" "http://127.0.0.1:$port/big.bin"; e=$(date +%s%N)
+  rm -f "$work/curl.bin"
+  curl_s=$(awk -v a="$s" -v b="$e" -v best="$curl_s" 'BEGIN { t = (b - a) / 1e9; print (t < best ? t : best) }')
+  rm -rf "$work/h3"
+  read -r t size growth < <(YARD_HOME="$work/h3" "$bin/yard" bench-download "http://127.0.0.1:$port/big.bin")
+  yard_s=$(awk -v t="$t" -v best="$yard_s" 'BEGIN { print (t < best ? t : best) }')
+  rss_growth=$(awk -v g="$growth" -v m="$rss_growth" 'BEGIN { print (g > m ? g : m) }')
+done
 awk -v c="$curl_s" -v y="$yard_s" -v n="$size" -v r="$rss_growth" 'BEGIN {
-  printf "curl  %.2f s  %.0f MB/s\nyard  %.2f s  %.0f MB/s  peak RSS growth %.1f MB\nthroughput ratio (yard / curl) %.2fx\n", c, n / c / 1048576, y, n / y / 1048576, r, c / y
+  printf "curl  %.2f s  %.0f MB/s (best of 2)\nyard  %.2f s  %.0f MB/s (best of 2)  peak RSS growth %.1f MB\nthroughput ratio (yard / curl) %.2fx\n", c, n / c / 1048576, y, n / y / 1048576, r, c / y
 }'

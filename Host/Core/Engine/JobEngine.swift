@@ -35,6 +35,15 @@ public final class JobEngine: @unchecked Sendable {
     private let lock = NSLock()
     private var plugins: [String: LoadedPlugin] = [:]
     private var gates: [String: ConcurrencyGate] = [:]
+    private var schemas: [String: JSONSchema] = [:]
+
+    /// Compiled once per engine and capability: compiling costs more than validating.
+    func compiledSchema(_ key: String, _ document: JSONValue) throws -> JSONSchema {
+        if let cached = lock.withLock({ schemas[key] }) { return cached }
+        let schema = try JSONSchema(document)
+        lock.withLock { schemas[key] = schema }
+        return schema
+    }
 
     public struct Policy: Sendable {
         /// How long a job may take before it is cancelled and failed with ENGINE_TIMEOUT.
@@ -101,7 +110,7 @@ public final class JobEngine: @unchecked Sendable {
     func call(_ plugin: LoadedPlugin, _ operation: PluginOperation, _ document: [String: Any], jobID: String?) async -> PluginCallResult {
         let gate = gate(plugin.manifest.id)
         await gate.acquire()
-        let body = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
+        let body = jsonValue(document).serialized()
         let result = await executor.run { plugin.call(operation, request: body, jobID: jobID) }
         await gate.release()
         return result
@@ -146,14 +155,14 @@ public final class JobEngine: @unchecked Sendable {
         }
         if let limits = declared.limits {
             do {
-                let findings = schemaFindings(try JSONSchema(limits).validate(inputs), step: "limits", source: "\(manifest.id) limits")
+                let findings = schemaFindings(try compiledSchema("limits:\(manifest.id):\(spec.capability)", limits).validate(inputs), step: "limits", source: "\(manifest.id) limits")
                 if !findings.isEmpty { verdict.findings += findings; return verdict }
             } catch {
                 return refuse("limits", "MANIFEST_INVALID", "\(manifest.id)'s limits for \(spec.capability) are not a valid schema: \(error)", "Report this to the plugin's author.")
             }
         }
         if let schema = manifest.configSchema {
-            let violations = ((try? JSONSchema(schema))?.validate(.object(spec.config))) ?? []
+            let violations = ((try? compiledSchema("config:\(manifest.id)", schema))?.validate(.object(spec.config))) ?? []
             if let first = violations.first {
                 return refuse("config", "CONFIG_INVALID", "Engine configuration: \(first.message)",
                               "Fix the engine's config (--config, or $YARD_HOME/config/\(manifest.id).json).", field: "$.config" + first.path.dropFirst())
@@ -279,7 +288,7 @@ public final class JobEngine: @unchecked Sendable {
 
     func text(_ object: Any?) -> String? {
         guard let object, !(object is NSNull) else { return nil }
-        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed])).map { String(decoding: $0, as: UTF8.self) }
+        return String(decoding: jsonValue(object).serialized(), as: UTF8.self)
     }
 
     func submit(_ job: JobRecord, plugin: LoadedPlugin) async throws -> JobRecord {
