@@ -1,9 +1,31 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SwitchyardHost
 
 @main
 struct Yard: AsyncParsableCommand {
+    /// Process logs go to stderr, at YARD_LOG_LEVEL (trace…critical; default warning),
+    /// so stdout stays clean for --json.
+    static func main() async {
+        let level = ProcessInfo.processInfo.environment["YARD_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "yard",
         abstract: "Switchyard: a plugin host for generative-media engines.",

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 
 /// A real HTTP server on 127.0.0.1 with an ephemeral port, answering from a
@@ -94,8 +95,11 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
             router.on("**", method: method, use: handler)
         }
         let bound = AsyncStream<Int>.makeStream()
+        var logger = Logger(label: "scripted-http-server")
+        logger.logLevel = .critical // shutdown races are expected in tests
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in bound.continuation.yield(channel.localAddress?.port ?? 0) })
+                              onServerRunning: { channel in bound.continuation.yield(channel.localAddress?.port ?? 0) },
+                              logger: logger)
         task = Task { try await app.runService() }
         for await port in bound.stream {
             self.port = port

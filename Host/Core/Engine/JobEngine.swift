@@ -1,6 +1,7 @@
 import CPluginAPI
 import Crypto
 import Foundation
+import Logging
 import SwitchyardJSON
 #if canImport(Glibc)
 import Glibc
@@ -28,6 +29,7 @@ public final class JobEngine: @unchecked Sendable {
     public let artifacts: ArtifactDirectory
     public let clock: any HostClock
     let executor = PluginCallExecutor()
+    let logger = Logger(label: "switchyard.engine")
     let http: any HTTPTransport
     public let downloader: ArtifactDownloader
     public var policy = Policy()
@@ -384,7 +386,9 @@ public final class JobEngine: @unchecked Sendable {
         let errors = job.consecutiveErrors + 1
         let errorText = text(error).map(plugin.context.redact)
         let code = error["code"] as? String ?? "?"
-        try? store.appendEvent(jobID: job.id, kind: "poll_error", message: "\(code): \(plugin.context.redact(error["message"] as? String ?? ""))", data: errorText)
+        let line = "\(code): \(plugin.context.redact(error["message"] as? String ?? ""))"
+        try? store.appendEvent(jobID: job.id, kind: "poll_error", message: line, data: errorText)
+        logger.warning("poll failed", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)", "error": "\(line)", "attempt": "\(errors)"])
         if retryable && errors <= policy.maxConsecutiveErrors {
             let delay = backoffMs(errors, retryAfter: error["retry_after_ms"] as? Int)
             let when = now.addingTimeInterval(Double(delay) / 1000)
@@ -507,6 +511,7 @@ public final class JobEngine: @unchecked Sendable {
                                     "remediation": expired ? "The provider no longer keeps the result; run the job again." : "Check the network and the engine's allow-list, then `yard jobs resume`.",
                                     "retryable": !expired, "charged": "yes"]
         try? store.appendEvent(jobID: jobID, kind: "harvest_error", message: plugin.context.redact(failure), data: nil)
+        logger.warning("output download failed", metadata: ["job": "\(jobID)", "error": "\(plugin.context.redact(failure))"])
         guard let job = try store.job(id: jobID) else { throw YardError.jobNotFound(jobID) }
         if !expired && job.consecutiveErrors < policy.maxConsecutiveErrors {
             let when = now.addingTimeInterval(Double(backoffMs(job.consecutiveErrors + 1, retryAfter: nil)) / 1000)
@@ -545,6 +550,7 @@ public final class JobEngine: @unchecked Sendable {
             try? store.appendEvent(jobID: job.id, kind: "reconciled", message: "the provider never received the job; submitting it now", data: nil)
             return try await submit(job, plugin: plugin)
         }
+        logger.error("job needs attention: submit unconfirmed after a crash", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)"])
         return try store.updateJob(id: job.id) { row in
             row.phase = .needsAttention
             row.message = "The host stopped while submitting, and \(plugin.manifest.id) cannot tell whether the provider received the job. It was not resubmitted, to avoid paying twice. Check the provider's dashboard, then `yard jobs cancel` or re-run."

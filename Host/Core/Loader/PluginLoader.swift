@@ -187,6 +187,9 @@ public enum PluginLoader {
 
     /// Loads the plugin: inspect, dlopen(RTLD_NOW | RTLD_LOCAL), resolve the
     /// entry, call it once, check the descriptor against the manifest.
+    /// A library is loaded once per process and never unloaded, so the
+    /// services of its first load stay bound to it: loading the same file
+    /// again returns that plugin, whatever `services` this call passes.
     public static func load(manifestURL: URL, services: HostServiceSet, verifyHash: Bool = true) throws -> LoadedPlugin {
         let (manifest, library) = try inspect(manifestURL: manifestURL, verifyHash: verifyHash)
         let key = library.resolvingSymlinksInPath().path
