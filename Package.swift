@@ -15,6 +15,7 @@ let package = Package(
         // First-party plugins: each builds to its own shared object.
         .library(name: "SyEcho", type: .dynamic, targets: ["EchoPlugin"]),
         .library(name: "SyCMinimal", type: .dynamic, targets: ["CMinimalPlugin"]),
+        .library(name: "SyRunPod", type: .dynamic, targets: ["RunPodPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -71,6 +72,7 @@ let package = Package(
             name: "yard",
             dependencies: [
                 "SwitchyardHost",
+                "SwitchyardTesting",
                 "SwitchyardJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -83,6 +85,12 @@ let package = Package(
             name: "EchoPlugin",
             dependencies: ["SwitchyardPluginSDK"],
             path: "Plugins/echo",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "RunPodPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/runpod",
             exclude: ["plugin.json"]
         ),
         .target(

@@ -7,5 +7,16 @@ scripts/build.sh debug
 swift build --build-tests 2>&1 | grep -E 'error|warning: unre|Compiling .*Tests|Build' || true
 test "${PIPESTATUS[0]}" -eq 0
 scripts/e2e-plugin-author.sh
-swift test --skip-build 2>&1 | grep -vE "^Test Case '.*' started" 
-exit "${PIPESTATUS[0]}"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+# The suites are XCTest; skip the empty Swift Testing pass so the last word is XCTest's.
+set +e
+swift test --skip-build --disable-swift-testing 2>&1 | tee "$log" | grep -vE "^Test Case '.*' started"
+status=${PIPESTATUS[0]}
+set -e
+summary="$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1)"
+executed="$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")"
+failures="$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")"
+if [ -z "$summary" ]; then echo "no XCTest summary found"; exit 1; fi
+echo "$((executed - failures)) passed, $failures failed"
+exit "$status"

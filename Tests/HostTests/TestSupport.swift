@@ -143,8 +143,13 @@ class TemporaryDirectoryTestCase: XCTestCase {
     var needsStagedPlugins: Bool { true }
 
     override func setUpWithError() throws {
+        try prepareDirectory()
+    }
+
+    /// XCTest runs an async setUp before setUpWithError: either may come first.
+    func prepareDirectory() throws {
         if needsStagedPlugins { try requireStagedPlugins() }
-        dir = try temporaryDirectory(String(describing: type(of: self)))
+        if dir == nil { dir = try temporaryDirectory(String(describing: type(of: self))) }
     }
 
     override func tearDown() {

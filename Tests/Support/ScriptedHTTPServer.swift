@@ -59,8 +59,8 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
     public var baseURL: String { "http://127.0.0.1:\(port)" }
     public var requests: [Request] { lock.withLock { recorded } }
 
-    /// Starts listening; returns once the port is bound.
-    public func start() async throws {
+    /// Starts listening on 127.0.0.1 (`port` 0: an ephemeral one); returns once bound.
+    public func start(port requested: Int = 0) async throws {
         let router = Router()
         let handler: @Sendable (Hummingbird.Request, BasicRequestContext) async throws -> Hummingbird.Response = { [self] request, _ in
             let body = try await request.body.collect(upTo: 64 << 20)
@@ -97,7 +97,7 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
         let bound = AsyncStream<Int>.makeStream()
         var logger = Logger(label: "scripted-http-server")
         logger.logLevel = .critical // shutdown races are expected in tests
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: requested)),
                               onServerRunning: { channel in bound.continuation.yield(channel.localAddress?.port ?? 0) },
                               logger: logger)
         task = Task { try await app.runService() }

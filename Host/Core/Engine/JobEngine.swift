@@ -209,7 +209,7 @@ public final class JobEngine: @unchecked Sendable {
         // 6. Engine health, cached with its age.
         let health = await health(of: plugin, config: spec.config, maxAge: policy.healthTTLSeconds)
         if health.status == "offline" {
-            return refuse("health", "ENGINE_OFFLINE", "\(manifest.id) reports offline\(health.message.map { ": \($0)" } ?? "") (checked \(Int(now.timeIntervalSince(health.checkedAt))) s ago).",
+            return refuse("health", health.code ?? "ENGINE_OFFLINE", "\(manifest.id) reports offline\(health.message.map { ": \($0)" } ?? "") (checked \(Int(now.timeIntervalSince(health.checkedAt))) s ago).",
                           "Check the engine's status page or your deployment; `yard engines` shows every engine.")
         }
         verdict.stepsPassed.append("health")
@@ -239,7 +239,8 @@ public final class JobEngine: @unchecked Sendable {
                                         status: result.isOK ? (result.json?["status"] as? String ?? "offline") : "offline",
                                         message: (result.json?["message"] as? String).map(plugin.context.redact)
                                             ?? ((result.json?["error"] as? [String: Any])?["message"] as? String).map(plugin.context.redact),
-                                        checkedAt: now)
+                                        checkedAt: now,
+                                        code: (result.json?["details"] as? [String: Any])?["code"] as? String)
         try? store.saveHealth(record)
         return record
     }

@@ -116,9 +116,19 @@ public struct EngineHealthRecord: Codable, Sendable, FetchableRecord, Persistabl
     public var status: String
     public var message: String?
     public var checkedAt: Date
+    /// A stable code for why the engine is not ok (AUTH_FAILED, …), when it said.
+    public var code: String?
+
+    public init(pluginID: String, status: String, message: String?, checkedAt: Date, code: String? = nil) {
+        self.pluginID = pluginID
+        self.status = status
+        self.message = message
+        self.checkedAt = checkedAt
+        self.code = code
+    }
 
     enum CodingKeys: String, CodingKey {
-        case status, message
+        case status, message, code
         case pluginID = "plugin_id"
         case checkedAt = "checked_at"
     }

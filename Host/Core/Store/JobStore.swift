@@ -105,6 +105,9 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
                 t.primaryKey(["plugin_id", "key"])
             }
         }
+        migrator.registerMigration("2026-11-22 engine_health.code") { db in
+            try db.alter(table: "engine_health") { t in t.add(column: "code", .text) }
+        }
         return migrator
     }
 

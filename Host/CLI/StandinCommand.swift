@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import SwitchyardHost
+import SwitchyardTesting
+
+/// Provider stand-ins on loopback, to develop pipelines without spending money.
+struct StandinCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "standin",
+        abstract: "Run a provider stand-in on 127.0.0.1 (real protocol, no GPUs, no bills).",
+        subcommands: [RunPod.self])
+
+    struct RunPod: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "runpod", abstract: "A RunPod serverless endpoint: /run, /status, /cancel, /health, with its failure modes.")
+        @Option(help: "Port on 127.0.0.1 (0: any free port).") var port = 8787
+        @Option(help: "API key it accepts; \"any\" accepts every non-empty key.") var apiKey = "rpa_STANDIN_KEY_0000000000"
+        @Option(help: "Endpoint id it serves.") var endpointID = "standin-endpoint"
+        @Option(help: "Extra IN_QUEUE answers before a job starts (cold start).") var coldStartPolls = 0
+        @Flag(help: "Jobs never leave the queue.") var stuckInQueue = false
+
+        func run() async throws {
+            let standIn = RunPodStandIn(apiKey: apiKey == "any" ? "any" : apiKey, endpointID: endpointID)
+            standIn.acceptAnyKey = apiKey == "any"
+            standIn.configure { $0.coldStartPolls = coldStartPolls; $0.stuckInQueue = stuckInQueue }
+            try await standIn.start(port: port)
+            print("""
+                RunPod stand-in on \(standIn.baseURL) (endpoint \(endpointID)). Point the runpod engine at it:
+                  mkdir -p "$YARD_HOME/config" && echo '{"endpoint_id":"\(endpointID)","base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/runpod.json"
+                  printf %s '\(apiKey == "any" ? "anything" : apiKey)' | yard secrets set RUNPOD_API_KEY
+                Ctrl-C to stop.
+                """)
+            while !Task.isCancelled { try await Task.sleep(nanoseconds: 3_600_000_000_000) }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+import Foundation
+import SwitchyardPluginSDK
+
+// RunPod serverless (queue-based endpoints): POST /run, GET /status/{id},
+// POST /cancel/{id}, GET /health, with `Authorization: Bearer <key>`.
+// The endpoint runs the user's own worker, so the adapter passes the job's
+// inputs as the worker's `input` (renamed through config.input_map), and maps
+// RunPod's states and failures onto the host's stable codes.
+
+@_cdecl("sy_plugin_entry_v1") public func syPluginEntry(_ host: UnsafePointer<sy_host_t>?) -> UnsafePointer<sy_plugin_t>? { PluginExport.entry(RunPodAdapter.self, host: host) }
+
+struct RunPodAdapter: EngineAdapter {
+    static let capabilities = ["image.generate", "image.edit", "image.upscale", "video.from_image", "video.from_text", "audio.speech", "comfy.workflow"]
+    static let defaultBaseURL = "https://api.runpod.ai/v2"
+
+    init() {}
+
+    var descriptor: PluginDescriptor {
+        PluginDescriptor(id: "runpod", version: "0.1.0", name: "RunPod serverless", capabilities: Self.capabilities,
+                         extensions: [SY_EXTENSION_ESTIMATE])
+    }
+
+    struct Config {
+        var endpointID: String
+        var baseURL: String
+        var executionTimeoutMs: Int
+        var ttlMs: Int
+        var webhook: String?
+        var inputMap: [String: String]
+        var gpuRateMinorPerSecond: Double
+
+        init(_ config: [String: JSONValue]) throws {
+            guard let endpoint = config["endpoint_id"]?.stringValue, !endpoint.isEmpty else {
+                throw PluginError(code: "CONFIG_INVALID", message: "RunPod needs endpoint_id: the id of your serverless endpoint.",
+                                  remediation: "Set it in $YARD_HOME/config/runpod.json or --config '{\"endpoint_id\":\"…\"}'.", field: "$.config.endpoint_id")
+            }
+            endpointID = endpoint
+            baseURL = (config["base_url"]?.stringValue ?? RunPodAdapter.defaultBaseURL).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            executionTimeoutMs = config["execution_timeout_ms"]?.intValue ?? 600_000
+            ttlMs = config["ttl_ms"]?.intValue ?? 86_400_000
+            webhook = config["webhook_url"]?.stringValue
+            inputMap = (config["input_map"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+            gpuRateMinorPerSecond = config["gpu_rate_minor_per_second"]?.doubleValue ?? 0.05
+        }
+
+        func url(_ path: String) -> String { "\(baseURL)/\(endpointID)/\(path)" }
+    }
+
+    func validate(_ request: JobRequest, context: HostContext) -> [Diagnostic] {
+        do { _ = try Config(request.config) } catch let error as PluginError {
+            return [Diagnostic(code: error.code, message: error.message, remediation: error.remediation, field: error.field)]
+        } catch { return [] }
+        if let body = try? JSONEncoder().encode(request.inputs), body.count > 10 << 20 {
+            return [Diagnostic(code: "CONTRACT_MISMATCH", message: "The inputs are \(body.count) bytes; RunPod's /run accepts 10 MB.",
+                               remediation: "Pass large files as URLs or artifacts rather than inline.", field: "$.inputs")]
+        }
+        return []
+    }
+
+    func headers(_ context: HostContext) throws -> [String: String] {
+        guard let key = try context.secret("RUNPOD_API_KEY") else {
+            throw PluginError(code: "AUTH_MISSING", message: "RUNPOD_API_KEY is not set.", remediation: "Run `yard secrets set RUNPOD_API_KEY`.")
+        }
+        return ["authorization": "Bearer \(key)", "content-type": "application/json", "accept": "application/json"]
+    }
+
+    /// Maps a non-2xx answer to a stable code. `submitting` makes 5xx ambiguous:
+    /// the job may have been created, and RunPod has no idempotency key.
+    func failure(_ response: HTTPResponse, submitting: Bool) -> PluginError {
+        let text = String(decoding: response.body.prefix(300), as: UTF8.self)
+        switch response.status {
+        case 401, 403:
+            return PluginError(code: "AUTH_FAILED", message: "RunPod refused the API key (HTTP \(response.status)).",
+                               remediation: "Check RUNPOD_API_KEY (`yard secrets set RUNPOD_API_KEY`) and that it can access this endpoint.")
+        case 429:
+            let after = response.headers["retry-after"].flatMap(Int.init).map { $0 * 1000 } ?? 2000
+            return PluginError(code: "RATE_LIMITED", message: "RunPod rate limit reached.", remediation: "The host retries after the delay RunPod asked for.",
+                               retryable: true, charged: .no, retryAfterMs: after)
+        case 400, 413, 422:
+            return PluginError(code: "CONTRACT_MISMATCH", message: "RunPod rejected the request: \(text)", remediation: "Check the inputs your worker expects.", field: "$.inputs")
+        case 404:
+            return PluginError(code: "RESULT_EXPIRED", message: "RunPod no longer knows this job (results are deleted after retention or the ttl).",
+                               remediation: "Run the job again; Switchyard downloads results as soon as they finish.", charged: .unknown)
+        default:
+            return PluginError(code: "ENGINE_UNAVAILABLE", message: "RunPod answered HTTP \(response.status): \(text)",
+                               remediation: "Retry later; check status.runpod.io.", retryable: !submitting, charged: submitting ? .unknown : .no)
+        }
+    }
+
+    func submit(_ request: JobRequest, context: HostContext) throws -> SubmitResult {
+        let config = try Config(request.config)
+        var input: [String: JSONValue] = [:]
+        for (key, value) in request.inputs { input[config.inputMap[key] ?? key] = value }
+        var body: [String: JSONValue] = ["input": .object(input),
+                                         "policy": ["executionTimeout": .number(Double(config.executionTimeoutMs)), "ttl": .number(Double(config.ttlMs))]]
+        if let webhook = config.webhook { body["webhook"] = .string(webhook) }
+        let response = try context.http(HTTPRequest(method: "POST", url: config.url("run"), headers: try headers(context),
+                                                    bodyData: try JSONEncoder().encode(body)))
+        guard (200..<300).contains(response.status) else { throw failure(response, submitting: true) }
+        guard let answer = try? response.decodeJSON([String: JSONValue].self), let id = answer["id"]?.stringValue else {
+            throw PluginError(code: "ENGINE_ERROR", message: "RunPod's /run answer has no job id.", remediation: "Check the endpoint in the RunPod console.", charged: .unknown)
+        }
+        context.log(.info, "runpod: job \(id) queued on endpoint \(config.endpointID)")
+        return .ref(["id": .string(id), "endpoint_id": .string(config.endpointID)], nextPollAfterMs: 1000)
+    }
+
+    func poll(_ request: RefRequest, context: HostContext) throws -> PollResult {
+        let config = try Config(request.config)
+        guard let id = request.ref["id"]?.stringValue else {
+            throw PluginError(code: "INVALID_REF", message: "This ref has no RunPod job id.", remediation: "Poll refs made by the runpod adapter.", field: "$.ref")
+        }
+        let response = try context.http(HTTPRequest(method: "GET", url: config.url("status/\(id)"), headers: try headers(context)))
+        if response.status == 404 {
+            return PollResult(state: .failed, error: failure(response, submitting: false))
+        }
+        guard (200..<300).contains(response.status) else { throw failure(response, submitting: false) }
+        guard let answer = try? response.decodeJSON([String: JSONValue].self) else {
+            throw PluginError(code: "ENGINE_ERROR", message: "RunPod's status answer is not JSON.", remediation: "Retried automatically.", retryable: true)
+        }
+        let executionMs = answer["executionTime"]?.intValue
+        switch answer["status"]?.stringValue ?? "" {
+        case "IN_QUEUE":
+            return PollResult(state: .queued, progress: 0, message: "waiting for a worker (delay \(answer["delayTime"]?.intValue ?? 0) ms)", nextPollAfterMs: 2000)
+        case "IN_PROGRESS":
+            return PollResult(state: .running, progress: 0.5, message: "running on a worker", nextPollAfterMs: 2000)
+        case "COMPLETED":
+            guard let output = answer["output"], output != .null else {
+                return PollResult(state: .failed, error: PluginError(code: "ENGINE_ERROR", message: "RunPod reports COMPLETED with no output: the worker returned nothing.",
+                                                                     remediation: "Check the worker's handler and logs in the RunPod console.", charged: .yes))
+            }
+            var outputs = try harvestable(output, context: context)
+            if let executionMs {
+                outputs["runpod_metrics"] = ["execution_time_ms": .number(Double(executionMs)), "delay_time_ms": answer["delayTime"] ?? .null,
+                                             "cost_minor": .number((Double(executionMs) / 1000 * config.gpuRateMinorPerSecond).rounded(.up))]
+            }
+            return PollResult(state: .succeeded, progress: 1, outputs: outputs)
+        case "FAILED":
+            return PollResult(state: .failed, error: PluginError(code: "ENGINE_ERROR", message: "The worker failed: \(answer["error"]?.stringValue ?? "no details")",
+                                                                 remediation: "Check the worker's logs in the RunPod console.", charged: .yes))
+        case "TIMED_OUT":
+            return PollResult(state: .failed, error: PluginError(code: "ENGINE_TIMEOUT", message: "RunPod stopped the job at its execution timeout.",
+                                                                 remediation: "Raise execution_timeout_ms in the engine config, or use a faster GPU.", charged: .yes))
+        case "CANCELLED":
+            return PollResult(state: .cancelled, message: "cancelled at RunPod")
+        case let other:
+            throw PluginError(code: "ENGINE_ERROR", message: "RunPod answered an unknown status \"\(other)\".", remediation: "Retried automatically.", retryable: true)
+        }
+    }
+
+    /// Worker output as host outputs: http(s) URLs become {"url"} for the host
+    /// to download before retention ends; data: URIs are stored as artifacts.
+    func harvestable(_ output: JSONValue, context: HostContext) throws -> [String: JSONValue] {
+        func convert(_ value: JSONValue) throws -> JSONValue {
+            switch value {
+            case .string(let s) where s.hasPrefix("http://") || s.hasPrefix("https://"):
+                return ["url": .string(s)]
+            case .string(let s) where s.hasPrefix("data:"):
+                guard let comma = s.firstIndex(of: ","), let bytes = Data(base64Encoded: String(s[s.index(after: comma)...])) else { return value }
+                let mediaType = String(s.dropFirst(5).prefix { $0 != ";" && $0 != "," })
+                let handle = try context.putArtifact(bytes, mediaType: mediaType.isEmpty ? "application/octet-stream" : mediaType)
+                return ["artifact": .string(handle.artifact), "media_type": .string(mediaType), "size": .number(Double(handle.size))]
+            case .array(let items): return .array(try items.map(convert))
+            default: return value
+            }
+        }
+        if case .object(let object) = output { return try object.mapValues(convert) }
+        return ["output": try convert(output)]
+    }
+
+    func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
+        let config = try Config(request.config)
+        guard let id = request.ref["id"]?.stringValue else { return CancelResult(outcome: .notFound, charged: .no) }
+        let headers = try headers(context)
+        let before = try context.http(HTTPRequest(method: "GET", url: config.url("status/\(id)"), headers: headers))
+        if before.status == 404 { return CancelResult(outcome: .notFound, charged: .unknown, message: "RunPod no longer knows this job") }
+        let previous = (try? before.decodeJSON([String: JSONValue].self))?["status"]?.stringValue ?? ""
+        if ["COMPLETED", "FAILED", "TIMED_OUT", "CANCELLED"].contains(previous) {
+            return CancelResult(outcome: previous == "CANCELLED" ? .cancelledInQueue : .alreadyFinished, charged: previous == "CANCELLED" ? .no : .yes)
+        }
+        let response = try context.http(HTTPRequest(method: "POST", url: config.url("cancel/\(id)"), headers: headers))
+        guard (200..<300).contains(response.status) else { throw failure(response, submitting: false) }
+        // Queued jobs never ran; a running job has used (and is billed for) GPU time.
+        return previous == "IN_QUEUE"
+            ? CancelResult(outcome: .cancelledInQueue, charged: .no)
+            : CancelResult(outcome: .cancelledRunning, charged: .yes, message: "RunPod bills the GPU time used before the cancel")
+    }
+
+    func health(_ request: ConfigRequest, context: HostContext) -> HealthReport {
+        do {
+            let config = try Config(request.config)
+            let response = try context.http(HTTPRequest(method: "GET", url: config.url("health"), headers: try headers(context), timeoutMs: 10_000))
+            guard (200..<300).contains(response.status), let answer = try? response.decodeJSON([String: JSONValue].self) else {
+                let failure = failure(response, submitting: false)
+                // Rate limited means up and busy; a refused key is the user's to fix, not an outage.
+                return HealthReport(status: response.status == 429 ? .degraded : .offline, message: failure.message,
+                                    details: ["code": .string(failure.code == "ENGINE_UNAVAILABLE" ? "ENGINE_OFFLINE" : failure.code)])
+            }
+            let idle = answer["workers"]?["idle"]?.intValue ?? 0, running = answer["workers"]?["running"]?.intValue ?? 0
+            let queued = answer["jobs"]?["inQueue"]?.intValue ?? 0
+            let details: [String: JSONValue] = ["workers_idle": .number(Double(idle)), "workers_running": .number(Double(running)), "in_queue": .number(Double(queued))]
+            if idle + running == 0 && queued > 0 {
+                return HealthReport(status: .degraded, message: "\(queued) jobs waiting and no workers: no GPU capacity, or the worker crash-loops", details: details)
+            }
+            return HealthReport(status: .ok, message: "\(idle) idle, \(running) running, \(queued) queued", details: details)
+        } catch let error as PluginError {
+            return HealthReport(status: .offline, message: error.message)
+        } catch {
+            return HealthReport(status: .offline, message: "\(error)")
+        }
+    }
+
+    func estimate(_ request: JobRequest, context: HostContext) throws -> CostEstimate {
+        let config = try Config(request.config)
+        let seconds = Double(config.executionTimeoutMs) / 1000
+        return CostEstimate(amountMinor: Int((seconds * config.gpuRateMinorPerSecond).rounded(.up)),
+                            basis: "upper bound: execution timeout \(Int(seconds)) s × GPU rate; settled from RunPod's executionTime")
+    }
+}

@@ -1,0 +1,196 @@
+import Foundation
+import SwitchyardHost
+
+/// A RunPod serverless endpoint on loopback (docs/providers: RunPod), with
+/// real job state and the failure modes PROVIDERS.md lists: stuck in queue,
+/// cold start, COMPLETED with no output, 404 after ttl or retention, 429
+/// with Retry-After, TIMED_OUT, FAILED, a late IN_PROGRESS after COMPLETED,
+/// wrong keys, 5xx. Time is a VirtualClock; each /status call also advances a
+/// job one step (IN_QUEUE → IN_PROGRESS → COMPLETED) so tests run in
+/// milliseconds. Counts submissions, for exactly-once checks.
+public final class RunPodStandIn: @unchecked Sendable {
+    public struct Faults: Sendable {
+        /// Jobs never leave IN_QUEUE (no capacity, or a crash-looping worker).
+        public var stuckInQueue = false
+        /// Extra IN_QUEUE answers before a job starts (cold start).
+        public var coldStartPolls = 0
+        /// IN_PROGRESS answers before a job completes.
+        public var runningPolls = 1
+        public var completeWithoutOutput = false
+        /// FAILED with this error message.
+        public var failWith: String?
+        public var timeOut = false
+        /// The next N requests answer 429 with Retry-After.
+        public var rateLimitNext = 0
+        public var retryAfterSeconds = 1
+        /// The next N requests answer 500.
+        public var serverErrorNext = 0
+        /// The next N /status answers are not JSON.
+        public var malformedNext = 0
+        /// After COMPLETED, one more /status answers IN_PROGRESS (a late update).
+        public var lateProgressAfterCompletion = false
+        /// Health reports no workers (with jobs waiting).
+        public var noWorkers = false
+        public init() {}
+    }
+
+    struct Job {
+        var id: String
+        var input: Any
+        var status: String
+        var polls = 0
+        var createdMs: Int64
+        var finishedMs: Int64?
+        var ttlMs: Int64
+        var latePending = false
+    }
+
+    public let apiKey: String
+    /// Accept any non-empty key (for `yard plugin test`, which sends canary secrets).
+    public var acceptAnyKey = false
+    public let endpointID: String
+    public let clock: VirtualClock
+    public var faults = Faults()
+    /// Output the worker returns: default {"image_url": <this server>/outputs/<id>.png, "seed": 42}.
+    public var output: (@Sendable (_ jobID: String, _ baseURL: String) -> Any)?
+    /// Result retention after completion (RunPod /run: 30 minutes).
+    public var retentionMs: Int64 = 30 * 60 * 1000
+
+    private let lock = NSLock()
+    private var jobs: [String: Job] = [:]
+    private var order: [String] = []
+    private(set) public var submissions = 0
+    private var server: ScriptedHTTPServer!
+
+    public init(apiKey: String = "rpa_STANDIN_KEY_0000000000", endpointID: String = "standin-endpoint", clock: VirtualClock = VirtualClock()) {
+        self.apiKey = apiKey
+        self.endpointID = endpointID
+        self.clock = clock
+    }
+
+    public var baseURL: String { "\(server.baseURL)/v2" }
+    public var port: Int { server.port }
+
+    public func start(port: Int = 0) async throws {
+        server = ScriptedHTTPServer { [unowned self] request in self.handle(request) }
+        try await server.start(port: port)
+    }
+
+    public func stop() async { await server?.stop() }
+
+    public func configure(_ change: (inout Faults) -> Void) { lock.withLock { change(&faults) } }
+
+    /// Moves virtual time, e.g. past the ttl or the retention.
+    public func advance(ms: Int64) { clock.advance(ms: ms) }
+
+    public func status(of id: String) -> String? { lock.withLock { jobs[id]?.status } }
+    public var jobIDs: [String] { lock.withLock { order } }
+
+    func handle(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
+        lock.lock()
+        defer { lock.unlock() }
+        if faults.rateLimitNext > 0 {
+            faults.rateLimitNext -= 1
+            return .init(status: 429, headers: ["retry-after": String(faults.retryAfterSeconds), "content-type": "application/json"],
+                         body: Data(#"{"error":"Too many requests"}"#.utf8))
+        }
+        if faults.serverErrorNext > 0 {
+            faults.serverErrorNext -= 1
+            return .init(status: 500, body: Data("Internal Server Error".utf8))
+        }
+        if request.method == "GET", request.path.hasPrefix("/outputs/") {
+            // Results are served like a CDN: no auth, gone after retention.
+            let id = String(request.path.dropFirst("/outputs/".count).split(separator: ".").first ?? "")
+            guard let job = jobs[id], let finished = job.finishedMs, clock.nowUnixMs() - finished <= retentionMs else {
+                return .init(status: 404)
+            }
+            return .init(status: 200, headers: ["content-type": "image/png"], body: Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) + Data(id.utf8))
+        }
+        let auth = request.headers["authorization"] ?? ""
+        guard auth == "Bearer \(apiKey)" || auth == apiKey || (acceptAnyKey && auth.count > "Bearer ".count) else {
+            return .init(status: 401, body: Data("Unauthorized".utf8))
+        }
+        let parts = request.path.split(separator: "/").map(String.init)
+        guard parts.count >= 3, parts[0] == "v2", parts[1] == endpointID else {
+            return .json(["error": "endpoint not found"], status: 404)
+        }
+        switch (request.method, parts[2]) {
+        case ("POST", "run"): return run(request)
+        case ("GET", "status") where parts.count == 4: return status(parts[3])
+        case ("POST", "cancel") where parts.count == 4: return cancel(parts[3])
+        case ("GET", "health"): return health()
+        case ("POST", "purge-queue"):
+            let queued = jobs.values.filter { $0.status == "IN_QUEUE" }.map(\.id)
+            for id in queued { jobs[id]?.status = "CANCELLED" }
+            return .json(["removed": queued.count, "status": "completed"])
+        default: return .json(["error": "not found"], status: 404)
+        }
+    }
+
+    func run(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
+        guard request.body.count <= 10 << 20 else { return .json(["error": "payload too large (10 MB max for /run)"], status: 413) }
+        guard let body = (try? JSONSerialization.jsonObject(with: request.body)) as? [String: Any], let input = body["input"] else {
+            return .json(["error": "request body must be a JSON object with \"input\""], status: 400)
+        }
+        submissions += 1
+        let id = UUID().uuidString.lowercased() + "-u1"
+        let ttl = ((body["policy"] as? [String: Any])?["ttl"] as? Int).map(Int64.init) ?? 24 * 3600 * 1000
+        jobs[id] = Job(id: id, input: input, status: "IN_QUEUE", createdMs: clock.nowUnixMs(), ttlMs: ttl)
+        order.append(id)
+        return .json(["id": id, "status": "IN_QUEUE"])
+    }
+
+    func status(_ id: String) -> ScriptedHTTPServer.Response {
+        guard var job = jobs[id] else { return .json(["error": "job not found"], status: 404) }
+        let now = clock.nowUnixMs()
+        if now - job.createdMs > job.ttlMs || (job.finishedMs.map { now - $0 > retentionMs } ?? false) {
+            jobs.removeValue(forKey: id)
+            return .json(["error": "job not found"], status: 404)
+        }
+        if faults.malformedNext > 0 {
+            faults.malformedNext -= 1
+            return .init(status: 200, headers: ["content-type": "application/json"], body: Data(#"{"id":"\#(id)","status":"IN_PROG"#.utf8))
+        }
+        job.polls += 1
+        switch job.status {
+        case "IN_QUEUE" where !faults.stuckInQueue && job.polls > faults.coldStartPolls:
+            job.status = "IN_PROGRESS"
+            job.polls = 0
+        case "IN_PROGRESS" where job.polls >= faults.runningPolls:
+            job.finishedMs = now
+            job.status = faults.timeOut ? "TIMED_OUT" : faults.failWith != nil ? "FAILED" : "COMPLETED"
+            job.latePending = faults.lateProgressAfterCompletion
+        case "COMPLETED" where job.latePending:
+            job.latePending = false
+            jobs[id] = job
+            return .json(["id": id, "status": "IN_PROGRESS", "delayTime": 120])
+        default: break
+        }
+        jobs[id] = job
+        var answer: [String: Any] = ["id": id, "status": job.status, "delayTime": 1500]
+        if ["COMPLETED", "FAILED", "TIMED_OUT"].contains(job.status) { answer["executionTime"] = 4200 }
+        if job.status == "COMPLETED", !faults.completeWithoutOutput {
+            answer["output"] = output?(id, server.baseURL) ?? ["image_url": "\(server.baseURL)/outputs/\(id).png", "seed": 42]
+        }
+        if job.status == "FAILED" { answer["error"] = faults.failWith ?? "handler raised" }
+        return .json(answer)
+    }
+
+    func cancel(_ id: String) -> ScriptedHTTPServer.Response {
+        guard var job = jobs[id] else { return .json(["error": "job not found"], status: 404) }
+        if ["IN_QUEUE", "IN_PROGRESS"].contains(job.status) {
+            job.status = "CANCELLED"
+            job.finishedMs = clock.nowUnixMs()
+            jobs[id] = job
+        }
+        return .json(["id": id, "status": job.status])
+    }
+
+    func health() -> ScriptedHTTPServer.Response {
+        let values = Array(jobs.values)
+        let count: (String) -> Int = { s in values.filter { $0.status == s }.count }
+        return .json(["jobs": ["completed": count("COMPLETED"), "failed": count("FAILED"), "inProgress": count("IN_PROGRESS"),
+                               "inQueue": count("IN_QUEUE"), "retried": 0],
+                      "workers": ["idle": faults.noWorkers ? 0 : 1, "running": faults.noWorkers ? 0 : count("IN_PROGRESS")]])
+    }
+}
