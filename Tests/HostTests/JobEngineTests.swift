@@ -16,15 +16,9 @@ final class JobEngineTests: TemporaryDirectoryTestCase {
     }
 
     func makeEngine(secrets: [String: String] = [:], catalog: CapabilityCatalog? = nil) throws -> JobEngine {
-        let paths = YardPaths(home: dir.appendingPathComponent("home"))
-        let engine = JobEngine(store: try SQLiteJobStore(path: paths.home.appendingPathComponent("yard.sqlite")), paths: paths,
-                               registry: PluginRegistry(paths: paths, extraPaths: [pluginsRoot.path], environment: [:], bundled: nil),
-                               catalog: try catalog ?? CapabilityCatalog.load(directory: Build.repository.appendingPathComponent("Registry/capabilities")),
-                               secrets: EnvironmentSecrets(environment: [:], values: secrets),
-                               // AsyncHTTPClient retries a refused connection until the deadline: keep it short here.
-                               http: BlockingHTTPTransport(defaultTimeoutMs: 300))
-        engine.policy.baseBackoffMs = 2
-        return engine
+        // AsyncHTTPClient retries a refused connection until the deadline: keep it short here.
+        try makeTestEngine(home: dir.appendingPathComponent("home"), plugins: pluginsRoot, secrets: secrets, catalog: catalog,
+                           http: BlockingHTTPTransport(defaultTimeoutMs: 300))
     }
 
     func echo(_ inputs: [String: JSONValue], key: String? = nil, config: [String: JSONValue] = [:]) -> JobSpec {

@@ -10,11 +10,7 @@ final class ProviderFailureTests: TemporaryDirectoryTestCase {
     var pluginsRoot: URL { dir.appendingPathComponent("plugins") }
 
     func makeEngine() throws -> JobEngine {
-        let paths = YardPaths(home: dir.appendingPathComponent("home"))
-        let engine = JobEngine(store: try SQLiteJobStore(path: paths.jobStoreFile), paths: paths,
-                               registry: PluginRegistry(paths: paths, extraPaths: [pluginsRoot.path], environment: [:], bundled: nil),
-                               catalog: try CapabilityCatalog.load(directory: Build.repository.appendingPathComponent("Registry/capabilities")),
-                               secrets: EnvironmentSecrets(environment: [:]), http: BlockingHTTPTransport(defaultTimeoutMs: 2_000))
+        let engine = try makeTestEngine(home: dir.appendingPathComponent("home"), plugins: pluginsRoot)
         engine.policy.baseBackoffMs = 5
         return engine
     }

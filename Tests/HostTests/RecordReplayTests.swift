@@ -8,12 +8,10 @@ final class RecordReplayTests: TemporaryDirectoryTestCase {
     /// Each engine gets its own copy of echo: a library is loaded once per
     /// process, with the services of its first load.
     func engine(http: any HTTPTransport, home: String) throws -> JobEngine {
-        let paths = YardPaths(home: dir.appendingPathComponent(home))
         let plugins = dir.appendingPathComponent("plugins-\(home)")
         try copyPlugin("echo", to: plugins)
-        return JobEngine(store: try SQLiteJobStore(path: paths.jobStoreFile), paths: paths,
-                         registry: PluginRegistry(paths: paths, extraPaths: [plugins.path], environment: [:], bundled: nil),
-                         catalog: CapabilityCatalog(), secrets: EnvironmentSecrets(environment: [:], values: ["ECHO_TOKEN": "tok-secret-9876"]), http: http)
+        return try makeTestEngine(home: dir.appendingPathComponent(home), plugins: plugins, secrets: ["ECHO_TOKEN": "tok-secret-9876"],
+                                  catalog: CapabilityCatalog(), http: http)
     }
 
     func testARecordedSessionReplaysWithoutTheServer() async throws {

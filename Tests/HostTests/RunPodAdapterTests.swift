@@ -26,15 +26,10 @@ final class RunPodAdapterTests: TemporaryDirectoryTestCase {
     func makeEngine(key: String) throws -> JobEngine {
         let plugins = dir.appendingPathComponent("plugins-\(UUID().uuidString.prefix(6))")
         try copyPlugin("runpod", to: plugins)
-        let paths = YardPaths(home: dir.appendingPathComponent("home"))
-        let engine = JobEngine(store: try SQLiteJobStore(path: paths.jobStoreFile), paths: paths,
-                               registry: PluginRegistry(paths: paths, extraPaths: [plugins.path], environment: [:], bundled: nil),
-                               catalog: try CapabilityCatalog.load(directory: Build.repository.appendingPathComponent("Registry/capabilities")),
-                               secrets: EnvironmentSecrets(environment: [:], values: ["RUNPOD_API_KEY": key]),
-                               http: BlockingHTTPTransport(defaultTimeoutMs: 3_000))
+        let engine = try makeTestEngine(home: dir.appendingPathComponent("home"), plugins: plugins, secrets: ["RUNPOD_API_KEY": key],
+                                        http: BlockingHTTPTransport(defaultTimeoutMs: 3_000))
         engine.policy.minPollMs = 1
         engine.policy.maxPollMs = 5
-        engine.policy.baseBackoffMs = 2
         return engine
     }
 

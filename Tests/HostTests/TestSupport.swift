@@ -156,3 +156,17 @@ class TemporaryDirectoryTestCase: XCTestCase {
         if let dir { try? FileManager.default.removeItem(at: dir) }
     }
 }
+
+/// A job engine as the tests use it: its own SQLite store under `home`, only
+/// the plugins in `plugins`, secrets given explicitly (never the environment),
+/// the real capability catalog unless one is given, fast backoff.
+func makeTestEngine(home: URL, plugins: URL, secrets: [String: String] = [:], catalog: CapabilityCatalog? = nil,
+                    http: any HTTPTransport = BlockingHTTPTransport(defaultTimeoutMs: 2_000)) throws -> JobEngine {
+    let paths = YardPaths(home: home)
+    let engine = JobEngine(store: try SQLiteJobStore(path: paths.jobStoreFile), paths: paths,
+                           registry: PluginRegistry(paths: paths, extraPaths: [plugins.path], environment: [:], bundled: nil),
+                           catalog: try catalog ?? CapabilityCatalog.load(directory: Build.repository.appendingPathComponent("Registry/capabilities")),
+                           secrets: EnvironmentSecrets(environment: [:], values: secrets), http: http)
+    engine.policy.baseBackoffMs = 2
+    return engine
+}
