@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "SyEcho", type: .dynamic, targets: ["EchoPlugin"]),
         .library(name: "SyCMinimal", type: .dynamic, targets: ["CMinimalPlugin"]),
         .library(name: "SyRunPod", type: .dynamic, targets: ["RunPodPlugin"]),
+        .library(name: "SyFal", type: .dynamic, targets: ["FalPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -91,6 +92,12 @@ let package = Package(
             name: "RunPodPlugin",
             dependencies: ["SwitchyardPluginSDK"],
             path: "Plugins/runpod",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "FalPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/fal",
             exclude: ["plugin.json"]
         ),
         .target(

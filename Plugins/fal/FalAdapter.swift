@@ -1,0 +1,204 @@
+import Foundation
+import SwitchyardPluginSDK
+
+// fal's queue API: submit to queue.fal.run/{owner}/{app}[/{subpath}], then
+// follow the status/response/cancel URLs the submit returned (the subpath is
+// on submit only). Auth `Authorization: Key <FAL_KEY>`. Local file inputs
+// (artifacts) are uploaded through the storage token flow first.
+
+@_cdecl("sy_plugin_entry_v1") public func syPluginEntry(_ host: UnsafePointer<sy_host_t>?) -> UnsafePointer<sy_plugin_t>? { PluginExport.entry(FalAdapter.self, host: host) }
+
+struct FalAdapter: EngineAdapter {
+    /// Which fal app serves each catalog capability by default; config.models overrides.
+    static let models: [String: String] = [
+        "image.generate": "fal-ai/flux/dev",
+        "image.upscale": "fal-ai/clarity-upscaler",
+        "video.from_image": "fal-ai/kling-video/v1.6/standard/image-to-video",
+        "video.lipsync": "fal-ai/sync-lipsync",
+        "audio.speech": "fal-ai/playai/tts/v3",
+    ]
+
+    init() {}
+
+    var descriptor: PluginDescriptor {
+        PluginDescriptor(id: "fal", version: "0.1.0", name: "fal queue", capabilities: Self.models.keys.sorted())
+    }
+
+    struct Config {
+        var queueURL: String
+        var restURL: String
+        var model: String
+
+        init(_ config: [String: JSONValue], capability: String) throws {
+            queueURL = (config["queue_url"]?.stringValue ?? "https://queue.fal.run").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            restURL = (config["rest_url"]?.stringValue ?? "https://rest.fal.ai").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            guard let model = config["models"]?[capability]?.stringValue ?? FalAdapter.models[capability] else {
+                throw PluginError(code: "CONTRACT_MISMATCH", message: "No fal model is configured for \(capability).",
+                                  remediation: "Set config.models.\(capability) to a fal app id such as fal-ai/flux/dev.", field: "$.config.models")
+            }
+            self.model = model
+        }
+    }
+
+    func key(_ context: HostContext) throws -> [String: String] {
+        guard let key = try context.secret("FAL_KEY") else {
+            throw PluginError(code: "AUTH_MISSING", message: "FAL_KEY is not set.", remediation: "Run `yard secrets set FAL_KEY`.")
+        }
+        return ["authorization": "Key \(key)", "content-type": "application/json", "accept": "application/json"]
+    }
+
+    func validate(_ request: JobRequest, context: HostContext) -> [Diagnostic] {
+        do { _ = try Config(request.config, capability: request.capability) } catch let error as PluginError {
+            return [Diagnostic(code: error.code, message: error.message, remediation: error.remediation, field: error.field)]
+        } catch { return [] }
+        return []
+    }
+
+    /// fal's error answers, mapped to stable codes.
+    func failure(_ response: HTTPResponse) -> PluginError {
+        let body = (try? response.decodeJSON([String: JSONValue].self)) ?? [:]
+        let detail = body["detail"]
+        let text = detail?.stringValue ?? String(decoding: response.body.prefix(300), as: UTF8.self)
+        let errorType = response.headers["x-fal-error-type"] ?? body["error_type"]?.stringValue
+        switch response.status {
+        case 401:
+            return PluginError(code: "AUTH_FAILED", message: "fal refused the key: \(text)", remediation: "Check FAL_KEY (`yard secrets set FAL_KEY`); it looks like id:secret.")
+        case 403 where text.contains("Exhausted balance") || text.contains("User is locked"):
+            return PluginError(code: "INSUFFICIENT_FUNDS", message: "fal locked the account: \(text)",
+                               remediation: "Top up your fal balance at fal.ai/dashboard/billing, then run again.")
+        case 403:
+            return PluginError(code: "AUTH_FAILED", message: "fal refused access: \(text)", remediation: "Check that the key may use this model.")
+        case 422:
+            let first = detail?.arrayValue?.first
+            let path = (first?["loc"]?.arrayValue ?? []).compactMap(\.stringValue).filter { $0 != "body" }
+            return PluginError(code: "CONTRACT_MISMATCH", message: "fal rejected the input: \(first?["msg"]?.stringValue ?? text)",
+                               remediation: "Fix the input named in field.", field: "$.inputs" + path.map { ".\($0)" }.joined())
+        case 429:
+            return PluginError(code: "RATE_LIMITED", message: "Over fal's concurrency limit.", remediation: "The host retries later.",
+                               retryable: true, charged: .no, retryAfterMs: response.headers["retry-after"].flatMap(Int.init).map { $0 * 1000 } ?? 1000)
+        default:
+            let retryable = errorType.map { $0.hasPrefix("runner_") || $0 == "request_timeout" || $0 == "startup_timeout" } ?? (response.status >= 500)
+            let code = errorType == "request_timeout" || errorType == "startup_timeout" ? "ENGINE_TIMEOUT" : "ENGINE_UNAVAILABLE"
+            return PluginError(code: code, message: "fal answered HTTP \(response.status)\(errorType.map { " (\($0))" } ?? ""): \(text)",
+                               remediation: retryable ? "Retried automatically." : "Check the request and fal's status page.", retryable: retryable, charged: .no)
+        }
+    }
+
+    /// Replaces artifact inputs with fal CDN URLs through the storage token flow.
+    func uploadArtifacts(_ inputs: [String: JSONValue], config: Config, context: HostContext) throws -> [String: JSONValue] {
+        var token: (String, String, String)?
+        func upload(_ handle: String, mediaType: String?) throws -> JSONValue {
+            if token == nil {
+                let answer = try context.http(HTTPRequest(method: "POST", url: "\(config.restURL)/storage/auth/token?storage_type=fal-cdn-v3",
+                                                          headers: try key(context), body: "{}"))
+                guard (200..<300).contains(answer.status), let doc = try? answer.decodeJSON([String: JSONValue].self),
+                      let t = doc["token"]?.stringValue, let type = doc["token_type"]?.stringValue, let base = doc["base_url"]?.stringValue else {
+                    throw failure(answer)
+                }
+                token = (t, type, base)
+            }
+            guard let (t, type, base) = token else { throw PluginError.unsupported("upload") }
+            let bytes = try context.readArtifact(handle)
+            let answer = try context.http(HTTPRequest(method: "POST", url: "\(base)/files/upload",
+                                                      headers: ["authorization": "\(type) \(t)", "x-fal-file-name": String(handle.suffix(16)),
+                                                                "content-type": mediaType ?? "application/octet-stream"], bodyData: bytes))
+            guard (200..<300).contains(answer.status), let url = (try? answer.decodeJSON([String: JSONValue].self))?["access_url"]?.stringValue else {
+                throw failure(answer)
+            }
+            return .string(url)
+        }
+        return try inputs.mapValues { value in
+            if let handle = value["artifact"]?.stringValue { return try upload(handle, mediaType: value["media_type"]?.stringValue) }
+            return value
+        }
+    }
+
+    func submit(_ request: JobRequest, context: HostContext) throws -> SubmitResult {
+        let config = try Config(request.config, capability: request.capability)
+        let inputs = try uploadArtifacts(request.inputs, config: config, context: context)
+        let response = try context.http(HTTPRequest(method: "POST", url: "\(config.queueURL)/\(config.model)", headers: try key(context),
+                                                    bodyData: try JSONEncoder().encode(inputs)))
+        guard (200..<300).contains(response.status) else { throw failure(response) }
+        guard let answer = try? response.decodeJSON([String: JSONValue].self), let id = answer["request_id"]?.stringValue,
+              let statusURL = answer["status_url"]?.stringValue, let responseURL = answer["response_url"]?.stringValue else {
+            throw PluginError(code: "ENGINE_ERROR", message: "fal's submit answer lacks request_id or its URLs.", remediation: "Report this.", charged: .unknown)
+        }
+        return .ref(["request_id": .string(id), "status_url": .string(statusURL), "response_url": .string(responseURL),
+                     "cancel_url": answer["cancel_url"] ?? .string("\(responseURL)/cancel")], nextPollAfterMs: 500)
+    }
+
+    func poll(_ request: RefRequest, context: HostContext) throws -> PollResult {
+        guard let statusURL = request.ref["status_url"]?.stringValue, let responseURL = request.ref["response_url"]?.stringValue else {
+            throw PluginError(code: "INVALID_REF", message: "This ref has no fal URLs.", remediation: "Poll refs made by the fal adapter.", field: "$.ref")
+        }
+        let headers = try key(context)
+        let response = try context.http(HTTPRequest(method: "GET", url: statusURL + "?logs=1", headers: headers))
+        if response.status == 404 {
+            return PollResult(state: .failed, error: PluginError(code: "RESULT_EXPIRED", message: "fal no longer knows this request.",
+                                                                 remediation: "Run the job again.", charged: .unknown))
+        }
+        guard (200..<300).contains(response.status) else { throw failure(response) }
+        guard let status = try? response.decodeJSON([String: JSONValue].self) else {
+            throw PluginError(code: "ENGINE_ERROR", message: "fal's status answer is not JSON.", remediation: "Retried automatically.", retryable: true)
+        }
+        switch status["status"]?.stringValue {
+        case "IN_QUEUE":
+            return PollResult(state: .queued, progress: 0, message: "queue position \(status["queue_position"]?.intValue ?? 0)", nextPollAfterMs: 1000)
+        case "IN_PROGRESS":
+            let last = status["logs"]?.arrayValue?.last?["message"]?.stringValue
+            return PollResult(state: .running, progress: 0.5, message: last.map { context.log(.info, "fal: \($0)"); return $0 } ?? "running", nextPollAfterMs: 1000)
+        case "COMPLETED":
+            if status["error_type"]?.stringValue == "request_cancelled" { return PollResult(state: .cancelled, message: "cancelled at fal") }
+            let result = try context.http(HTTPRequest(method: "GET", url: responseURL, headers: headers))
+            guard (200..<300).contains(result.status) else {
+                let error = failure(result)
+                return PollResult(state: .failed, error: PluginError(code: error.code, message: error.message, remediation: error.remediation,
+                                                                     field: error.field, retryable: false, charged: .unknown))
+            }
+            guard let output = try? result.decodeJSON([String: JSONValue].self) else {
+                throw PluginError(code: "ENGINE_ERROR", message: "fal's result is not JSON.", remediation: "Retried automatically.", retryable: true)
+            }
+            return PollResult(state: .succeeded, progress: 1, outputs: output.mapValues(Self.harvestable))
+        default:
+            throw PluginError(code: "ENGINE_ERROR", message: "fal answered an unknown status.", remediation: "Retried automatically.", retryable: true)
+        }
+    }
+
+    /// fal names files as {url, content_type, …}: keep the metadata, let the host download.
+    static func harvestable(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .object(var object) where object["url"]?.stringValue != nil:
+            if let type = object.removeValue(forKey: "content_type") { object["media_type"] = type }
+            return .object(object)
+        case .array(let items): return .array(items.map(harvestable))
+        default: return value
+        }
+    }
+
+    func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
+        guard let cancelURL = request.ref["cancel_url"]?.stringValue, let statusURL = request.ref["status_url"]?.stringValue else {
+            return CancelResult(outcome: .notFound, charged: .no)
+        }
+        let headers = try key(context)
+        let before = (try? context.http(HTTPRequest(method: "GET", url: statusURL, headers: headers))).flatMap { try? $0.decodeJSON([String: JSONValue].self) }
+        let wasQueued = before?["status"]?.stringValue == "IN_QUEUE"
+        let response = try context.http(HTTPRequest(method: "PUT", url: cancelURL, headers: headers))
+        switch response.status {
+        case 200..<300:
+            // A queued request never ran; a running one may still finish and be billed.
+            return wasQueued ? CancelResult(outcome: .cancelledInQueue, charged: .no)
+                             : CancelResult(outcome: .cancelledRunning, charged: .unknown, message: "fal may finish and bill a request that was already running")
+        case 400: return CancelResult(outcome: .alreadyFinished, charged: .yes)
+        case 404: return CancelResult(outcome: .notFound, charged: .unknown)
+        default: throw failure(response)
+        }
+    }
+
+    func health(_ request: ConfigRequest, context: HostContext) -> HealthReport {
+        do { _ = try key(context) } catch let error as PluginError {
+            return HealthReport(status: .offline, message: error.message, details: ["code": .string(error.code)])
+        } catch {}
+        // fal offers no health route for the queue; an unknown request id answers 404 when fal is up.
+        return HealthReport(status: .ok, message: "key present; fal has no queue health route")
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import SwitchyardJSON
+import SwitchyardTesting
+import XCTest
+@testable import SwitchyardHost
+
+/// The fal adapter through the real engine against the fal stand-in.
+final class FalAdapterTests: TemporaryDirectoryTestCase {
+    var standIn: FalStandIn!
+
+    override func setUp() async throws {
+        try await super.setUp()
+        try prepareDirectory()
+        standIn = FalStandIn()
+        try await standIn.start()
+    }
+
+    override func tearDown() async throws {
+        await standIn?.stop()
+        try await super.tearDown()
+    }
+
+    func makeEngine(key: String? = nil, catalog: CapabilityCatalog? = nil) throws -> JobEngine {
+        let plugins = dir.appendingPathComponent("plugins-\(UUID().uuidString.prefix(6))")
+        try copyPlugin("fal", to: plugins)
+        let engine = try makeTestEngine(home: dir.appendingPathComponent("home"), plugins: plugins, secrets: ["FAL_KEY": key ?? standIn.key], catalog: catalog)
+        engine.policy.minPollMs = 1
+        engine.policy.maxPollMs = 5
+        return engine
+    }
+
+    var config: [String: JSONValue] { ["queue_url": .string(standIn.baseURL), "rest_url": .string(standIn.baseURL)] }
+
+    func run(_ engine: JobEngine, _ capability: String, _ inputs: [String: JSONValue]) async throws -> JobRecord {
+        try await engine.drive(try await engine.start(JobSpec(pluginID: "fal", capability: capability, inputs: inputs, config: config)).id)
+    }
+
+    func testAnImageIsGeneratedAndDownloaded() async throws {
+        let job = try await run(try makeEngine(), "image.generate", ["prompt": "a lighthouse at dawn"])
+        XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
+        let outputs = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(job.outputsJSON).utf8)) as? [String: Any])
+        let image = try XCTUnwrap((outputs["images"] as? [[String: Any]])?.first)
+        XCTAssertTrue((image["artifact"] as? String ?? "").hasPrefix("sha256:"))
+        XCTAssertEqual(image["media_type"] as? String, "image/png")
+        XCTAssertEqual(image["width"] as? Int, 1024)
+        XCTAssertEqual(outputs["seed"] as? Int, 7)
+        XCTAssertEqual(standIn.submissions, 1)
+    }
+
+    func testLocalFilesAreUploadedThroughTheStorageTokenFlow() async throws {
+        let engine = try makeEngine(catalog: CapabilityCatalog())
+        let bytes = Data("a local product photo".utf8)
+        let digest = try engine.artifacts.put(bytes, mediaType: "image/png")
+        let job = try await run(engine, "image.upscale", ["prompt": "sharper", "image": ["artifact": .string("sha256:\(digest)"), "media_type": "image/png"]])
+        XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
+        XCTAssertEqual(standIn.uploadedFiles, [bytes])
+        let sent = try XCTUnwrap(standIn.input(of: 0)?["image"] as? String)
+        XCTAssertTrue(sent.hasPrefix(standIn.baseURL + "/files/"), "fal receives a CDN URL, not the host's artifact handle")
+    }
+
+    func testMissingInputIsContractMismatchNamingTheField() async throws {
+        let job = try await run(try makeEngine(catalog: CapabilityCatalog()), "image.generate", ["num_images": 1])
+        XCTAssertEqual(job.phase, .failed)
+        XCTAssertEqual(job.errorCode, "CONTRACT_MISMATCH")
+        XCTAssertTrue(job.errorJSON?.contains(#""field":"$.inputs.prompt""#) == true, job.errorJSON ?? "")
+        XCTAssertEqual(standIn.submissions, 0)
+    }
+
+    func testExhaustedBalanceIsInsufficientFundsWithTheTopUpRemedy() async throws {
+        standIn.configure { $0.exhaustedBalance = true }
+        let job = try await run(try makeEngine(), "image.generate", ["prompt": "x"])
+        XCTAssertEqual(job.errorCode, "INSUFFICIENT_FUNDS")
+        XCTAssertTrue(job.errorJSON?.contains("fal.ai/dashboard/billing") == true)
+        XCTAssertTrue(job.errorJSON?.contains(#""charged":"no""#) == true)
+    }
+
+    func testAWrongKeyIsAuthFailed() async throws {
+        let job = try await run(try makeEngine(key: "wrong:key"), "image.generate", ["prompt": "x"])
+        XCTAssertEqual(job.errorCode, "AUTH_FAILED")
+        XCTAssertEqual(standIn.submissions, 0)
+    }
+
+    func testConcurrencyLimitIsRetriedWithoutASecondRequest() async throws {
+        standIn.configure { $0.rateLimitNext = 2 }
+        let job = try await run(try makeEngine(), "image.generate", ["prompt": "x"])
+        XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
+        XCTAssertEqual(standIn.submissions, 1)
+    }
+
+    func testRunnerErrorsAreRetryable() async throws {
+        standIn.configure { $0.runnerErrorNext = 2 }
+        let job = try await run(try makeEngine(), "image.generate", ["prompt": "x"])
+        XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
+    }
+
+    func testARequestTimeoutAtFalIsEngineTimeout() async throws {
+        standIn.configure { $0.completeWithErrorType = "request_timeout" }
+        let job = try await run(try makeEngine(), "image.generate", ["prompt": "x"])
+        XCTAssertEqual(job.phase, .failed)
+        XCTAssertEqual(job.errorCode, "ENGINE_TIMEOUT")
+    }
+
+    func testCancellingAQueuedRequestIsFree() async throws {
+        standIn.configure { $0.queuePolls = 100 }
+        let engine = try makeEngine()
+        let started = try await engine.start(JobSpec(pluginID: "fal", capability: "image.generate", inputs: ["prompt": "x"], config: config))
+        let cancelled = try await engine.cancel(started.id)
+        XCTAssertEqual(cancelled.phase, .cancelled)
+        XCTAssertTrue(cancelled.cancelOutcomeJSON?.contains(#""outcome":"cancelled_in_queue""#) == true, cancelled.cancelOutcomeJSON ?? "")
+        XCTAssertTrue(cancelled.cancelOutcomeJSON?.contains(#""charged":"no""#) == true)
+    }
+
+    func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() async throws {
+        standIn.acceptAnyKey = true
+        let configJSON = #"{"queue_url":"\#(standIn.baseURL)","rest_url":"\#(standIn.baseURL)"}"#
+        let result = try yard(["plugin", "test", "fal", "--json", "--config", configJSON], home: dir.appendingPathComponent("h"))
+        let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
+        let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
+        XCTAssertEqual(failed.count, 0, "\(failed)")
+    }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import SwitchyardHost
+
+/// fal's queue API on loopback (PROVIDERS.md: fal): submit to
+/// /{owner}/{app}[/{subpath}], then use the returned status/response/cancel
+/// URLs (the subpath is on submit only); storage token + upload for input
+/// files. Failure modes: 422 `detail` for bad input, 403 "User is locked …
+/// Exhausted balance", 401 for a wrong key, 429 over concurrency,
+/// X-Fal-Error-Type runner_* (503) and request_timeout (504), COMPLETED with
+/// error/error_type, cancel of a finished request (400 ALREADY_COMPLETED),
+/// results gone after retention.
+public final class FalStandIn: @unchecked Sendable {
+    public struct Faults: Sendable {
+        public var queuePolls = 1
+        public var runningPolls = 1
+        /// Submit answers 403 "User is locked. Reason: Exhausted balance…".
+        public var exhaustedBalance = false
+        /// The next N requests answer 429.
+        public var rateLimitNext = 0
+        /// The next N status requests answer 503 with X-Fal-Error-Type: runner_unavailable.
+        public var runnerErrorNext = 0
+        /// Requests finish COMPLETED with this error_type (e.g. "request_timeout").
+        public var completeWithErrorType: String?
+        /// Fields submit refuses with 422 when absent, per app id prefix (as fal's own input models do).
+        public var requiredFields: [String: [String]] = ["fal-ai/flux": ["prompt"]]
+        public init() {}
+    }
+
+    struct Request {
+        var id: String
+        var app: String
+        var input: [String: Any]
+        var status: String
+        var polls = 0
+        var cancelled = false
+        var finishedMs: Int64?
+    }
+
+    public let key: String
+    /// Accept any `Key …` (for `yard plugin test`, which sends canary secrets).
+    public var acceptAnyKey = false
+    public let clock: VirtualClock
+    public var faults = Faults()
+    public var retentionMs: Int64 = 7 * 24 * 3600 * 1000
+    private let lock = NSLock()
+    private var requests: [String: Request] = [:]
+    private var uploads: [String: Data] = [:]
+    private(set) public var submissions = 0
+    private var server: ScriptedHTTPServer!
+
+    public init(key: String = "fal-standin-key:secret", clock: VirtualClock = VirtualClock()) {
+        self.key = key
+        self.clock = clock
+    }
+
+    public var baseURL: String { server.baseURL }
+    public func start(port: Int = 0) async throws {
+        server = ScriptedHTTPServer { [unowned self] request in self.handle(request) }
+        try await server.start(port: port)
+    }
+    public func stop() async { await server?.stop() }
+    public func configure(_ change: (inout Faults) -> Void) { lock.withLock { change(&faults) } }
+    public func advance(ms: Int64) { clock.advance(ms: ms) }
+    public var uploadedFiles: [Data] { lock.withLock { Array(uploads.values) } }
+    public func input(of index: Int) -> [String: Any]? { lock.withLock { requests.values.sorted { $0.id < $1.id }.dropFirst(index).first?.input } }
+
+    func detail(_ status: Int, _ detail: Any, headers: [String: String] = [:]) -> ScriptedHTTPServer.Response {
+        var response = ScriptedHTTPServer.Response.json(["detail": detail], status: status)
+        for (k, v) in headers { response.headers[k] = v }
+        return response
+    }
+
+    func handle(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
+        lock.lock()
+        defer { lock.unlock() }
+        let path = request.path
+        if request.method == "GET", path.hasPrefix("/files/") {
+            let id = String(path.dropFirst("/files/".count))
+            if let data = uploads[id] { return .init(status: 200, headers: ["content-type": "application/octet-stream"], body: data) }
+            let requestID = String(id.split(separator: ".").first ?? "")
+            guard let done = requests[requestID], let finished = done.finishedMs, clock.nowUnixMs() - finished <= retentionMs else { return .init(status: 404) }
+            return .init(status: 200, headers: ["content-type": "image/png"], body: Data([0x89, 0x50, 0x4E, 0x47]) + Data(requestID.utf8))
+        }
+        if faults.rateLimitNext > 0 {
+            faults.rateLimitNext -= 1
+            return detail(429, "Too many concurrent requests", headers: ["retry-after": "0"])
+        }
+        if path == "/storage/files/upload", request.method == "POST" {
+            // The upload token, not the fal key, authorises uploads.
+            guard (request.headers["authorization"] ?? "").hasPrefix("Bearer upload-token-") else { return detail(401, "Invalid upload token") }
+            return .json(["access_url": storeUpload(request.body)])
+        }
+        let auth = request.headers["authorization"] ?? ""
+        guard auth == "Key \(key)" || (acceptAnyKey && auth.count > 4 && auth.hasPrefix("Key ")) else {
+            return detail(401, "Invalid or missing credentials: expected `Authorization: Key <FAL_KEY>`")
+        }
+        if path == "/storage/auth/token", request.method == "POST" {
+            return .json(["token": "upload-token-\(UUID().uuidString.prefix(8))", "token_type": "Bearer", "base_url": "\(server.baseURL)/storage",
+                          "expires_at": "2099-01-01T00:00:00Z"])
+        }
+        let parts = path.split(separator: "/").map(String.init)
+        if let r = parts.firstIndex(of: "requests"), r >= 2, r + 1 < parts.count {
+            let id = parts[r + 1]
+            guard var job = requests[id] else { return detail(404, "Request \(id) not found") }
+            if parts.count > r + 2, parts[r + 2] == "status", request.method == "GET" { return status(&job) }
+            if parts.count > r + 2, parts[r + 2] == "cancel", request.method == "PUT" {
+                if job.status == "COMPLETED" { return .json(["status": "ALREADY_COMPLETED"], status: 400) }
+                job.cancelled = true
+                job.status = "COMPLETED"
+                job.finishedMs = clock.nowUnixMs()
+                requests[id] = job
+                return .json(["status": "CANCELLATION_REQUESTED"], status: 202)
+            }
+            if parts.count == r + 2, request.method == "GET" { return result(job) }
+            return detail(405, "method not allowed")
+        }
+        guard request.method == "POST", parts.count >= 2 else { return detail(404, "not found") }
+        return submit(parts, request)
+    }
+
+    func submit(_ parts: [String], _ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
+        if faults.exhaustedBalance {
+            return detail(403, "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing.")
+        }
+        guard let input = (try? JSONSerialization.jsonObject(with: request.body)) as? [String: Any] else {
+            return detail(422, [["loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"]])
+        }
+        let app = parts.prefix(2).joined(separator: "/")
+        let required = faults.requiredFields.first { app.hasPrefix($0.key) || parts.joined(separator: "/").hasPrefix($0.key) }?.value ?? []
+        let missing = required.filter { input[$0] == nil }
+        if !missing.isEmpty {
+            return detail(422, missing.map { ["loc": ["body", $0], "msg": "Field required", "type": "missing"] })
+        }
+        submissions += 1
+        let id = UUID().uuidString.lowercased()
+        requests[id] = Request(id: id, app: app, input: input, status: "IN_QUEUE")
+        let base = "\(server.baseURL)/\(app)/requests/\(id)"
+        return .json(["request_id": id, "status_url": "\(base)/status", "response_url": base, "cancel_url": "\(base)/cancel", "queue_position": 2])
+    }
+
+    func status(_ job: inout Request) -> ScriptedHTTPServer.Response {
+        if faults.runnerErrorNext > 0 {
+            faults.runnerErrorNext -= 1
+            return detail(503, "Runner unavailable", headers: ["x-fal-error-type": "runner_unavailable"])
+        }
+        job.polls += 1
+        if job.status == "IN_QUEUE", job.polls > faults.queuePolls { job.status = "IN_PROGRESS"; job.polls = 0 }
+        else if job.status == "IN_PROGRESS", job.polls > faults.runningPolls { job.status = "COMPLETED"; job.finishedMs = clock.nowUnixMs() }
+        requests[job.id] = job
+        var answer: [String: Any] = ["status": job.status, "request_id": job.id]
+        switch job.status {
+        case "IN_QUEUE": answer["queue_position"] = max(0, faults.queuePolls - job.polls)
+        case "IN_PROGRESS": answer["logs"] = [["message": "step \(job.polls)/\(faults.runningPolls)", "timestamp": "2026-11-22T00:00:00Z"]]
+        default:
+            answer["logs"] = []
+            answer["metrics"] = ["inference_time": 1.25]
+            if job.cancelled { answer["error"] = "Request was cancelled"; answer["error_type"] = "request_cancelled" }
+            else if let type = faults.completeWithErrorType { answer["error"] = "Request failed"; answer["error_type"] = type }
+        }
+        return .json(answer)
+    }
+
+    func result(_ job: Request) -> ScriptedHTTPServer.Response {
+        guard job.status == "COMPLETED" else { return detail(400, "Request is still in progress") }
+        if let finished = job.finishedMs, clock.nowUnixMs() - finished > retentionMs { return detail(404, "Request not found") }
+        if job.cancelled { return detail(400, "Request was cancelled") }
+        if let type = faults.completeWithErrorType {
+            return detail(type == "request_timeout" ? 504 : 500, "Request failed: \(type)", headers: ["x-fal-error-type": type])
+        }
+        return .json(["images": [["url": "\(server.baseURL)/files/\(job.id).png", "content_type": "image/png", "width": 1024, "height": 768]],
+                      "seed": 7, "has_nsfw_concepts": [false], "prompt": job.input["prompt"] ?? ""])
+    }
+}
+
+extension FalStandIn {
+    /// Storage uploads land under /storage/files/upload (served by handle()).
+    func storeUpload(_ data: Data) -> String {
+        let id = UUID().uuidString.lowercased()
+        uploads[id] = data
+        return "\(server.baseURL)/files/\(id)"
+    }
+}
