@@ -8,7 +8,7 @@ struct StandinCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "standin",
         abstract: "Run a provider stand-in on 127.0.0.1 (real protocol, no GPUs, no bills).",
-        subcommands: [RunPod.self])
+        subcommands: [RunPod.self, Fal.self])
 
     struct RunPod: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -30,7 +30,29 @@ struct StandinCommand: AsyncParsableCommand {
                   printf %s '\(apiKey == "any" ? "anything" : apiKey)' | yard secrets set RUNPOD_API_KEY
                 Ctrl-C to stop.
                 """)
-            while !Task.isCancelled { try await Task.sleep(nanoseconds: 3_600_000_000_000) }
+            await standIn.waitUntilStopped()
+        }
+    }
+
+    struct Fal: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "fal", abstract: "fal's queue and storage API: submit, status, result, cancel, uploads, with its failure modes.")
+        @Option(help: "Port on 127.0.0.1 (0: any free port).") var port = 8788
+        @Option(help: "FAL_KEY it accepts; \"any\" accepts every key.") var key = "fal-standin-key:secret"
+        @Flag(help: "Answer submits with 403 'User is locked. Reason: Exhausted balance'.") var exhaustedBalance = false
+
+        func run() async throws {
+            let standIn = FalStandIn(key: key)
+            standIn.acceptAnyKey = key == "any"
+            standIn.configure { $0.exhaustedBalance = exhaustedBalance }
+            try await standIn.start(port: port)
+            print("""
+                fal stand-in on \(standIn.baseURL). Point the fal engine at it:
+                  mkdir -p "$YARD_HOME/config" && echo '{"queue_url":"\(standIn.baseURL)","rest_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/fal.json"
+                  printf %s '\(key == "any" ? "any:key" : key)' | yard secrets set FAL_KEY
+                Ctrl-C to stop.
+                """)
+            await standIn.waitUntilStopped()
         }
     }
 }

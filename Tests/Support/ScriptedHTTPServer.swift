@@ -107,6 +107,12 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
         }
     }
 
+    /// Returns when the server stops (after stop(), or SIGTERM/SIGINT, which the
+    /// service lifecycle turns into a graceful shutdown).
+    public func waitUntilStopped() async {
+        _ = try? await task?.value
+    }
+
     public func stop() async {
         task?.cancel()
         _ = try? await task?.value

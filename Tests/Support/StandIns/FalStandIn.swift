@@ -59,6 +59,7 @@ public final class FalStandIn: @unchecked Sendable {
         try await server.start(port: port)
     }
     public func stop() async { await server?.stop() }
+    public func waitUntilStopped() async { await server?.waitUntilStopped() }
     public func configure(_ change: (inout Faults) -> Void) { lock.withLock { change(&faults) } }
     public func advance(ms: Int64) { clock.advance(ms: ms) }
     public var uploadedFiles: [Data] { lock.withLock { Array(uploads.values) } }

@@ -77,6 +77,7 @@ public final class RunPodStandIn: @unchecked Sendable {
     }
 
     public func stop() async { await server?.stop() }
+    public func waitUntilStopped() async { await server?.waitUntilStopped() }
 
     public func configure(_ change: (inout Faults) -> Void) { lock.withLock { change(&faults) } }
 
