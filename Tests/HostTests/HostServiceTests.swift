@@ -1,5 +1,6 @@
 import CPluginAPI
 import Foundation
+import SwitchyardTesting
 import XCTest
 @testable import SwitchyardHost
 
@@ -81,5 +82,22 @@ final class HostServiceTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(parts.count, 3)
         XCTAssertEqual(parts[0], "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9")
         XCTAssertFalse(token.contains("="))
+    }
+}
+
+final class HTTPRedirectTests: TemporaryDirectoryTestCase {
+    override var needsStagedPlugins: Bool { false }
+
+    func testTheHTTPServiceNeverFollowsARedirectOnItsOwn() async throws {
+        let server = ScriptedHTTPServer { request in
+            request.path == "/hop" ? .init(status: 302, headers: ["location": "http://203.0.113.9/elsewhere"]) : .init(status: 200)
+        }
+        try await server.start()
+        defer { Task { await server.stop() } }
+        let transport = BlockingHTTPTransport(defaultTimeoutMs: 2_000)
+        let url = "\(server.baseURL)/hop"
+        let response = try await PluginCallExecutor().run { Result { try transport.perform(HostHTTPRequest(method: "GET", url: url)) } }.get()
+        XCTAssertEqual(response.status, 302, "the plugin sees the redirect and must ask again, through the allow-list")
+        XCTAssertEqual(response.headers["location"], "http://203.0.113.9/elsewhere")
     }
 }

@@ -226,3 +226,31 @@ final class JobEngineTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(try outputs(resumed[0])["submissions"] as? Int, 1, "reconciled, not resubmitted")
     }
 }
+
+final class FileInputRuleTests: TemporaryDirectoryTestCase {
+    func testArtifactInputsMustHaveAnAcceptedTypeAndSize() async throws {
+        let plugins = dir.appendingPathComponent("plugins")
+        try copyPlugin("runpod", to: plugins)
+        let engine = try makeTestEngine(home: dir.appendingPathComponent("home"), plugins: plugins, secrets: ["RUNPOD_API_KEY": "k"])
+        let config: [String: JSONValue] = ["endpoint_id": "e", "base_url": "http://127.0.0.1:9/v2"]
+        try engine.store.saveHealth(EngineHealthRecord(pluginID: "runpod", status: "ok", message: nil, checkedAt: Date())) // no live check
+        let video = try engine.artifacts.put(Data("not an image".utf8), mediaType: "video/mp4")
+        func verdict(_ image: JSONValue) async -> PreflightVerdict {
+            await engine.preflight(JobSpec(pluginID: "runpod", capability: "image.upscale", inputs: ["image": image], config: config))
+        }
+        let wrongType = await verdict(["artifact": .string("sha256:\(video)"), "media_type": "video/mp4"])
+        XCTAssertEqual(wrongType.firstError?.field, "$.inputs.image")
+        XCTAssertTrue(wrongType.firstError?.message.contains("video/mp4") == true, "\(wrongType.findings)")
+
+        let unknown = await verdict(["artifact": .string("sha256:" + String(repeating: "0", count: 64)), "media_type": "image/png"])
+        XCTAssertTrue(unknown.firstError?.message.contains("not in this host's store") == true, "\(unknown.findings)")
+
+        let big = try engine.artifacts.put(Data(count: 52_428_801), mediaType: "image/png")
+        let tooBig = await verdict(["artifact": .string("sha256:\(big)"), "media_type": "image/png"])
+        XCTAssertTrue(tooBig.firstError?.message.contains("at most 52428800") == true, "\(tooBig.findings)")
+
+        let fine = try engine.artifacts.put(Data("png bytes".utf8), mediaType: "image/png")
+        let accepted = await verdict(["artifact": .string("sha256:\(fine)"), "media_type": "image/png"])
+        XCTAssertTrue(accepted.stepsPassed.contains("schema"), "\(accepted.findings)")
+    }
+}

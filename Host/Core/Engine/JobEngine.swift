@@ -170,6 +170,10 @@ public final class JobEngine: @unchecked Sendable {
                               "Fix the engine's config (--config, or $YARD_HOME/config/\(manifest.id).json).", field: "$.config" + first.path.dropFirst())
             }
         }
+        if let catalogEntry {
+            let findings = fileFindings(spec.inputs, schema: catalogEntry.input.document)
+            if !findings.isEmpty { verdict.findings += findings; return verdict }
+        }
         verdict.stepsPassed.append("schema")
 
         // 3. Consent for identity inputs (a real person's face or voice).
@@ -224,6 +228,41 @@ public final class JobEngine: @unchecked Sendable {
         }
         verdict.stepsPassed.append("estimate")
         return verdict
+    }
+
+    /// The catalog's file rules (x-media-types, x-max-bytes) for inputs that
+    /// are artifacts in this host's store, whose type and size it knows. URL
+    /// inputs are the provider's to check: fetching them here would spend time
+    /// and bandwidth before the job is even accepted.
+    func fileFindings(_ inputs: [String: JSONValue], schema: JSONValue) -> [PreflightFinding] {
+        var findings: [PreflightFinding] = []
+        func check(_ value: JSONValue, rules: JSONValue, field: String) {
+            guard let handle = value["artifact"]?.stringValue else { return }
+            let digest = handle.hasPrefix("sha256:") ? String(handle.dropFirst(7)) : handle
+            let file = artifacts.path(for: digest)
+            guard let size = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.size] as? Int else {
+                findings.append(PreflightFinding(step: "schema", code: "CONTRACT_MISMATCH", message: "\(field) names artifact \(handle.prefix(19))…, which is not in this host's store.",
+                                                 remediation: "Pass the file itself (--input name=@file), or an artifact this host produced.", field: field, severity: .error))
+                return
+            }
+            if let limit = rules["x-max-bytes"]?.intValue, size > limit {
+                findings.append(PreflightFinding(step: "schema", code: "CONTRACT_MISMATCH", message: "\(field) is \(size) bytes; at most \(limit) are accepted.",
+                                                 remediation: "Compress or shorten the file.", field: field, severity: .error))
+            }
+            if let allowed = rules["x-media-types"]?.arrayValue?.compactMap(\.stringValue), let type = value["media_type"]?.stringValue, !allowed.contains(type) {
+                findings.append(PreflightFinding(step: "schema", code: "CONTRACT_MISMATCH", message: "\(field) is \(type); accepted: \(allowed.joined(separator: ", ")).",
+                                                 remediation: "Convert the file to one of the accepted types.", field: field, severity: .error))
+            }
+        }
+        for (name, rules) in schema["properties"]?.objectValue ?? [:] {
+            guard let value = inputs[name] else { continue }
+            if rules["x-media-types"] != nil || rules["x-max-bytes"] != nil {
+                check(value, rules: rules, field: "$.inputs.\(name)")
+            } else if let items = rules["items"], items["x-media-types"] != nil || items["x-max-bytes"] != nil {
+                for (i, item) in (value.arrayValue ?? []).enumerated() { check(item, rules: items, field: "$.inputs.\(name)[\(i)]") }
+            }
+        }
+        return findings
     }
 
     static func identityInputs(in limits: JSONValue?) -> [String] {

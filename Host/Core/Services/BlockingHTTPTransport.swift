@@ -5,14 +5,22 @@ import NIOHTTP1
 
 /// sy.http/1's transport: AsyncHTTPClient, driven synchronously because plugin
 /// calls run on the host's worker threads (never on the async cooperative
-/// pool, where blocking would starve the whole host).
+/// pool, where blocking would starve the whole host). Redirects are not
+/// followed: the plugin gets the 3xx and must request the new location
+/// through sy.http/1 again, where the allow-list applies to it.
 public final class BlockingHTTPTransport: HTTPTransport, @unchecked Sendable {
     let client: HTTPClient
     let defaultTimeout: TimeAmount
     let maxBodyBytes: Int
 
-    public init(client: HTTPClient = .shared, defaultTimeoutMs: Int = 60_000, maxBodyBytes: Int = 64 << 20) {
-        self.client = client
+    static let sharedClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    public init(client: HTTPClient? = nil, defaultTimeoutMs: Int = 60_000, maxBodyBytes: Int = 64 << 20) {
+        self.client = client ?? Self.sharedClient
         self.defaultTimeout = .milliseconds(Int64(defaultTimeoutMs))
         self.maxBodyBytes = maxBodyBytes
     }
