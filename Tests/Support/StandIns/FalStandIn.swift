@@ -9,7 +9,7 @@ import SwitchyardHost
 /// X-Fal-Error-Type runner_* (503) and request_timeout (504), COMPLETED with
 /// error/error_type, cancel of a finished request (400 ALREADY_COMPLETED),
 /// results gone after retention.
-public final class FalStandIn: @unchecked Sendable {
+public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
     public struct Faults: Sendable {
         public var queuePolls = 1
         public var runningPolls = 1
@@ -39,29 +39,20 @@ public final class FalStandIn: @unchecked Sendable {
     public let key: String
     /// Accept any `Key …` (for `yard plugin test`, which sends canary secrets).
     public var acceptAnyKey = false
-    public let clock: VirtualClock
     public var faults = Faults()
     public var retentionMs: Int64 = 7 * 24 * 3600 * 1000
     private let lock = NSLock()
     private var requests: [String: Request] = [:]
     private var uploads: [String: Data] = [:]
     private(set) public var submissions = 0
-    private var server: ScriptedHTTPServer!
 
     public init(key: String = "fal-standin-key:secret", clock: VirtualClock = VirtualClock()) {
         self.key = key
-        self.clock = clock
+        super.init(clock: clock)
     }
 
     public var baseURL: String { server.baseURL }
-    public func start(port: Int = 0) async throws {
-        server = ScriptedHTTPServer { [unowned self] request in self.handle(request) }
-        try await server.start(port: port)
-    }
-    public func stop() async { await server?.stop() }
-    public func waitUntilStopped() async { await server?.waitUntilStopped() }
     public func configure(_ change: (inout Faults) -> Void) { lock.withLock { change(&faults) } }
-    public func advance(ms: Int64) { clock.advance(ms: ms) }
     public var uploadedFiles: [Data] { lock.withLock { Array(uploads.values) } }
     public func input(of index: Int) -> [String: Any]? { lock.withLock { requests.values.sorted { $0.id < $1.id }.dropFirst(index).first?.input } }
 
@@ -71,7 +62,7 @@ public final class FalStandIn: @unchecked Sendable {
         return response
     }
 
-    func handle(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
+    override func handle(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
         lock.lock()
         defer { lock.unlock() }
         let path = request.path

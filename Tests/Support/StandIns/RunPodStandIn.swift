@@ -8,7 +8,7 @@ import SwitchyardHost
 /// wrong keys, 5xx. Time is a VirtualClock; each /status call also advances a
 /// job one step (IN_QUEUE → IN_PROGRESS → COMPLETED) so tests run in
 /// milliseconds. Counts submissions, for exactly-once checks.
-public final class RunPodStandIn: @unchecked Sendable {
+public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
     public struct Faults: Sendable {
         /// Jobs never leave IN_QUEUE (no capacity, or a crash-looping worker).
         public var stuckInQueue = false
@@ -49,7 +49,6 @@ public final class RunPodStandIn: @unchecked Sendable {
     /// Accept any non-empty key (for `yard plugin test`, which sends canary secrets).
     public var acceptAnyKey = false
     public let endpointID: String
-    public let clock: VirtualClock
     public var faults = Faults()
     /// Output the worker returns: default {"image_url": <this server>/outputs/<id>.png, "seed": 42}.
     public var output: (@Sendable (_ jobID: String, _ baseURL: String) -> Any)?
@@ -60,34 +59,21 @@ public final class RunPodStandIn: @unchecked Sendable {
     private var jobs: [String: Job] = [:]
     private var order: [String] = []
     private(set) public var submissions = 0
-    private var server: ScriptedHTTPServer!
 
     public init(apiKey: String = "rpa_STANDIN_KEY_0000000000", endpointID: String = "standin-endpoint", clock: VirtualClock = VirtualClock()) {
         self.apiKey = apiKey
         self.endpointID = endpointID
-        self.clock = clock
+        super.init(clock: clock)
     }
 
     public var baseURL: String { "\(server.baseURL)/v2" }
-    public var port: Int { server.port }
-
-    public func start(port: Int = 0) async throws {
-        server = ScriptedHTTPServer { [unowned self] request in self.handle(request) }
-        try await server.start(port: port)
-    }
-
-    public func stop() async { await server?.stop() }
-    public func waitUntilStopped() async { await server?.waitUntilStopped() }
 
     public func configure(_ change: (inout Faults) -> Void) { lock.withLock { change(&faults) } }
-
-    /// Moves virtual time, e.g. past the ttl or the retention.
-    public func advance(ms: Int64) { clock.advance(ms: ms) }
 
     public func status(of id: String) -> String? { lock.withLock { jobs[id]?.status } }
     public var jobIDs: [String] { lock.withLock { order } }
 
-    func handle(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
+    override func handle(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
         lock.lock()
         defer { lock.unlock() }
         if faults.rateLimitNext > 0 {
