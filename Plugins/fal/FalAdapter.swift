@@ -73,6 +73,9 @@ struct FalAdapter: EngineAdapter {
             let path = (first?["loc"]?.arrayValue ?? []).compactMap(\.stringValue).filter { $0 != "body" }
             return PluginError(code: "CONTRACT_MISMATCH", message: "fal rejected the input: \(first?["msg"]?.stringValue ?? text)",
                                remediation: "Fix the input named in field.", field: "$.inputs" + path.map { ".\($0)" }.joined())
+        case 404:
+            return PluginError(code: "RESULT_EXPIRED", message: "fal no longer keeps this request's result: \(text)",
+                               remediation: "Run the job again; Switchyard downloads results as soon as they finish.", charged: .unknown)
         case 429:
             return PluginError(code: "RATE_LIMITED", message: "Over fal's concurrency limit.", remediation: "The host retries later.",
                                retryable: true, charged: .no, retryAfterMs: response.headers["retry-after"].flatMap(Int.init).map { $0 * 1000 } ?? 1000)

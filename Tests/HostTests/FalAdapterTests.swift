@@ -110,6 +110,31 @@ final class FalAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(cancelled.cancelOutcomeJSON?.contains(#""charged":"no""#) == true)
     }
 
+    func testCancellingAFinishedRequestSaysAlreadyFinishedAndBilled() async throws {
+        let engine = try makeEngine()
+        let done = try await run(engine, "image.generate", ["prompt": "x"])
+        XCTAssertEqual(done.phase, .succeeded)
+        let plugin = try engine.plugin("fal")
+        let answer = plugin.call(.cancel, request: requestData(["ref": try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(done.refJSON).utf8))), "config": ["queue_url": standIn.baseURL]]))
+        XCTAssertEqual(answer.json?["outcome"] as? String, "already_finished", "fal answered 400 ALREADY_COMPLETED")
+        XCTAssertEqual(answer.json?["charged"] as? String, "yes")
+    }
+
+    func testAResultPastFalsRetentionIsResultExpired() async throws {
+        standIn.configure { $0.queuePolls = 0; $0.runningPolls = 0 }
+        let engine = try makeEngine()
+        let started = try await engine.start(JobSpec(pluginID: "fal", capability: "image.generate", inputs: ["prompt": "x"], config: config))
+        let ref = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(started.refJSON).utf8)) as? [String: Any])
+        let plugin = try engine.plugin("fal")
+        // The request finishes at fal while the host is away…
+        for _ in 0..<2 { _ = plugin.call(.poll, request: requestData(["ref": ref, "config": ["queue_url": standIn.baseURL]])) }
+        standIn.advance(ms: standIn.retentionMs + 1000)
+        // …and the host comes back after fal stopped keeping the result.
+        let job = try await engine.drive(started.id)
+        XCTAssertEqual(job.phase, .failed)
+        XCTAssertEqual(job.errorCode, "RESULT_EXPIRED")
+    }
+
     func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() async throws {
         standIn.acceptAnyKey = true
         let configJSON = #"{"queue_url":"\#(standIn.baseURL)","rest_url":"\#(standIn.baseURL)"}"#

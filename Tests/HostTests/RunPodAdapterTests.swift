@@ -95,6 +95,18 @@ final class RunPodAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(job.errorCode, "RESULT_EXPIRED")
     }
 
+    func testAResultPastRunPodsRetentionIsResultExpired() async throws {
+        // The host was down while the job finished and for longer than RunPod keeps results.
+        let started = try await engine.start(generate(["ttl_ms": 86_400_000]))
+        let plugin = try engine.plugin("runpod")
+        for _ in 0..<3 { _ = plugin.call(.poll, request: requestData(["ref": ["id": standIn.jobIDs[0]], "config": ["endpoint_id": standIn.endpointID, "base_url": standIn.baseURL]])) }
+        XCTAssertEqual(standIn.status(of: standIn.jobIDs[0]), "COMPLETED")
+        standIn.advance(ms: 31 * 60 * 1000)
+        let job = try await engine.drive(started.id)
+        XCTAssertEqual(job.phase, .failed)
+        XCTAssertEqual(job.errorCode, "RESULT_EXPIRED")
+    }
+
     func testRateLimitedSubmitAndPollsAreRetriedWithoutASecondJob() async throws {
         _ = await engine.health(of: try engine.plugin("runpod"), config: config, maxAge: 0)
         standIn.configure { $0.rateLimitNext = 3; $0.retryAfterSeconds = 0 }
