@@ -72,7 +72,7 @@ struct EchoAdapter: EngineAdapter {
         // Counted in the host's durable kv: tests prove a job was submitted
         // exactly once across crashes and restarts.
         let key = request.job?.idempotencyKey ?? "adhoc"
-        let submissions = (try? context.kvGet("submissions/\(key)")).flatMap { $0.flatMap { Int(String(decoding: $0, as: UTF8.self)) } } ?? 0
+        let submissions = counter("submissions/\(key)", context) ?? 0
         try? context.kvPut("submissions/\(key)", Data(String(submissions + 1).utf8), ttlMs: 0)
         context.log(.info, "echo: accepted job \(context.jobID)")
         return .ref(ref(for: request, now: context.nowUnixMs()), nextPollAfterMs: 10)
@@ -102,7 +102,7 @@ struct EchoAdapter: EngineAdapter {
         // Scripted provider trouble: the first polls fail as a provider would
         // (RATE_LIMITED with Retry-After, ENGINE_UNAVAILABLE…), then the job proceeds.
         if let faults = request.ref["poll_faults"]?.arrayValue, !faults.isEmpty {
-            let used = (try? context.kvGet("faults/\(key)")).flatMap { $0.flatMap { Int(String(decoding: $0, as: UTF8.self)) } } ?? 0
+            let used = counter("faults/\(key)", context) ?? 0
             if used < faults.count, let spec = faults[used].stringValue {
                 try? context.kvPut("faults/\(key)", Data(String(used + 1).utf8), ttlMs: 86_400_000)
                 let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
@@ -136,7 +136,7 @@ struct EchoAdapter: EngineAdapter {
             outputs["remote"] = ["url": .string(remote), "media_type": "application/octet-stream"]
         }
         outputs["authenticated"] = .bool(try context.secret("ECHO_TOKEN") != nil)
-        if let count = (try? context.kvGet("submissions/\(key)")).flatMap({ $0.flatMap { Int(String(decoding: $0, as: UTF8.self)) } }) {
+        if let count = counter("submissions/\(key)", context) {
             outputs["submissions"] = .number(Double(count))
         }
         context.log(.info, "echo: finished job \(context.jobID)")
@@ -147,7 +147,7 @@ struct EchoAdapter: EngineAdapter {
     /// polls; without kv, one poll per 10 ms of host clock stands in.
     private func nextPollCount(key: String, submittedMs: Int?, context: HostContext) throws -> Int {
         do {
-            let current = try context.kvGet("polls/\(key)").flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+            let current = try context.kvGet("polls/\(key)").flatMap(Self.integer) ?? 0
             try context.kvPut("polls/\(key)", Data(String(current + 1).utf8), ttlMs: 86_400_000)
             return current
         } catch let error as PluginError where error.code == "SERVICE_UNAVAILABLE" {
@@ -156,12 +156,19 @@ struct EchoAdapter: EngineAdapter {
         }
     }
 
+    static func integer(_ data: Data) -> Int? { Int(String(decoding: data, as: UTF8.self)) }
+
+    /// A counter echo keeps in the host's kv; nil when absent or kv is unavailable.
+    private func counter(_ key: String, _ context: HostContext) -> Int? {
+        (try? context.kvGet(key)).flatMap { $0.flatMap(Self.integer) }
+    }
+
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
         guard let key = request.ref["key"]?.stringValue else {
             return CancelResult(outcome: .notFound, charged: .no, message: "This ref was not made by echo.")
         }
         let needed = request.ref["polls"]?.intValue ?? 2
-        let seen = (try? context.kvGet("polls/\(key)")).flatMap { $0.flatMap { Int(String(decoding: $0, as: UTF8.self)) } } ?? 0
+        let seen = counter("polls/\(key)", context) ?? 0
         if (try? context.kvGet("cancelled/\(key)")) ?? nil != nil {
             return CancelResult(outcome: seen == 0 ? .cancelledInQueue : .cancelledRunning, charged: .no, message: "already cancelled")
         }

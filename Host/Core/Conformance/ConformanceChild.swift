@@ -184,7 +184,7 @@ public struct ConformanceChild: @unchecked Sendable {
 
         case "validate.example_inputs":
             let plugin = try load(services(tempDir: tempDir))
-            let manifest = try PluginManifest.parse(Data(contentsOf: manifestURL), source: "")
+            let manifest = plugin.manifest
             var problems: [String] = []
             for capability in manifest.capabilities {
                 let result = plugin.call(.validate, request: request(["capability": capability.id, "inputs": example(capability), "config": config]))

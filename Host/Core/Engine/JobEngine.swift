@@ -324,6 +324,11 @@ public final class JobEngine: @unchecked Sendable {
         ["id": job.id, "idempotency_key": job.idempotencyKey, "attempt": job.attempt]
     }
 
+    /// The request of poll and cancel for a stored job.
+    func refRequest(_ job: JobRecord) -> [String: Any] {
+        ["ref": parse(job.refJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
+    }
+
     func parse(_ json: String?) -> Any {
         json.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8), options: [.fragmentsAllowed]) } ?? NSNull()
     }
@@ -398,7 +403,7 @@ public final class JobEngine: @unchecked Sendable {
         while !job.phase.isTerminal {
             if job.cancelRequested { return try await cancel(jobID) }
             if let deadline = job.deadlineAt, now > deadline {
-                _ = await call(plugin, .cancel, ["ref": parse(job.refJSON), "config": parse(job.configJSON), "job": jobDocument(job)], jobID: job.id)
+                _ = await call(plugin, .cancel, refRequest(job), jobID: job.id)
                 job = try store.updateJob(id: jobID) { row in
                     row.phase = .failed
                     row.finishedAt = Date()
@@ -408,7 +413,7 @@ public final class JobEngine: @unchecked Sendable {
             }
             let wait = (job.nextPollAt ?? now).timeIntervalSince(now)
             if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
-            let result = await call(plugin, .poll, ["ref": parse(job.refJSON), "config": parse(job.configJSON), "job": jobDocument(job)], jobID: job.id)
+            let result = await call(plugin, .poll, refRequest(job), jobID: job.id)
             if result.isOK, let doc = result.json {
                 if ["succeeded", "failed", "cancelled"].contains(doc["state"] as? String ?? "") { FaultInjection.point("before-final-store") }
                 job = try await apply(pollDocument: doc, to: jobID, plugin: plugin)
@@ -626,12 +631,12 @@ public final class JobEngine: @unchecked Sendable {
             }
         }
         let plugin = try self.plugin(job.pluginID)
-        let result = await call(plugin, .cancel, ["ref": parse(job.refJSON), "config": parse(job.configJSON), "job": jobDocument(job)], jobID: jobID)
+        let result = await call(plugin, .cancel, refRequest(job), jobID: jobID)
         let outcome = result.json?["outcome"] as? String ?? "unknown"
         let outcomeText = text(result.json ?? ["outcome": "unknown", "charged": "unknown"])
         try? store.appendEvent(jobID: jobID, kind: "cancel", message: "provider answered \(outcome)", data: outcomeText)
         if outcome == "already_finished" {
-            let polled = await call(plugin, .poll, ["ref": parse(job.refJSON), "config": parse(job.configJSON), "job": jobDocument(job)], jobID: jobID)
+            let polled = await call(plugin, .poll, refRequest(job), jobID: jobID)
             if polled.isOK, let doc = polled.json { return try await apply(pollDocument: doc, to: jobID, plugin: plugin) }
         }
         return try store.updateJob(id: jobID) { row in

@@ -31,10 +31,8 @@ public struct YardPaths: Sendable {
         for _ in 0..<8 {
             let candidate = dir.appendingPathComponent("Registry")
             if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("keys").path) { return candidate }
-            for share in ["share/switchyard/Registry"] {
-                let c = dir.appendingPathComponent(share)
-                if FileManager.default.fileExists(atPath: c.appendingPathComponent("keys").path) { return c }
-            }
+            let installed = dir.appendingPathComponent("share/switchyard/Registry")
+            if FileManager.default.fileExists(atPath: installed.appendingPathComponent("keys").path) { return installed }
             dir.deleteLastPathComponent()
         }
         return nil
