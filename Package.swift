@@ -66,6 +66,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/Support"
         ),
@@ -79,6 +81,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Host/CLI"
         ),
@@ -110,7 +113,8 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["SwitchyardJSON"], path: "Tests/JSONTests"),
         .testTarget(
             name: "HostTests",
-            dependencies: ["SwitchyardHost", "SwitchyardTesting", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            dependencies: ["SwitchyardHost", "SwitchyardTesting", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Tests/HostTests"
         ),
     ]

@@ -67,14 +67,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func loadConfig(_ engineID: String) throws -> [String: JSONValue] {
-        var merged: [String: JSONValue] = [:]
-        let file = global.paths.home.appendingPathComponent("config/\(engineID).json")
-        if let data = try? Data(contentsOf: file) {
-            guard let object = (try? JSONValue(parsing: data))?.objectValue else {
-                throw YardError("CONFIG_INVALID", "\(file.path) is not a JSON object.", remediation: "Fix or remove the file.")
-            }
-            merged = object
-        }
+        var merged = try engineConfigFile(global.paths, engineID)
         if let config {
             guard let object = (try? JSONValue(parsing: Data(config.utf8)))?.objectValue else {
                 throw YardError("CONFIG_INVALID", "--config is not a JSON object.", remediation: "Pass e.g. --config '{\"base_url\":\"http://127.0.0.1:8080\"}'.", field: "--config")

@@ -21,15 +21,19 @@ struct FalAdapter: EngineAdapter {
     init() {}
 
     var descriptor: PluginDescriptor {
-        PluginDescriptor(id: "fal", version: "0.1.0", name: "fal queue", capabilities: Self.models.keys.sorted())
+        PluginDescriptor(id: "fal", version: "0.1.0", name: "fal queue", capabilities: Self.models.keys.sorted(),
+                         extensions: [SY_EXTENSION_WEBHOOK])
     }
 
     struct Config {
         var queueURL: String
         var restURL: String
         var model: String
+        /// Where fal should POST the result (`?fal_webhook=`); polling goes on regardless.
+        var webhookURL: String?
 
         init(_ config: [String: JSONValue], capability: String) throws {
+            webhookURL = config["webhook_url"]?.stringValue
             queueURL = (config["queue_url"]?.stringValue ?? "https://queue.fal.run").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
             restURL = (config["rest_url"]?.stringValue ?? "https://rest.fal.ai").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
             guard let model = config["models"]?[capability]?.stringValue ?? FalAdapter.models[capability] else {
@@ -119,7 +123,12 @@ struct FalAdapter: EngineAdapter {
     func submit(_ request: JobRequest, context: HostContext) throws -> SubmitResult {
         let config = try Config(request.config, capability: request.capability)
         let inputs = try uploadArtifacts(request.inputs, config: config, context: context)
-        let response = try context.http(HTTPRequest(method: "POST", url: "\(config.queueURL)/\(config.model)", headers: try key(context),
+        var url = "\(config.queueURL)/\(config.model)"
+        if let webhook = config.webhookURL, var parts = URLComponents(string: url) {
+            parts.queryItems = [URLQueryItem(name: "fal_webhook", value: webhook)]
+            url = parts.string ?? url
+        }
+        let response = try context.http(HTTPRequest(method: "POST", url: url, headers: try key(context),
                                                     bodyData: try JSONEncoder().encode(inputs)))
         guard (200..<300).contains(response.status) else { throw failure(response) }
         guard let answer = try? response.decodeJSON([String: JSONValue].self), let id = answer["request_id"]?.stringValue,

@@ -24,6 +24,10 @@ public protocol JobStore: Sendable {
     func kvGet(pluginID: String, key: String, now: Date) throws -> Data?
     func kvPut(pluginID: String, key: String, value: Data, expiresAt: Date?) throws
     func kvRemove(pluginID: String, key: String) throws
+    // Webhook intake: find a job by members of its stored ref; remember deliveries.
+    func jobs(pluginID: String, refMatching match: [String: String]) throws -> [JobRecord]
+    func webhookDelivery(pluginID: String, dedupeKey: String) throws -> WebhookDeliveryRecord?
+    func recordWebhookDelivery(_ record: WebhookDeliveryRecord) throws
 }
 
 /// SQLite in WAL mode under $YARD_HOME, through GRDB.
@@ -107,6 +111,16 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         }
         migrator.registerMigration("2026-11-22 engine_health.code") { db in
             try db.alter(table: "engine_health") { t in t.add(column: "code", .text) }
+        }
+        migrator.registerMigration("2026-11-22 webhook_delivery") { db in
+            try db.create(table: "webhook_delivery") { t in
+                t.column("plugin_id", .text).notNull()
+                t.column("dedupe_key", .text).notNull()
+                t.column("job_id", .text)
+                t.column("outcome", .text).notNull()
+                t.column("received_at", .datetime).notNull()
+                t.primaryKey(["plugin_id", "dedupe_key"])
+            }
         }
         return migrator
     }

@@ -81,9 +81,18 @@ public struct WebhookUpdate: Codable, Sendable {
     /// Members of the ref this delivery belongs to (e.g. {"request_id": ...}).
     public var match: [String: JSONValue]
     public var update: PollResult
+    /// What makes two deliveries the same one (providers retry and duplicate
+    /// them). Absent: the host uses the match and the update's state.
+    public var dedupeKey: String?
 
-    public init(match: [String: JSONValue], update: PollResult) {
+    public init(match: [String: JSONValue], update: PollResult, dedupeKey: String? = nil) {
         self.match = match
         self.update = update
+        self.dedupeKey = dedupeKey
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case match, update
+        case dedupeKey = "dedupe_key"
     }
 }

@@ -23,6 +23,11 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
         public var completeWithErrorType: String?
         /// Fields submit refuses with 422 when absent, per app id prefix (as fal's own input models do).
         public var requiredFields: [String: [String]] = ["fal-ai/flux": ["prompt"]]
+        /// Webhooks: attempts per delivery until a 2xx (fal: 10 over 2 hours), and extra copies sent anyway.
+        public var webhookAttempts = 3
+        public var duplicateWebhooks = 0
+        /// The webhook reports status ERROR with a 422 detail naming this field.
+        public var webhookInputError: String?
         public init() {}
     }
 
@@ -34,6 +39,8 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
         var polls = 0
         var cancelled = false
         var finishedMs: Int64?
+        /// Where fal POSTs the result (`?fal_webhook=` on submit).
+        var webhookURL: String?
     }
 
     public let key: String
@@ -41,8 +48,12 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
     public var acceptAnyKey = false
     public var faults = Faults()
     public var retentionMs: Int64 = 7 * 24 * 3600 * 1000
-    private let lock = NSLock()
-    private var requests: [String: Request] = [:]
+    let lock = NSLock()
+    var requests: [String: Request] = [:]
+    /// fal's webhook signing keys, published as a JWKS.
+    var webhookKeys = [WebhookKey(kid: "fal-1")]
+    public let webhookUserID = "standin-user"
+    private(set) public var jwksRequests = 0
     private var uploads: [String: Data] = [:]
     private(set) public var submissions = 0
 
@@ -66,6 +77,10 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let path = request.path
+        if request.method == "GET", path == "/.well-known/jwks.json" {
+            jwksRequests += 1
+            return .json(["keys": webhookKeys.map { ["kty": "OKP", "crv": "Ed25519", "kid": $0.kid, "x": $0.x] }])
+        }
         if request.method == "GET", path.hasPrefix("/files/") {
             let id = String(path.dropFirst("/files/".count))
             if let data = uploads[id] { return .init(status: 200, headers: ["content-type": "application/octet-stream"], body: data) }
@@ -125,7 +140,8 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
         }
         submissions += 1
         let id = UUID().uuidString.lowercased()
-        requests[id] = Request(id: id, app: app, input: input, status: "IN_QUEUE")
+        let webhook = URLComponents(string: "http://x/?\(request.query)")?.queryItems?.first { $0.name == "fal_webhook" }?.value
+        requests[id] = Request(id: id, app: app, input: input, status: "IN_QUEUE", webhookURL: webhook)
         let base = "\(server.baseURL)/\(app)/requests/\(id)"
         return .json(["request_id": id, "status_url": "\(base)/status", "response_url": base, "cancel_url": "\(base)/cancel", "queue_position": 2])
     }

@@ -10,6 +10,8 @@ public class ProviderStandIn: @unchecked Sendable {
     init(clock: VirtualClock) { self.clock = clock }
 
     public var port: Int { server.port }
+    /// Every request the stand-in answered, in order.
+    public var requestsSeen: [ScriptedHTTPServer.Request] { server.requests }
 
     public func start(port: Int = 0) async throws {
         server = ScriptedHTTPServer { [unowned self] request in self.handle(request) }

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import SwitchyardHost
+import SwitchyardJSON
+
+/// The engine's saved configuration, `$YARD_HOME/config/ENGINE.json` (absent: empty).
+func engineConfigFile(_ paths: YardPaths, _ engineID: String) throws -> [String: JSONValue] {
+    let file = paths.home.appendingPathComponent("config/\(engineID).json")
+    guard let data = try? Data(contentsOf: file) else { return [:] }
+    guard let object = (try? JSONValue(parsing: data))?.objectValue else {
+        throw YardError("CONFIG_INVALID", "\(file.path) is not a JSON object.", remediation: "Fix or remove the file.")
+    }
+    return object
+}
+
+/// Webhook intake: providers POST finished jobs to /webhooks/ENGINE; the
+/// engine's plugin verifies the signature, the host applies the update.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Receive provider webhooks on /webhooks/ENGINE (signature-verified, deduplicated).",
+        discussion: """
+            Point a provider at http(s)://YOUR-HOST/webhooks/ENGINE, e.g. set "webhook_url" in \
+            $YARD_HOME/config/fal.json. Polling goes on regardless: a webhook only makes a job finish sooner. \
+            Put a TLS-terminating proxy in front when the address is public.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port (0: any free port; the first line printed names it).") var port = 8790
+    @Option(help: "Largest delivery body accepted, in bytes.") var maxBodyBytes = 10 << 20
+
+    func run() async throws {
+        let engine: JobEngine
+        do { engine = try JobEngine.standard(paths: global.paths, registry: global.registry) } catch { throw fail(error, json: global.json) }
+        let router = Router()
+        let paths = global.paths
+        let limit = maxBodyBytes
+        router.get("healthz") { _, _ in "ok\n" }
+        router.post("webhooks/:engine") { request, context -> Response in
+            let engineID = context.parameters.get("engine") ?? ""
+            var headers: [String: String] = [:]
+            for field in request.headers { headers[field.name.canonicalName] = field.value }
+            let reply: (Int, [String: Any])
+            do {
+                let body = try await request.body.collect(upTo: limit)
+                let outcome = try await engine.receiveWebhook(pluginID: engineID, headers: headers, body: Data(body.readableBytesView),
+                                                              config: try engineConfigFile(paths, engineID))
+                var doc: [String: Any] = ["outcome": outcome.kind.rawValue]
+                if let id = outcome.jobID { doc["job_id"] = id }
+                if let phase = outcome.phase { doc["phase"] = phase }
+                reply = (outcome.httpStatus, doc)
+            } catch let error as YardError {
+                let status = switch error.code.rawValue {
+                case "WEBHOOK_REJECTED": 401
+                case "PLUGIN_NOT_FOUND", "WEBHOOK_UNSUPPORTED": 404
+                default: 503 // the provider retries; nothing was applied
+                }
+                reply = (status, ["error": ["code": error.code.rawValue, "message": error.message, "remediation": error.remediation]])
+            } catch {
+                reply = (413, ["error": ["code": "WEBHOOK_TOO_LARGE", "message": "The delivery is larger than \(limit) bytes.",
+                                         "remediation": "Raise --max-body-bytes."]])
+            }
+            FileHandle.standardError.write(Data("webhook \(engineID): HTTP \(reply.0) \(reply.1["outcome"] ?? (reply.1["error"] as? [String: Any])?["code"] ?? "")\n".utf8))
+            let data = (try? JSONSerialization.data(withJSONObject: reply.1, options: [.sortedKeys])) ?? Data()
+            return Response(status: .init(code: reply.0), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        var logger = Logger(label: "switchyard.serve")
+        logger.logLevel = .warning
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)),
+                              onServerRunning: { channel in
+                                  // Written straight to fd 1: a test or supervisor reads the port from this line.
+                                  FileHandle.standardOutput.write(Data("listening on http://\(host):\(channel.localAddress?.port ?? port)\n".utf8))
+                              }, logger: logger)
+        try await app.runService()
+    }
+}

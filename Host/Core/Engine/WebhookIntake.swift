@@ -1,0 +1,76 @@
+import CPluginAPI
+import Foundation
+import SwitchyardJSON
+
+/// What became of one webhook delivery.
+public struct WebhookOutcome: Sendable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        /// Verified and applied to its job.
+        case applied
+        /// A delivery already applied (providers retry and duplicate): dropped.
+        case duplicate
+        /// Verified, but its job had already finished (e.g. by polling): nothing changed.
+        case stale
+        /// Verified, but no job here has that ref: recorded, nothing changed.
+        case unmatched
+    }
+
+    public var kind: Kind
+    public var jobID: String?
+    public var phase: String?
+
+    /// The HTTP status a webhook endpoint should answer: 2xx stops the
+    /// provider's retries, which is right for every verified delivery.
+    public var httpStatus: Int { 200 }
+}
+
+extension JobEngine {
+    /// Turns a provider's webhook delivery into a job update. The plugin
+    /// verifies the signature (sy.webhook/1); the host finds the job by the
+    /// ref members the plugin names, drops duplicates by the plugin's dedupe
+    /// key, and applies the update like a poll answer, so it can never
+    /// regress a finished job. A delivery the plugin refuses throws
+    /// WEBHOOK_REJECTED and changes nothing.
+    public func receiveWebhook(pluginID: String, headers: [String: String], body: Data,
+                               config: [String: JSONValue] = [:]) async throws -> WebhookOutcome {
+        let plugin = try plugin(pluginID)
+        let lowered = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })
+        let request: [String: Any] = ["headers": lowered, "body_base64": body.base64EncodedString(), "config": jsonObject(.object(config))]
+        guard let result = await callExtension(plugin, SY_EXTENSION_WEBHOOK, request, jobID: nil) else {
+            throw YardError("WEBHOOK_UNSUPPORTED", "Engine \(pluginID) does not take webhooks (it lacks \(SY_EXTENSION_WEBHOOK)).",
+                            remediation: "Leave webhooks off for this engine; the host polls it.")
+        }
+        guard result.isOK, let answer = result.json, let match = answer["match"] as? [String: Any], !match.isEmpty,
+              let update = answer["update"] as? [String: Any] else {
+            let error = result.json?["error"] as? [String: Any]
+            throw YardError("WEBHOOK_REJECTED",
+                            plugin.context.redact("Engine \(pluginID) refused the delivery: \(error?["message"] as? String ?? "no reason given")."),
+                            remediation: error?["remediation"] as? String ?? "Only the provider's signed deliveries are accepted.")
+        }
+        let members = match.compactMapValues { value -> String? in
+            if let text = value as? String { return text }
+            if let number = value as? NSNumber { return number.stringValue }
+            return nil
+        }
+        let dedupeKey = answer["dedupe_key"] as? String
+            ?? String(decoding: jsonValue(["match": match, "state": update["state"] ?? ""]).serialized(), as: UTF8.self)
+        if try store.webhookDelivery(pluginID: pluginID, dedupeKey: dedupeKey) != nil {
+            return WebhookOutcome(kind: .duplicate)
+        }
+        let candidates = try store.jobs(pluginID: pluginID, refMatching: members)
+        guard let job = candidates.first else {
+            try store.recordWebhookDelivery(.init(pluginID: pluginID, dedupeKey: dedupeKey, jobID: nil, outcome: "unmatched", receivedAt: now))
+            return WebhookOutcome(kind: .unmatched)
+        }
+        if job.phase.isTerminal {
+            try store.recordWebhookDelivery(.init(pluginID: pluginID, dedupeKey: dedupeKey, jobID: job.id, outcome: "stale", receivedAt: now))
+            return WebhookOutcome(kind: .stale, jobID: job.id, phase: job.phase.rawValue)
+        }
+        try store.appendEvent(jobID: job.id, kind: "webhook", message: "delivery from \(pluginID): \(update["state"] as? String ?? "?")", data: nil)
+        let updated = try await apply(pollDocument: update, to: job.id, plugin: plugin)
+        // Recorded after the update is stored: a crash in between means the
+        // provider's retry is applied again, which the no-regress rule makes harmless.
+        try store.recordWebhookDelivery(.init(pluginID: pluginID, dedupeKey: dedupeKey, jobID: job.id, outcome: "applied", receivedAt: now))
+        return WebhookOutcome(kind: .applied, jobID: job.id, phase: updated.phase.rawValue)
+    }
+}
