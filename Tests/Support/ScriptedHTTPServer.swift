@@ -4,6 +4,8 @@ import Hummingbird
 import Logging
 import NIOCore
 
+struct DroppedConnection: Error {}
+
 /// A real HTTP server on 127.0.0.1 with an ephemeral port, answering from a
 /// script: each request goes to `respond`, which returns status, headers and
 /// body. Records every request so a test can count what a provider saw. The
@@ -26,6 +28,9 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
             case bytes(Data)
             /// `count` bytes of a repeating pattern, streamed in chunks (large artifacts).
             case generated(count: Int)
+            /// Promises `body` (Content-Length) but closes the connection after
+            /// `after` bytes of it: a dropped connection mid-response.
+            case dropped(Data, after: Int)
         }
 
         public init(status: Int, headers: [String: String] = [:], body: Data = Data()) {
@@ -38,6 +43,13 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
             self.status = status
             self.headers = headers
             self.body = .generated(count: generatedBytes)
+        }
+
+        /// This answer, cut off after `bytes` bytes of its body.
+        public func dropped(after bytes: Int) -> Response {
+            var copy = self
+            if case .bytes(let data) = body { copy.body = .dropped(data, after: min(bytes, max(0, data.count - 1))) }
+            return copy
         }
 
         public static func json(_ object: Any, status: Int = 200) -> Response {
@@ -77,6 +89,13 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
             switch answer.body {
             case .bytes(let data):
                 return Hummingbird.Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            case .dropped(let data, let after):
+                fields[.contentLength] = String(data.count)
+                return Hummingbird.Response(status: .init(code: answer.status), headers: fields, body: .init { writer in
+                    if after > 0 { try await writer.write(ByteBuffer(bytes: data.prefix(after))) }
+                    // Throwing mid-body makes the server close the connection short of Content-Length.
+                    throw DroppedConnection()
+                })
             case .generated(let count):
                 fields[.contentLength] = String(count)
                 return Hummingbird.Response(status: .init(code: answer.status), headers: fields, body: .init { writer in

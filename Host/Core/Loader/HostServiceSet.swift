@@ -60,6 +60,10 @@ public struct HostHTTPResponse: Sendable {
 
 public enum HostHTTPError: Error, Sendable {
     case timeout
+    /// The request never left this host (no connection): the provider cannot have acted on it.
+    case notSent(String)
+    /// The connection failed after the request may have been sent (e.g. dropped mid-response):
+    /// the provider may have acted on it.
     case failed(String)
 }
 

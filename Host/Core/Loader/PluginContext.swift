@@ -88,8 +88,8 @@ func hostWrite(_ sink: UnsafePointer<sy_sink_t>?, json: Any) {
     if let data = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]) { hostWrite(sink, data) }
 }
 
-func errorDocument(_ code: String, _ message: String, _ remediation: String, retryable: Bool = false) -> [String: Any] {
-    ["error": ["code": code, "message": message, "remediation": remediation, "retryable": retryable, "charged": "no"]]
+func errorDocument(_ code: String, _ message: String, _ remediation: String, retryable: Bool = false, charged: String = "no") -> [String: Any] {
+    ["error": ["code": code, "message": message, "remediation": remediation, "retryable": retryable, "charged": charged]]
 }
 
 extension String {
@@ -167,9 +167,15 @@ enum ServiceTables {
             return SY_OK
         } catch HostHTTPError.timeout {
             return SY_E_TIMEOUT
-        } catch {
-            hostWrite(response, json: errorDocument("ENGINE_UNREACHABLE", ctx.plugin.redact("Request to \(url) failed: \(error)"),
+        } catch HostHTTPError.notSent(let reason) {
+            hostWrite(response, json: errorDocument("ENGINE_UNREACHABLE", ctx.plugin.redact("Could not connect for \(url): \(reason)"),
                                                     "Check the engine's base URL and that it is running.", retryable: true))
+            return SY_E_FAILED
+        } catch {
+            // The request may have reached the provider before the connection failed:
+            // a submit that fails this way must not be repeated blindly.
+            hostWrite(response, json: errorDocument("ENGINE_UNREACHABLE", ctx.plugin.redact("Request to \(url) failed: \(error)"),
+                                                    "Check the engine's base URL and that it is running.", retryable: true, charged: "unknown"))
             return SY_E_FAILED
         }
     })

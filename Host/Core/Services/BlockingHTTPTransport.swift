@@ -41,15 +41,24 @@ public final class BlockingHTTPTransport: HTTPTransport, @unchecked Sendable {
                 var headers: [String: String] = [:]
                 for header in response.headers { headers[header.name.lowercased()] = header.value }
                 box.result = .success(HostHTTPResponse(status: Int(response.status.code), headers: headers, body: Data(body.readableBytesView)))
-            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            } catch let error as HTTPClientError where error == .connectTimeout {
+                box.result = .failure(HostHTTPError.notSent(String(describing: error)))
+            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
                 box.result = .failure(HostHTTPError.timeout)
             } catch {
-                box.result = .failure(HostHTTPError.failed(String(describing: error)))
+                box.result = .failure(Self.neverSent(error) ? HostHTTPError.notSent(String(describing: error)) : HostHTTPError.failed(String(describing: error)))
             }
             semaphore.signal()
         }
         semaphore.wait()
         return try box.result!.get()
+    }
+
+    /// Errors raised while connecting, before a byte of the request was written.
+    static func neverSent(_ error: Error) -> Bool {
+        let kind = String(reflecting: type(of: error))
+        let text = String(describing: error)
+        return kind.contains("NIOConnectionError") || text.contains("connectionRefused") || text.contains("Connection refused")
     }
 
     final class ResultBox: @unchecked Sendable {
