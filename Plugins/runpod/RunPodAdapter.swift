@@ -10,14 +10,15 @@ import SwitchyardPluginSDK
 @_cdecl("sy_plugin_entry_v1") public func syPluginEntry(_ host: UnsafePointer<sy_host_t>?) -> UnsafePointer<sy_plugin_t>? { PluginExport.entry(RunPodAdapter.self, host: host) }
 
 struct RunPodAdapter: EngineAdapter {
-    static let capabilities = ["image.generate", "image.edit", "image.upscale", "video.from_image", "video.from_text", "audio.speech", "comfy.workflow"]
+    static let capabilities = ["image.generate", "image.edit", "image.upscale", "video.from_image", "video.from_text", "audio.speech", "comfy.workflow",
+                               "endpoint.deploy"]
     static let defaultBaseURL = "https://api.runpod.ai/v2"
 
     init() {}
 
     var descriptor: PluginDescriptor {
         PluginDescriptor(id: "runpod", version: "0.1.0", name: "RunPod serverless", capabilities: Self.capabilities,
-                         extensions: [SY_EXTENSION_ESTIMATE])
+                         extensions: [SY_EXTENSION_ESTIMATE, SY_EXTENSION_WEBHOOK])
     }
 
     struct Config {
@@ -47,7 +48,9 @@ struct RunPodAdapter: EngineAdapter {
     }
 
     func validate(_ request: JobRequest, context: HostContext) -> [Diagnostic] {
-        do { _ = try Config(request.config) } catch let error as PluginError {
+        do {
+            if request.capability == "endpoint.deploy" { _ = try DeploySpec(request.inputs) } else { _ = try Config(request.config) }
+        } catch let error as PluginError {
             return [Diagnostic(code: error.code, message: error.message, remediation: error.remediation, field: error.field)]
         } catch { return [] }
         if let body = try? JSONEncoder().encode(request.inputs), body.count > 10 << 20 {
@@ -88,6 +91,7 @@ struct RunPodAdapter: EngineAdapter {
     }
 
     func submit(_ request: JobRequest, context: HostContext) throws -> SubmitResult {
+        if request.capability == "endpoint.deploy" { return try deploy(request, context: context) }
         let config = try Config(request.config)
         var input: [String: JSONValue] = [:]
         for (key, value) in request.inputs { input[config.inputMap[key] ?? key] = value }
@@ -105,6 +109,7 @@ struct RunPodAdapter: EngineAdapter {
     }
 
     func poll(_ request: RefRequest, context: HostContext) throws -> PollResult {
+        if request.ref["deploy"]?.boolValue == true { return try pollDeploy(request, context: context) }
         let config = try Config(request.config)
         guard let id = request.ref["id"]?.stringValue else {
             throw PluginError(code: "INVALID_REF", message: "This ref has no RunPod job id.", remediation: "Poll refs made by the runpod adapter.", field: "$.ref")
@@ -168,6 +173,7 @@ struct RunPodAdapter: EngineAdapter {
     }
 
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
+        if request.ref["deploy"]?.boolValue == true { return try cancelDeploy(request, context: context) }
         let config = try Config(request.config)
         guard let id = request.ref["id"]?.stringValue else { return CancelResult(outcome: .notFound, charged: .no) }
         let headers = try headers(context)
@@ -187,6 +193,15 @@ struct RunPodAdapter: EngineAdapter {
 
     func health(_ request: ConfigRequest, context: HostContext) -> HealthReport {
         do {
+            if request.config["endpoint_id"] == nil {
+                // No endpoint yet (e.g. before endpoint.deploy): the account's REST API is what must answer.
+                let response = try context.http(HTTPRequest(method: "GET", url: "\(restURL(request.config))/endpoints", headers: try headers(context), timeoutMs: 10_000))
+                guard (200..<300).contains(response.status) else {
+                    let failure = failure(response, submitting: false)
+                    return HealthReport(status: .offline, message: failure.message, details: ["code": .string(failure.code == "ENGINE_UNAVAILABLE" ? "ENGINE_OFFLINE" : failure.code)])
+                }
+                return HealthReport(status: .ok, message: "account reachable; no endpoint_id configured (deploy one with endpoint.deploy)")
+            }
             let config = try Config(request.config)
             let response = try context.http(HTTPRequest(method: "GET", url: config.url("health"), headers: try headers(context), timeoutMs: 10_000))
             guard (200..<300).contains(response.status), let answer = try? response.decodeJSON([String: JSONValue].self) else {
@@ -210,6 +225,9 @@ struct RunPodAdapter: EngineAdapter {
     }
 
     func estimate(_ request: JobRequest, context: HostContext) throws -> CostEstimate {
+        if request.capability == "endpoint.deploy" {
+            return CostEstimate(amountMinor: 0, basis: "creating an endpoint is free; workers_min > 0 keeps workers billed by RunPod per second")
+        }
         let config = try Config(request.config)
         let seconds = Double(config.executionTimeoutMs) / 1000
         return CostEstimate(amountMinor: Int((seconds * config.gpuRateMinorPerSecond).rounded(.up)),

@@ -110,9 +110,9 @@ final class FalWebhookTests: TemporaryDirectoryTestCase {
         await assertRejected(engine, good.headers, tampered)
         let forged = standIn.signedDelivery(requestID: id, body: body, key: FalStandIn.WebhookKey(kid: "attacker"))
         await assertRejected(engine, forged.headers, forged.body)
-        let stale = standIn.signedDelivery(requestID: id, body: body, timestampOffset: -301)
+        let stale = standIn.signedDelivery(requestID: id, body: body, timestampOffset: -330)
         await assertRejected(engine, stale.headers, stale.body)
-        let future = standIn.signedDelivery(requestID: id, body: body, timestampOffset: 301)
+        let future = standIn.signedDelivery(requestID: id, body: body, timestampOffset: 330)
         await assertRejected(engine, future.headers, future.body)
         var unsigned = good.headers
         unsigned["x-fal-webhook-signature"] = nil
@@ -122,7 +122,7 @@ final class FalWebhookTests: TemporaryDirectoryTestCase {
         await assertRejected(engine, otherRequest, good.body)
 
         XCTAssertEqual(try engine.store.job(id: job.id)?.phase, job.phase, "no refused delivery touched the job")
-        let inTolerance = standIn.signedDelivery(requestID: id, body: body, timestampOffset: -299)
+        let inTolerance = standIn.signedDelivery(requestID: id, body: body, timestampOffset: -270)
         let outcome = try await receive(engine, inTolerance.headers, inTolerance.body)
         XCTAssertEqual(outcome.kind, .applied)
         XCTAssertEqual(outcome.jobID, job.id)

@@ -97,6 +97,10 @@ extension FalStandIn {
         return deliveries
     }
 
+}
+
+extension ProviderStandIn {
+    /// POSTs a webhook delivery; the receiver's status, or nil when the connection failed.
     static func post(url: String, headers: [String: String], body: Data) async -> Int? {
         var request = HTTPClientRequest(url: url)
         request.method = .POST

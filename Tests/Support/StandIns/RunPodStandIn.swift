@@ -31,6 +31,14 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         public var lateProgressAfterCompletion = false
         /// Health reports no workers (with jobs waiting).
         public var noWorkers = false
+        /// The next /run creates the job, then the connection drops before the answer is complete.
+        public var dropNextRun = false
+        /// The next N /status answers are cut off mid-body.
+        public var dropNextStatus = 0
+        /// A new endpoint's /health answers 404 this many times while it provisions.
+        public var provisioningPolls = 2
+        /// Extra copies of each webhook (RunPod retries; receivers see duplicates).
+        public var duplicateWebhooks = 0
         public init() {}
     }
 
@@ -43,6 +51,7 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         var finishedMs: Int64?
         var ttlMs: Int64
         var latePending = false
+        var webhook: String?
     }
 
     public let apiKey: String
@@ -55,8 +64,12 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
     /// Result retention after completion (RunPod /run: 30 minutes).
     public var retentionMs: Int64 = 30 * 60 * 1000
 
-    private let lock = NSLock()
-    private var jobs: [String: Job] = [:]
+    let lock = NSLock()
+    var jobs: [String: Job] = [:]
+    /// Templates and endpoints created through the REST API (endpoint.deploy).
+    var templates: [[String: Any]] = []
+    var endpoints: [[String: Any]] = []
+    var healthPolls: [String: Int] = [:]
     private var order: [String] = []
     private(set) public var submissions = 0
 
@@ -98,7 +111,10 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
             return .init(status: 401, body: Data("Unauthorized".utf8))
         }
         let parts = request.path.split(separator: "/").map(String.init)
-        guard parts.count >= 3, parts[0] == "v2", parts[1] == endpointID else {
+        if parts.first == "rest" { return rest(request, Array(parts.dropFirst())) }
+        let deployed = endpoints.first { $0["id"] as? String == (parts.count > 1 ? parts[1] : "") }
+        if let deployed, parts.count >= 3, parts[2] == "health" { return deployedHealth(deployed) }
+        guard parts.count >= 3, parts[0] == "v2", parts[1] == endpointID || deployed != nil else {
             return .json(["error": "endpoint not found"], status: 404)
         }
         switch (request.method, parts[2]) {
@@ -122,8 +138,12 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         submissions += 1
         let id = UUID().uuidString.lowercased() + "-u1"
         let ttl = ((body["policy"] as? [String: Any])?["ttl"] as? Int).map(Int64.init) ?? 24 * 3600 * 1000
-        jobs[id] = Job(id: id, input: input, status: "IN_QUEUE", createdMs: clock.nowUnixMs(), ttlMs: ttl)
+        jobs[id] = Job(id: id, input: input, status: "IN_QUEUE", createdMs: clock.nowUnixMs(), ttlMs: ttl, webhook: body["webhook"] as? String)
         order.append(id)
+        if faults.dropNextRun {
+            faults.dropNextRun = false
+            return ScriptedHTTPServer.Response.json(["id": id, "status": "IN_QUEUE"]).dropped(after: 6)
+        }
         return .json(["id": id, "status": "IN_QUEUE"])
     }
 
@@ -133,6 +153,10 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         if now - job.createdMs > job.ttlMs || (job.finishedMs.map { now - $0 > retentionMs } ?? false) {
             jobs.removeValue(forKey: id)
             return .json(["error": "job not found"], status: 404)
+        }
+        if faults.dropNextStatus > 0 {
+            faults.dropNextStatus -= 1
+            return ScriptedHTTPServer.Response.json(["id": id, "status": job.status]).dropped(after: 10)
         }
         if faults.malformedNext > 0 {
             faults.malformedNext -= 1
@@ -154,13 +178,19 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         default: break
         }
         jobs[id] = job
+        return .json(statusBody(job))
+    }
+
+    /// What /status (and a webhook) says about a job.
+    func statusBody(_ job: Job) -> [String: Any] {
+        let id = job.id
         var answer: [String: Any] = ["id": id, "status": job.status, "delayTime": 1500]
         if ["COMPLETED", "FAILED", "TIMED_OUT"].contains(job.status) { answer["executionTime"] = 4200 }
         if job.status == "COMPLETED", !faults.completeWithoutOutput {
             answer["output"] = output?(id, server.baseURL) ?? ["image_url": "\(server.baseURL)/outputs/\(id).png", "seed": 42]
         }
         if job.status == "FAILED" { answer["error"] = faults.failWith ?? "handler raised" }
-        return .json(answer)
+        return answer
     }
 
     func cancel(_ id: String) -> ScriptedHTTPServer.Response {
