@@ -9,7 +9,9 @@ import SwitchyardPluginSDK
 @_cdecl("sy_plugin_entry_v1") public func syPluginEntry(_ host: UnsafePointer<sy_host_t>?) -> UnsafePointer<sy_plugin_t>? { PluginExport.entry(FalAdapter.self, host: host) }
 
 struct FalAdapter: EngineAdapter {
-    /// Which fal app serves each catalog capability by default; config.models overrides.
+    /// Which fal app serves each catalog capability when the host names none.
+    /// The host picks from the manifest's model table (with its limits and
+    /// prices) and passes the choice as config.models[capability].
     static let models: [String: String] = [
         "image.generate": "fal-ai/flux/dev",
         "image.upscale": "fal-ai/clarity-upscaler",
@@ -122,7 +124,10 @@ struct FalAdapter: EngineAdapter {
 
     func submit(_ request: JobRequest, context: HostContext) throws -> SubmitResult {
         let config = try Config(request.config, capability: request.capability)
-        let inputs = try uploadArtifacts(request.inputs, config: config, context: context)
+        // `model` chose the fal app (the host resolved it into config.models); it is not an input of the app.
+        var inputs = request.inputs
+        inputs.removeValue(forKey: "model")
+        inputs = try uploadArtifacts(inputs, config: config, context: context)
         var url = "\(config.queueURL)/\(config.model)"
         if let webhook = config.webhookURL, var parts = URLComponents(string: url) {
             parts.queryItems = [URLQueryItem(name: "fal_webhook", value: webhook)]

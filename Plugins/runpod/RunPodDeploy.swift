@@ -36,7 +36,10 @@ extension RunPodAdapter {
             guard !gpus.isEmpty else { throw missing("gpu_type_ids") }
             self.name = name
             self.image = image
-            env = (inputs["env"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+            env = [:]
+            for pair in inputs["env"]?.arrayValue ?? [] {
+                if let name = pair["name"]?.stringValue, let value = pair["value"]?.stringValue { env[name] = value }
+            }
             secretEnv = (inputs["secret_env"]?.arrayValue ?? []).compactMap(\.stringValue)
             gpuTypeIDs = gpus
             workersMin = inputs["workers_min"]?.intValue ?? 0

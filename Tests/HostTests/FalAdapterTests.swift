@@ -143,4 +143,33 @@ final class FalAdapterTests: TemporaryDirectoryTestCase {
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
         XCTAssertEqual(failed.count, 0, "\(failed)")
     }
+
+    func testTheManifestsModelTablePicksTheAppItsLimitsAndItsPrice() async throws {
+        let engine = try makeEngine()
+        func verdict(_ inputs: [String: JSONValue], config extra: [String: JSONValue] = [:]) async -> PreflightVerdict {
+            await engine.preflight(JobSpec(pluginID: "fal", capability: "image.generate", inputs: inputs, config: config.merging(extra) { _, new in new }))
+        }
+        let byDefault = await verdict(["prompt": "x"])
+        XCTAssertEqual(byDefault.model, "fal-ai/flux/dev")
+        XCTAssertEqual(byDefault.estimate?.amountMinor, 3)
+        let draft = await verdict(["prompt": "x", "model": "fal-ai/flux/schnell"])
+        XCTAssertTrue(draft.ok, "\(draft.findings)")
+        XCTAssertEqual(draft.estimate?.amountMinor, 1, "the model's own price")
+        let tooManySteps = await verdict(["prompt": "x", "model": "fal-ai/flux/schnell", "steps": 20])
+        XCTAssertEqual(tooManySteps.firstError?.field, "$.inputs.steps", "schnell narrows steps to 12")
+        let unknown = await verdict(["prompt": "x", "model": "fal-ai/not-a-model"])
+        XCTAssertEqual(unknown.firstError?.code, "CONTRACT_MISMATCH")
+        XCTAssertEqual(unknown.firstError?.field, "$.inputs.model")
+        XCTAssertTrue(unknown.firstError?.remediation.contains("fal-ai/flux/schnell") == true)
+        let proWithSteps = await verdict(["prompt": "x", "steps": 4], config: ["models": ["image.generate": "fal-ai/flux-pro/v1.1"]])
+        XCTAssertFalse(proWithSteps.ok, "the engine config can choose the model too, and its limits apply")
+
+        let job = try await run(engine, "image.generate", ["prompt": "x", "model": "fal-ai/flux/schnell"])
+        XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
+        let submit = try XCTUnwrap(standIn.requestsSeen.last { $0.method == "POST" && $0.path.hasPrefix("/fal-ai/") })
+        XCTAssertEqual(submit.path, "/fal-ai/flux/schnell")
+        let sent = try XCTUnwrap(JSONSerialization.jsonObject(with: submit.body) as? [String: Any])
+        XCTAssertNil(sent["model"], "the choice of app is not an input of the app")
+        XCTAssertTrue(job.configJSON.contains("fal-ai/flux/schnell"), "the job records the model it ran on")
+    }
 }

@@ -36,7 +36,7 @@ final class RunPodDeployTests: TemporaryDirectoryTestCase {
 
     var deployConfig: [String: JSONValue] { ["base_url": .string(standIn.baseURL), "rest_url": .string(standIn.restURL)] }
     let deployInputs: [String: JSONValue] = ["name": "sdxl-worker", "image": "runpod/worker-comfyui:5.1.0-base", "gpu_type_ids": ["ADA_24", "AMPERE_24"],
-                                              "secret_env": ["HF_TOKEN"], "env": ["MODEL": "sdxl"], "workers_min": 1, "workers_max": 2]
+                                              "secret_env": ["HF_TOKEN"], "env": [["name": "MODEL", "value": "sdxl"]], "workers_min": 1, "workers_max": 2]
 
     func deploy(_ engine: JobEngine, key: String? = nil) async throws -> JobRecord {
         try await engine.drive(try await engine.start(JobSpec(pluginID: "runpod", capability: "endpoint.deploy", inputs: deployInputs,

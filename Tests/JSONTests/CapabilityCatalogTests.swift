@@ -22,6 +22,7 @@ final class CapabilityCatalogTests: XCTestCase {
         "video.from_image", "video.from_text", "video.lipsync", "video.upscale", "video.grade", "video.concat",
         "audio.speech", "audio.music", "model.download", "comfy.workflow", "billing.meter",
         "debug.echo", "debug.ping",
+        "endpoint.deploy",
     ]
 
     /// The schema keywords the catalog may use; anything else must start with `x-`.
@@ -121,6 +122,10 @@ final class CapabilityCatalogTests: XCTestCase {
         "debug.ping": [
             #"{}"#,
         ],
+        "endpoint.deploy": [
+            #"{"name": "sdxl-worker", "image": "runpod/worker-comfyui:5.1.0-base", "gpu_type_ids": ["ADA_24"]}"#,
+            #"{"name": "w.1", "image": "ghcr.io/me/worker:1", "gpu_type_ids": ["AMPERE_24", "ADA_24"], "env": [{"name": "MODEL", "value": "sdxl"}], "secret_env": ["HF_TOKEN"], "workers_min": 0, "workers_max": 2, "idle_timeout_seconds": 30, "execution_timeout_ms": 600000, "container_disk_gb": 40, "flashboot": true}"#,
+        ],
     ]
 
     /// Plausible outputs per capability, as adapters report them (echo's is exactly what
@@ -142,6 +147,7 @@ final class CapabilityCatalogTests: XCTestCase {
         "billing.meter": #"{"identifier": "job-8f14e45f", "event_name": "video_seconds", "customer_id": "cus_NffrFeUfNV2Hib", "value": 10, "timestamp": "2026-11-03T14:05:00Z"}"#,
         "debug.echo": #"{"text": "hi", "sha256": "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4", "file": {"artifact": "\#(artifact)", "media_type": "text/plain", "size": 2}, "http_status": 200, "authenticated": false}"#,
         "debug.ping": #"{"pong": true}"#,
+        "endpoint.deploy": #"{"endpoint_id": "jpnw0v75y3qoql", "template_id": "30zmvf89kd", "workers_idle": 1, "workers_running": 0, "engine_config": {"endpoint_id": "jpnw0v75y3qoql"}}"#,
     ]
 
     /// An input that must be rejected, with the violation it must produce.
@@ -179,9 +185,11 @@ final class CapabilityCatalogTests: XCTestCase {
         BadInput("debug.echo", #"{"text": 5}"#, "type", "$.text"),
         BadInput("debug.echo", #"{"text": "x", "polls": 1.5}"#, "type", "$.polls"),
         BadInput("debug.ping", #"[]"#, "type", "$"),
+        BadInput("endpoint.deploy", #"{"name": "w", "image": "img:1", "gpu_type_ids": "ADA_24"}"#, "type", "$.gpu_type_ids"),
     ]
 
     static let outOfRange: [BadInput] = [
+        BadInput("endpoint.deploy", #"{"name": "w", "image": "img:1", "gpu_type_ids": ["ADA_24"], "workers_max": 0}"#, "minimum", "$.workers_max"),
         BadInput("image.generate", #"{"prompt": "x", "num_images": 9}"#, "maximum", "$.num_images"),
         BadInput("image.generate", #"{"prompt": "x", "steps": 0}"#, "minimum", "$.steps"),
         BadInput("image.generate", #"{"prompt": "x", "guidance_scale": 20.5}"#, "maximum", "$.guidance_scale"),

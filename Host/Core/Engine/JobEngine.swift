@@ -163,6 +163,21 @@ public final class JobEngine: @unchecked Sendable {
                 return refuse("limits", "MANIFEST_INVALID", "\(manifest.id)'s limits for \(spec.capability) are not a valid schema: \(error)", "Report this to the plugin's author.")
             }
         }
+        let model: PluginManifest.Capability.Model?
+        switch Self.chooseModel(declared, spec) {
+        case .failure(let finding): verdict.findings.append(finding); return verdict
+        case .success(let chosen): model = chosen
+        }
+        if let model, let limits = model.limits {
+            do {
+                let findings = schemaFindings(try compiledSchema("model:\(manifest.id):\(spec.capability):\(model.id)", limits).validate(inputs),
+                                              step: "limits", source: "\(manifest.id) model \(model.id)")
+                if !findings.isEmpty { verdict.findings += findings; return verdict }
+            } catch {
+                return refuse("limits", "MANIFEST_INVALID", "\(manifest.id)'s limits for model \(model.id) are not a valid schema: \(error)", "Report this to the plugin's author.")
+            }
+        }
+        verdict.model = model?.id
         if let schema = manifest.configSchema {
             let violations = ((try? compiledSchema("config:\(manifest.id)", schema))?.validate(.object(spec.config))) ?? []
             if let first = violations.first {
@@ -170,6 +185,8 @@ public final class JobEngine: @unchecked Sendable {
                               "Fix the engine's config (--config, or $YARD_HOME/config/\(manifest.id).json).", field: "$.config" + first.path.dropFirst())
             }
         }
+        // From here on the plugin sees the chosen model where it reads it.
+        let spec = Self.withModel(model?.id, spec)
         if let catalogEntry {
             let findings = fileFindings(spec.inputs, schema: catalogEntry.input.document)
             if !findings.isEmpty { verdict.findings += findings; return verdict }
@@ -223,7 +240,7 @@ public final class JobEngine: @unchecked Sendable {
            let estimate = await callExtension(plugin, SY_EXTENSION_ESTIMATE, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil),
            estimate.isOK, let doc = estimate.json, let amount = doc["amount_minor"] as? Int {
             verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: doc["currency"] as? String ?? "USD", basis: doc["basis"] as? String ?? "")
-        } else if let pricing = declared.pricing, let amount = pricing["amount_minor"]?.intValue {
+        } else if let pricing = model?.pricing ?? declared.pricing, let amount = pricing["amount_minor"]?.intValue {
             verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: pricing["currency"]?.stringValue ?? "USD", basis: "per \(pricing["unit"]?.stringValue ?? "request") (manifest pricing)")
         }
         verdict.stepsPassed.append("estimate")
@@ -296,6 +313,7 @@ public final class JobEngine: @unchecked Sendable {
         let verdict = await preflight(spec)
         guard verdict.ok else { throw Refusal(verdict: verdict) }
         let plugin = try self.plugin(spec.pluginID)
+        let spec = Self.withModel(verdict.model, spec)
         let inputs = JSONValue.object(spec.inputs)
         let inputHash = SHA256.hash(data: JSONValue.object(["engine": .string(plugin.manifest.id), "capability": .string(spec.capability), "inputs": inputs]).serialized())
             .map { String(format: "%02x", $0) }.joined()

@@ -42,12 +42,14 @@ public struct PreflightVerdict: Codable, Sendable {
     public var findings: [PreflightFinding]
     public var stepsPassed: [String]
     public var estimate: CostEstimateInfo?
+    /// The model the job runs on, from the capability's model table (if it has one).
+    public var model: String?
 
     public var ok: Bool { !findings.contains { $0.severity == .error } }
     public var firstError: PreflightFinding? { findings.first { $0.severity == .error } }
 
     enum CodingKeys: String, CodingKey {
-        case ok, capability, findings, estimate
+        case ok, capability, findings, estimate, model
         case pluginID = "plugin_id"
         case pluginVersion = "plugin_version"
         case stepsPassed = "steps_passed"
@@ -62,6 +64,7 @@ public struct PreflightVerdict: Codable, Sendable {
         try c.encode(findings, forKey: .findings)
         try c.encode(stepsPassed, forKey: .stepsPassed)
         try c.encodeIfPresent(estimate, forKey: .estimate)
+        try c.encodeIfPresent(model, forKey: .model)
     }
 
     public init(from decoder: Decoder) throws {
@@ -72,6 +75,7 @@ public struct PreflightVerdict: Codable, Sendable {
         findings = try c.decode([PreflightFinding].self, forKey: .findings)
         stepsPassed = try c.decode([String].self, forKey: .stepsPassed)
         estimate = try c.decodeIfPresent(CostEstimateInfo.self, forKey: .estimate)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
     }
 
     init(pluginID: String, capability: String) {

@@ -35,9 +35,20 @@ public struct PluginManifest: Codable, Sendable, Hashable {
         public var exampleInputs: JSONValue?
         /// How long one job may take before the host cancels it (ENGINE_TIMEOUT).
         public var timeoutSeconds: Int?
+        /// The provider models that serve this capability, each with its own
+        /// narrowing and price; the host picks one per job (see JobEngine.chooseModel).
+        public var models: [Model]?
+
+        public struct Model: Codable, Sendable, Hashable {
+            public var id: String
+            public var title: String?
+            public var `default`: Bool?
+            public var limits: JSONValue?
+            public var pricing: JSONValue?
+        }
 
         enum CodingKeys: String, CodingKey {
-            case id, limits, pricing
+            case id, limits, pricing, models
             case exampleInputs = "example_inputs"
             case timeoutSeconds = "timeout_seconds"
         }
