@@ -26,7 +26,7 @@ struct StandinCommand: AsyncParsableCommand {
             try await standIn.start(port: port)
             print("""
                 RunPod stand-in on \(standIn.baseURL) (endpoint \(endpointID)). Point the runpod engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"endpoint_id":"\(endpointID)","base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/runpod.json"
+                  mkdir -p "$YARD_HOME/config" && echo '{"endpoint_id":"\(endpointID)","base_url":"\(standIn.baseURL)","rest_url":"\(standIn.restURL)"}' > "$YARD_HOME/config/runpod.json"
                   printf %s '\(apiKey == "any" ? "anything" : apiKey)' | yard secrets set RUNPOD_API_KEY
                 Ctrl-C to stop.
                 """)
@@ -48,7 +48,7 @@ struct StandinCommand: AsyncParsableCommand {
             try await standIn.start(port: port)
             print("""
                 fal stand-in on \(standIn.baseURL). Point the fal engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"queue_url":"\(standIn.baseURL)","rest_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/fal.json"
+                  mkdir -p "$YARD_HOME/config" && echo '{"queue_url":"\(standIn.baseURL)","rest_url":"\(standIn.baseURL)","webhook_jwks_url":"\(standIn.baseURL)/.well-known/jwks.json"}' > "$YARD_HOME/config/fal.json"
                   printf %s '\(key == "any" ? "any:key" : key)' | yard secrets set FAL_KEY
                 Ctrl-C to stop.
                 """)
