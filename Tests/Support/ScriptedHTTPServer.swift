@@ -26,6 +26,8 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
             case bytes(Data)
             /// `count` bytes of a repeating pattern, streamed in chunks (large artifacts).
             case generated(count: Int)
+            /// These bytes of a longer announced body, then the connection drops.
+            case dropped(Data)
         }
 
         public init(status: Int, headers: [String: String] = [:], body: Data = Data()) {
@@ -38,6 +40,13 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
             self.status = status
             self.headers = headers
             self.body = .generated(count: generatedBytes)
+        }
+
+        /// Headers and the start of the body, then a dropped connection.
+        public init(status: Int, headers: [String: String] = [:], droppedAfter partial: Data) {
+            self.status = status
+            self.headers = headers
+            self.body = .dropped(partial)
         }
 
         public static func json(_ object: Any, status: Int = 200) -> Response {
@@ -88,6 +97,12 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
                         left -= n
                     }
                     try await writer.finish(nil)
+                })
+            case .dropped(let partial):
+                fields[.contentLength] = String(partial.count + 4096)
+                return Hummingbird.Response(status: .init(code: answer.status), headers: fields, body: .init { writer in
+                    try await writer.write(ByteBuffer(bytes: partial))
+                    throw CancellationError()
                 })
             }
         }
