@@ -34,11 +34,13 @@ extension StandinCommand {
                 faults.ticksPerNode = max(1, ticksPerNode)
             }
             try await standIn.start(port: port)
-            print("""
+            // Written unbuffered: a script reading the URL from a pipe sees it at once.
+            FileHandle.standardOutput.write(Data("""
                 ComfyUI stand-in on \(standIn.baseURL) (also under /api). Point the comfyui engine at it:
                   mkdir -p "$YARD_HOME/config" && echo '{"base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/comfyui.json"
                 No secret is needed: ComfyUI has no authentication. Ctrl-C to stop.
-                """)
+
+                """.utf8))
             await standIn.waitUntilStopped()
         }
     }

@@ -336,6 +336,33 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertGreaterThanOrEqual(errors.count, 3, "\(errors.map(\.message))")
     }
 
+    func testYardStandinComfyUIServesYardRunFromTheCommandLine() throws {
+        let port = Int.random(in: 40_000..<50_000)
+        let home = dir.appendingPathComponent("cli-home")
+        let process = Process()
+        process.executableURL = Build.yard
+        process.arguments = ["standin", "comfyui", "--port", String(port), "--no-models"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { process.terminate(); process.waitUntilExit() }
+        let url = "http://127.0.0.1:\(port)"
+        let deadline = Date().addingTimeInterval(20)
+        while (try? BlockingHTTPTransport(defaultTimeoutMs: 500).perform(HostHTTPRequest(method: "GET", url: url + "/system_stats")))?.status != 200 {
+            guard Date() < deadline else { return XCTFail("yard standin comfyui did not come up on \(url)") }
+            usleep(100_000)
+        }
+        let configText = #"{"base_url":"\#(url)"}"#
+        let dry = try yard(["run", "image.generate", "--engine", "comfyui", "--config", configText, "--input", "prompt=a fox", "--dry-run", "--json"], home: home)
+        XCTAssertEqual(dry.status, 1)
+        let finding = try XCTUnwrap(((dry.json as? [String: Any])?["findings"] as? [[String: Any]])?.first, dry.stdout + dry.stderr)
+        XCTAssertEqual(finding["code"] as? String, "DEPENDENCY_MISSING", "--no-models: the checkpoint is missing")
+        let run = try yard(["run", "comfy.workflow", "--engine", "comfyui", "--config", configText,
+                            "--input", "workflow=\(String(decoding: graph().serialized(), as: UTF8.self))", "--json"], home: home)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        XCTAssertEqual((run.json as? [String: Any])?["state"] as? String, "succeeded", run.stdout)
+    }
+
     // MARK: health and conformance
 
     func testHealthComesFromSystemStatsAndAStoppedServerIsOffline() async throws {
