@@ -72,13 +72,17 @@ struct ComfyUIAdapter: EngineAdapter {
         }
     }
 
-    /// The prompt id for a job: a UUID-shaped digest of its idempotency key,
-    /// the same on every attempt and after a crash.
-    func promptID(for job: JobInfo?, context: HostContext) throws -> String {
-        guard let job else { return UUID().uuidString.lowercased() }
-        let digest = [UInt8](try context.sha256(Data("switchyard/comfyui/\(job.idempotencyKey)".utf8)).prefix(16))
-        let hex = digest.map { String(format: "%02x", $0) }.joined()
-        let chars = Array(hex)
+    /// The prompt id for a job: a UUID-shaped digest of its idempotency key and
+    /// inputs, the same on every attempt and after a crash. The inputs are in it
+    /// because ComfyUI's history outlives the host's store: the same key reused
+    /// with other inputs (a fresh YARD_HOME) must not pick up an old result.
+    func promptID(for request: JobRequest, context: HostContext) throws -> String {
+        guard let job = request.job else { return UUID().uuidString.lowercased() }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let inputs = try encoder.encode(JSONValue.object(request.inputs))
+        let digest = [UInt8](try context.sha256(Data("switchyard/comfyui/\(job.idempotencyKey)/\(request.capability)/".utf8) + inputs).prefix(16))
+        let chars = Array(digest.map { String(format: "%02x", $0) }.joined())
         func slice(_ a: Int, _ b: Int) -> String { String(chars[a..<b]) }
         let variant = Array("89ab")[Int(digest[8] & 3)]
         return "\(slice(0, 8))-\(slice(8, 12))-5\(slice(13, 16))-\(variant)\(slice(17, 20))-\(slice(20, 32))"
@@ -95,7 +99,7 @@ struct ComfyUIAdapter: EngineAdapter {
     func submit(_ request: JobRequest, context: HostContext) throws -> SubmitResult {
         let config = try ComfyUIConfig(request.config)
         let server = ComfyUIServer(config: config, context: context)
-        let id = try promptID(for: request.job, context: context)
+        let id = try promptID(for: request, context: context)
         var graph = try graph(for: request, config: config, promptID: id)
         // Submit again after an unconfirmed attempt: the prompt may have landed.
         if request.job != nil, try server.knows(id) {
@@ -321,7 +325,7 @@ struct ComfyUIAdapter: EngineAdapter {
     /// host submit it, under the same id.
     func reconcile(_ request: JobRequest, context: HostContext) throws -> JSONValue? {
         let config = try ComfyUIConfig(request.config)
-        let id = try promptID(for: request.job, context: context)
+        let id = try promptID(for: request, context: context)
         let graph = try graph(for: request, config: config, promptID: id)
         guard request.job != nil, try ComfyUIServer(config: config, context: context).knows(id) else { return nil }
         return ref(id, request: request, graph: graph, config: config, context: context)

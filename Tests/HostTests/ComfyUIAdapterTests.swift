@@ -309,6 +309,23 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(job.refJSON?.contains(standIn.acceptedPrompts[0]) == true)
     }
 
+    func testAKeyReusedFromAnotherStoreGetsItsOwnPromptUnlessTheInputsAreTheSame() async throws {
+        // ComfyUI's history outlives a host's store: a fresh YARD_HOME may reuse a key.
+        let plugin = try engine.plugin("comfyui")
+        func submit(width: Int) throws -> String {
+            let answer = plugin.call(.submit, request: requestData([
+                "capability": "comfy.workflow", "inputs": ["workflow": try XCTUnwrap(JSONSerialization.jsonObject(with: graph(width: width).serialized()))],
+                "config": ["base_url": standIn.baseURL], "job": ["id": "job_x", "idempotency_key": "order-7", "attempt": 1]]))
+            return try XCTUnwrap((answer.json?["ref"] as? [String: Any])?["prompt_id"] as? String, String(decoding: answer.document, as: UTF8.self))
+        }
+        let first = try submit(width: 64)
+        XCTAssertEqual(try submit(width: 64), first, "same key and inputs: the prompt ComfyUI already has")
+        XCTAssertEqual(standIn.acceptedPrompts, [first], "not queued twice")
+        let other = try submit(width: 32)
+        XCTAssertNotEqual(other, first, "other inputs: another prompt, never the old result")
+        XCTAssertEqual(standIn.acceptedPrompts, [first, other])
+    }
+
     // MARK: transient failures
 
     func testAServerErrorOnPromptIsRetriedWithoutASecondPrompt() async throws {
