@@ -54,6 +54,13 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(json).utf8)) as? [String: Any])
     }
 
+    /// Outputs are what the catalog promises for the capability, so pipelines can swap engines.
+    func assertOutputsMatchTheCatalog(_ job: JobRecord, file: StaticString = #filePath, line: UInt = #line) throws {
+        let schema = try XCTUnwrap(engine.catalog.entries[job.capability]?.output, file: file, line: line)
+        let violations = schema.validate(try JSONValue(parsing: Data(try XCTUnwrap(job.outputsJSON).utf8)))
+        XCTAssertEqual(violations.map(\.message), [], file: file, line: line)
+    }
+
     func artifactBytes(_ file: Any?) throws -> Data {
         let handle = try XCTUnwrap((file as? [String: Any])?["artifact"] as? String)
         XCTAssertTrue(handle.hasPrefix("sha256:"))
@@ -87,6 +94,7 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
             XCTAssertEqual(TinyPNG.size(bytes).map { [$0.0, $0.1] }, [64, 80], "the bytes are the PNG ComfyUI saved")
         }
         XCTAssertEqual(out["seed"] as? Int, 7)
+        try assertOutputsMatchTheCatalog(job)
         XCTAssertEqual(out["model"] as? String, "v1-5-pruned-emaonly.safetensors")
         XCTAssertEqual(try artifactBytes(images[0]["file"]), standIn.file("switchyard_00001_.png"))
         let id = try XCTUnwrap(standIn.acceptedPrompts.first)
@@ -119,6 +127,7 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(files.map { $0["node"] as? String }, ["3"], "the preview node's temp file is not collected")
         XCTAssertEqual(TinyPNG.size(try artifactBytes(files[0]["file"])).map { [$0.0, $0.1] }, [32, 48], "the binding set the width")
         XCTAssertEqual(out["prompt_id"] as? String, standIn.acceptedPrompts.first)
+        try assertOutputsMatchTheCatalog(job)
     }
 
     func testTheSameRequestUnderTheApiPrefixIsServedToo() async throws {
