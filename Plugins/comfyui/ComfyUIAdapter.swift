@@ -88,7 +88,7 @@ struct ComfyUIAdapter: EngineAdapter {
         return "\(slice(0, 8))-\(slice(8, 12))-5\(slice(13, 16))-\(variant)\(slice(17, 20))-\(slice(20, 32))"
     }
 
-    func ref(_ promptID: String, request: JobRequest, graph: WorkflowGraph, config: ComfyUIConfig, context: HostContext) -> JSONValue {
+    func ref(_ promptID: String, request: JobRequest, graph: WorkflowGraph, context: HostContext) -> JSONValue {
         var ref: [String: JSONValue] = ["prompt_id": .string(promptID), "capability": .string(request.capability),
                                         "submitted_ms": .number(Double(context.nowUnixMs()))]
         if let outputs = graph.outputNodes { ref["output_nodes"] = .array(outputs.map { .string($0) }) }
@@ -101,10 +101,11 @@ struct ComfyUIAdapter: EngineAdapter {
         let server = ComfyUIServer(config: config, context: context)
         let id = try promptID(for: request, context: context)
         var graph = try graph(for: request, config: config, promptID: id)
+        func accepted() -> SubmitResult { .ref(ref(id, request: request, graph: graph, context: context), nextPollAfterMs: 500) }
         // Submit again after an unconfirmed attempt: the prompt may have landed.
         if request.job != nil, try server.knows(id) {
             context.log(.info, "comfyui: prompt \(id) is already known to ComfyUI; not queueing it twice")
-            return .ref(ref(id, request: request, graph: graph, config: config, context: context), nextPollAfterMs: 500)
+            return accepted()
         }
         if let first = try dependencyProblems(graph, config: config, server: server, context: context, timeoutMs: 10_000).first {
             throw PluginError(code: first.code, message: first.message, remediation: first.remediation, field: first.field)
@@ -120,13 +121,13 @@ struct ComfyUIAdapter: EngineAdapter {
             response = try server.post("prompt", json: body)
         } catch let error as PluginError where error.retryable {
             // The connection broke: the prompt may or may not have been queued.
-            if try server.knows(id) { return .ref(ref(id, request: request, graph: graph, config: config, context: context), nextPollAfterMs: 500) }
+            if try server.knows(id) { return accepted() }
             throw error
         }
         if response.status == 400 { throw PromptRefusal.error(response, graph: graph) }
         guard (200..<300).contains(response.status), let answer = try? response.decodeJSON([String: JSONValue].self),
               answer["prompt_id"]?.stringValue != nil else {
-            if try server.knows(id) { return .ref(ref(id, request: request, graph: graph, config: config, context: context), nextPollAfterMs: 500) }
+            if try server.knows(id) { return accepted() }
             throw (200..<300).contains(response.status)
                 ? PluginError(code: "ENGINE_ERROR", message: "ComfyUI's /prompt answer is not the expected JSON.", remediation: "Retried automatically.", retryable: true, charged: .no)
                 : ComfyUIServer.unavailable(response, "/prompt")
@@ -135,7 +136,7 @@ struct ComfyUIAdapter: EngineAdapter {
             context.log(.warning, "comfyui: ComfyUI queued prompt \(id) but refused some outputs: \(PromptRefusal.summary(errors, graph: graph))")
         }
         context.log(.info, "comfyui: queued prompt \(id) as number \(answer["number"]?.intValue ?? -1)")
-        return .ref(ref(id, request: request, graph: graph, config: config, context: context), nextPollAfterMs: 500)
+        return accepted()
     }
 
     /// Puts one file input into ComfyUI's input folder under a content-derived
@@ -328,7 +329,7 @@ struct ComfyUIAdapter: EngineAdapter {
         let id = try promptID(for: request, context: context)
         let graph = try graph(for: request, config: config, promptID: id)
         guard request.job != nil, try ComfyUIServer(config: config, context: context).knows(id) else { return nil }
-        return ref(id, request: request, graph: graph, config: config, context: context)
+        return ref(id, request: request, graph: graph, context: context)
     }
 }
 
