@@ -173,6 +173,15 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(try engine.store.unfinishedJobs().count, 0, "and before a job row exists")
     }
 
+    func testTheNodeCatalogueIsFetchedOncePerTTLNotOncePerJob() async throws {
+        for _ in 0..<3 { _ = await engine.preflight(workflow(graph())) }
+        XCTAssertEqual(standIn.requestLog.filter { $0 == "GET /object_info" }.count, 1, "cached in the plugin's kv")
+        let uncached = JobSpec(pluginID: "comfyui", capability: "comfy.workflow", inputs: ["workflow": graph()],
+                               config: ["base_url": .string(standIn.baseURL), "object_info_ttl_ms": 0])
+        for _ in 0..<2 { _ = await engine.preflight(uncached) }
+        XCTAssertEqual(standIn.requestLog.filter { $0 == "GET /object_info" }.count, 3)
+    }
+
     func testAMissingModelFileIsDependencyMissingNamingTheFile() async throws {
         standIn.models = [:]
         let finding = try await refusal(generate(["prompt": "a fox"]))
@@ -396,6 +405,9 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
         let health = await engine.health(of: plugin, config: config, maxAge: 0)
         XCTAssertEqual(health.status, "ok")
         XCTAssertTrue(health.message?.contains("ComfyUI 0.3.75 on cpu") == true, health.message ?? "")
+        standIn.configure { $0.serverErrorNext = 1 }
+        let troubled = await engine.health(of: plugin, config: config, maxAge: 0)
+        XCTAssertEqual(troubled.status, "degraded", "up, but answering 500")
         await standIn.stop()
         let down = await engine.health(of: plugin, config: config, maxAge: 0)
         XCTAssertEqual(down.status, "offline")
