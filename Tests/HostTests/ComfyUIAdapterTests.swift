@@ -251,6 +251,9 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(standIn.pendingIDs.count, 1)
         standIn.restart()
         standIn.configure { $0.paused = false }
+        let ref = try object(try engine.store.job(id: started.id)?.refJSON)
+        let early = try engine.plugin("comfyui").call(.poll, request: requestData(["ref": ref, "config": ["base_url": standIn.baseURL, "lost_grace_ms": 600_000]]))
+        XCTAssertEqual(early.json?["state"] as? String, "queued", "within the grace a missing prompt is not yet lost")
         let job = try await engine.drive(started.id)
         XCTAssertEqual(job.phase, .failed)
         XCTAssertEqual(job.errorCode, "LOST_BY_ENGINE")
