@@ -25,8 +25,8 @@ struct ComfyUIAdapter: EngineAdapter {
         Diagnostic(code: error.code, message: error.message, remediation: error.remediation, field: error.field)
     }
 
-    func graph(for request: JobRequest, config: ComfyUIConfig) throws -> WorkflowGraph {
-        if request.capability == "comfy.workflow" { return try WorkflowGraph.workflow(request.inputs) }
+    func graph(for request: JobRequest, config: ComfyUIConfig, context: HostContext) throws -> WorkflowGraph {
+        if request.capability == "comfy.workflow" { return try WorkflowGraph.workflow(request.inputs, readArtifact: context.readArtifact) }
         guard let template = WorkflowTemplate.all[request.capability] else {
             throw PluginError(code: "CONTRACT_MISMATCH", message: "comfyui does not offer \(request.capability).",
                               remediation: "Use one of \(Self.capabilities.joined(separator: ", ")).", field: "$.capability")
@@ -36,8 +36,8 @@ struct ComfyUIAdapter: EngineAdapter {
 
     /// The graph as queued under `promptID`. A template without a given seed
     /// gets one derived from the prompt id: reproducible, and reported with the result.
-    func graph(for request: JobRequest, config: ComfyUIConfig, promptID: String) throws -> WorkflowGraph {
-        var graph = try graph(for: request, config: config)
+    func graph(for request: JobRequest, config: ComfyUIConfig, promptID: String, context: HostContext) throws -> WorkflowGraph {
+        var graph = try graph(for: request, config: config, context: context)
         if graph.parameters["seed"] != nil, !graph.isBound("seed") {
             graph.setParameter("seed", .number(Double(UInt32(promptID.prefix(8), radix: 16) ?? 0)))
         }
@@ -63,7 +63,7 @@ struct ComfyUIAdapter: EngineAdapter {
     func validate(_ request: JobRequest, context: HostContext) -> [Diagnostic] {
         do {
             let config = try ComfyUIConfig(request.config)
-            let graph = try graph(for: request, config: config)
+            let graph = try graph(for: request, config: config, context: context)
             return (try? dependencyProblems(graph, config: config, server: ComfyUIServer(config: config, context: context), context: context, timeoutMs: 5_000)) ?? []
         } catch let error as PluginError {
             return [Self.diagnostic(error)]
@@ -100,7 +100,7 @@ struct ComfyUIAdapter: EngineAdapter {
         let config = try ComfyUIConfig(request.config)
         let server = ComfyUIServer(config: config, context: context)
         let id = try promptID(for: request, context: context)
-        var graph = try graph(for: request, config: config, promptID: id)
+        var graph = try graph(for: request, config: config, promptID: id, context: context)
         func accepted() -> SubmitResult { .ref(ref(id, request: request, graph: graph, context: context), nextPollAfterMs: 500) }
         // Submit again after an unconfirmed attempt: the prompt may have landed.
         if request.job != nil, try server.knows(id) {
@@ -327,7 +327,7 @@ struct ComfyUIAdapter: EngineAdapter {
     func reconcile(_ request: JobRequest, context: HostContext) throws -> JSONValue? {
         let config = try ComfyUIConfig(request.config)
         let id = try promptID(for: request, context: context)
-        let graph = try graph(for: request, config: config, promptID: id)
+        let graph = try graph(for: request, config: config, promptID: id, context: context)
         guard request.job != nil, try ComfyUIServer(config: config, context: context).knows(id) else { return nil }
         return ref(id, request: request, graph: graph, context: context)
     }

@@ -63,9 +63,18 @@ struct WorkflowGraph {
 
     static func isFile(_ value: JSONValue) -> Bool { value["artifact"] != nil || value["url"] != nil }
 
-    /// comfy.workflow: the caller's graph, its bindings and output nodes.
-    static func workflow(_ inputs: [String: JSONValue]) throws -> WorkflowGraph {
-        guard let nodes = inputs["workflow"]?.objectValue, !nodes.isEmpty else {
+    /// comfy.workflow: the caller's graph, its bindings and output nodes. The
+    /// graph may come as a file in the host's store (`--input workflow=@workflow_api.json`).
+    static func workflow(_ inputs: [String: JSONValue], readArtifact: (String) throws -> Data) throws -> WorkflowGraph {
+        var given = inputs["workflow"]?.objectValue
+        if let handle = given?["artifact"]?.stringValue {
+            let data = try readArtifact(handle)
+            guard let object = (try? JSONDecoder().decode(JSONValue.self, from: data))?.objectValue else {
+                throw contractError("The workflow file is not a JSON object.", "Pass the file ComfyUI's Workflow → Export (API) writes.", field: "$.inputs.workflow")
+            }
+            given = object
+        }
+        guard let nodes = given, !nodes.isEmpty else {
             throw contractError("comfy.workflow needs a workflow: the graph in ComfyUI's API format.",
                                 "In ComfyUI use Workflow → Export (API) and pass that JSON as the workflow input.", field: "$.inputs.workflow")
         }

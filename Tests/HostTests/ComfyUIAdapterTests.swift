@@ -130,6 +130,14 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
         try assertOutputsMatchTheCatalog(job)
     }
 
+    func testAWorkflowFileFromTheStoreRunsLikeAnInlineGraph() async throws {
+        let digest = try engine.artifacts.put(graph(width: 16).serialized(), mediaType: "application/json")
+        let job = try await run(workflow(["artifact": .string("sha256:\(digest)"), "media_type": "application/json"]))
+        XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
+        let files = try XCTUnwrap(try object(job.outputsJSON)["files"] as? [[String: Any]])
+        XCTAssertEqual(TinyPNG.size(try artifactBytes(files.first?["file"])).map { $0.0 }, 16, "yard run comfy.workflow --input workflow=@workflow_api.json")
+    }
+
     func testTheSameRequestUnderTheApiPrefixIsServedToo() async throws {
         let job = try await run(JobSpec(pluginID: "comfyui", capability: "comfy.workflow", inputs: ["workflow": graph()],
                                         config: ["base_url": .string(standIn.baseURL + "/api")]))
