@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "SyCMinimal", type: .dynamic, targets: ["CMinimalPlugin"]),
         .library(name: "SyRunPod", type: .dynamic, targets: ["RunPodPlugin"]),
         .library(name: "SyFal", type: .dynamic, targets: ["FalPlugin"]),
+        .library(name: "SyComfyUI", type: .dynamic, targets: ["ComfyUIPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -102,6 +103,15 @@ let package = Package(
             dependencies: ["SwitchyardPluginSDK"],
             path: "Plugins/fal",
             exclude: ["plugin.json"]
+        ),
+        // Workflow templates are data in Registry/workflows (linked into the
+        // plugin's folder), compiled in: a plugin reads no files.
+        .target(
+            name: "ComfyUIPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/comfyui",
+            exclude: ["plugin.json"],
+            resources: [.embedInCode("workflows/image.generate.json")]
         ),
         .target(
             name: "CMinimalPlugin",

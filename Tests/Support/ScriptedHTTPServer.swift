@@ -52,6 +52,13 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
             return copy
         }
 
+        /// Headers and the start of a longer announced body, then a dropped connection.
+        public init(status: Int, headers: [String: String] = [:], droppedAfter partial: Data) {
+            self.status = status
+            self.headers = headers
+            self.body = .dropped(partial + Data(count: 4096), after: partial.count)
+        }
+
         public static func json(_ object: Any, status: Int = 200) -> Response {
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             return Response(status: status, headers: ["content-type": "application/json"], body: data)
