@@ -149,4 +149,20 @@ final class RunPodDeployTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(done.outputsJSON?.contains("sha256:") == true)
         XCTAssertFalse(done.outputsJSON?.contains("evil") == true)
     }
+
+    func testACancelTheProviderDidNotConfirmLeavesTheJobRunning() async throws {
+        let engine = try makeEngine()
+        let job = try await engine.start(JobSpec(pluginID: "runpod", capability: "image.generate", inputs: ["prompt": "x"], config: queueConfig))
+        standIn.configure { $0.serverErrorNext = 2 }
+        do {
+            _ = try await engine.cancel(job.id)
+            XCTFail("a cancel RunPod answered 500 to was reported as done")
+        } catch let error as YardError {
+            XCTAssertEqual(error.code.rawValue, "CANCEL_FAILED")
+        }
+        XCTAssertEqual(try engine.store.job(id: job.id)?.phase, .queued, "not shown as cancelled while it may still run")
+        let retried = try await engine.cancel(job.id)
+        XCTAssertEqual(retried.phase, .cancelled)
+        XCTAssertEqual(standIn.status(of: try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(job.refJSON).utf8)) as? [String: Any])?["id"] as? String)), "CANCELLED")
+    }
 }

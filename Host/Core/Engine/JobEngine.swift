@@ -650,6 +650,15 @@ public final class JobEngine: @unchecked Sendable {
         }
         let plugin = try self.plugin(job.pluginID)
         let result = await call(plugin, .cancel, refRequest(job), jobID: jobID)
+        guard result.isOK else {
+            // The provider did not confirm: the job may still be running (and billing),
+            // so it must not be shown as cancelled.
+            let error = result.json?["error"] as? [String: Any]
+            let reason = plugin.context.redact(error?["message"] as? String ?? "cancel failed (status \(result.status))")
+            try? store.appendEvent(jobID: jobID, kind: "cancel", message: "cancel failed: \(reason)", data: text(result.json))
+            throw YardError("CANCEL_FAILED", "\(job.pluginID) could not cancel job \(jobID): \(reason)",
+                            remediation: "The job is still \(job.phase.rawValue) at the provider; run `yard jobs cancel \(jobID)` again, or stop it in the provider's console.")
+        }
         let outcome = result.json?["outcome"] as? String ?? "unknown"
         let outcomeText = text(result.json ?? ["outcome": "unknown", "charged": "unknown"])
         try? store.appendEvent(jobID: jobID, kind: "cancel", message: "provider answered \(outcome)", data: outcomeText)
