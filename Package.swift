@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "SyCMinimal", type: .dynamic, targets: ["CMinimalPlugin"]),
         .library(name: "SyRunPod", type: .dynamic, targets: ["RunPodPlugin"]),
         .library(name: "SyFal", type: .dynamic, targets: ["FalPlugin"]),
+        .library(name: "SyHuggingFace", type: .dynamic, targets: ["HuggingFacePlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -66,6 +67,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/Support"
         ),
@@ -98,6 +100,12 @@ let package = Package(
             name: "FalPlugin",
             dependencies: ["SwitchyardPluginSDK"],
             path: "Plugins/fal",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "HuggingFacePlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/huggingface",
             exclude: ["plugin.json"]
         ),
         .target(
