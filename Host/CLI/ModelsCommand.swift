@@ -77,11 +77,11 @@ struct ModelsCommand: AsyncParsableCommand {
                     let plan = reference.vendor == .civitai ? try await resolver.resolveCivitai(reference, type: type)
                                                             : try await resolver.resolveHub(reference, include: include, type: type)
                     FileHandle.standardError.write(Data("pulling \(plan.id)@\(plan.revision.prefix(12)): \(plan.files.count) files\n".utf8))
-                    return try await downloader.pull(plan) { p in
+                    return try await downloader.pull(plan, progress: { p in
                         let resumed = p.resumedFrom > 0 ? " (resumed at \(ModelsCommand.size(Int(p.resumedFrom))))" : ""
                         let line = "\(p.file) \(ModelsCommand.size(Int(p.fileBytes)))/\(p.fileSize.map { ModelsCommand.size(Int($0)) } ?? "?")\(resumed)  total \(ModelsCommand.size(Int(p.doneBytes)))/\(ModelsCommand.size(Int(p.totalBytes)))\n"
                         FileHandle.standardError.write(Data(line.utf8))
-                    }
+                    })
                 }
                 // Ctrl-C / SIGTERM cancel cleanly: the .part files stay for the next pull.
                 let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in

@@ -5,8 +5,8 @@ import SwitchyardPluginSDK
 // (POST {router}/hf-inference/models/{model}, {"inputs", "parameters"},
 // image bytes out), and model.download's resolution through the Hub API
 // (whoami, /api/models/{repo}/revision/{rev}, /tree/{commit}). The bytes of
-// model files are the host's to move (`yard models pull`, docs/adr/0007):
-// this plugin resolves and checks access, it does no I/O of its own.
+// model files are the host's to move (docs/adr/0007): this plugin returns a
+// verified plan (URLs, sizes, digests), it does no I/O of its own.
 
 @_cdecl("sy_plugin_entry_v1") public func syPluginEntry(_ host: UnsafePointer<sy_host_t>?) -> UnsafePointer<sy_plugin_t>? { PluginExport.entry(HuggingFaceAdapter.self, host: host) }
 
@@ -113,14 +113,21 @@ struct HuggingFaceAdapter: EngineAdapter {
             if result.state.isTerminal { return .finished(result) }
             return .ref(["capability": "image.generate", "inputs": .object(request.inputs)], nextPollAfterMs: result.nextPollAfterMs)
         case "model.download":
-            return .finished(try resolve(request.inputs, config: Config(request.config), context: context))
+            // A ref, not a finished result: if the host's transfer fails it polls
+            // again, gets the same plan back, and resumes the .part files.
+            let plan = try resolve(request.inputs, config: Config(request.config), context: context)
+            return .ref(["capability": "model.download", "plan": .object(plan.outputs ?? [:])], nextPollAfterMs: 10)
         default:
             throw PluginError.unsupported(request.capability)
         }
     }
 
-    /// A generate ref waits for a loading model: each poll asks again.
+    /// A generate ref waits for a loading model: each poll asks again. A
+    /// download ref hands the resolved plan to the host, as often as it asks.
     func poll(_ request: RefRequest, context: HostContext) throws -> PollResult {
+        if request.ref["capability"]?.stringValue == "model.download", let plan = request.ref["plan"]?.objectValue {
+            return PollResult(state: .succeeded, progress: 1, outputs: plan)
+        }
         guard request.ref["capability"]?.stringValue == "image.generate", let inputs = request.ref["inputs"]?.objectValue else {
             if let result = request.ref["result"], result != .null { return PollResult(state: .succeeded, progress: 1) }
             throw PluginError(code: "INVALID_REF", message: "This ref was not made by the huggingface adapter.", remediation: "Poll refs this adapter returned.", field: "$.ref")
@@ -130,7 +137,9 @@ struct HuggingFaceAdapter: EngineAdapter {
 
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
         // Nothing runs at Hugging Face between polls: a waiting job just stops asking.
-        if request.ref["capability"]?.stringValue == "image.generate" { return CancelResult(outcome: .cancelledInQueue, charged: .no) }
+        if ["image.generate", "model.download"].contains(request.ref["capability"]?.stringValue ?? "") {
+            return CancelResult(outcome: .cancelledInQueue, charged: .no)
+        }
         return CancelResult(outcome: .alreadyFinished, charged: .yes, message: "the request had already finished (and was billed) at Hugging Face")
     }
 
@@ -194,7 +203,8 @@ struct HuggingFaceAdapter: EngineAdapter {
         let revision = inputs["revision"]?.stringValue ?? "main"
         let encoded = revision.addingPercentEncoding(withAllowedCharacters: CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-_."))) ?? revision
         let info = try context.http(HTTPRequest(method: "GET", url: "\(config.hubURL)/api/models/\(repo)/revision/\(encoded)", headers: headers))
-        guard info.status == 200, let sha = (try? info.decodeJSON([String: JSONValue].self))?["sha"]?.stringValue else {
+        let model = (try? info.decodeJSON([String: JSONValue].self)) ?? [:]
+        guard info.status == 200, let sha = model["sha"]?.stringValue else {
             throw failure(info, repo: repo, field: "$.inputs.repo")
         }
         let tree = try context.http(HTTPRequest(method: "GET", url: "\(config.hubURL)/api/models/\(repo)/tree/\(sha)?recursive=true", headers: headers))
@@ -205,8 +215,10 @@ struct HuggingFaceAdapter: EngineAdapter {
         for entry in entries where entry["type"]?.stringValue == "file" {
             guard let path = entry["path"]?.stringValue, patterns.isEmpty || patterns.contains(where: { fnmatch($0, path, 0) == 0 }) else { continue }
             let size = entry["lfs"]?["size"]?.intValue ?? entry["size"]?.intValue ?? 0
-            var file: [String: JSONValue] = ["path": .string(path), "size": .number(Double(size))]
+            let encoded = path.split(separator: "/").map { String($0).addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? String($0) }.joined(separator: "/")
+            var file: [String: JSONValue] = ["path": .string(path), "size": .number(Double(size)), "url": .string("\(config.hubURL)/\(repo)/resolve/\(sha)/\(encoded)")]
             if let sha256 = entry["lfs"]?["oid"]?.stringValue { file["sha256"] = .string(sha256.lowercased()) }
+            else if let oid = entry["oid"]?.stringValue { file["git_oid"] = .string(oid) }
             files.append(.object(file))
             total += size
         }
@@ -220,10 +232,15 @@ struct HuggingFaceAdapter: EngineAdapter {
             throw PluginError(code: "FILE_NOT_FOUND", message: "\(repo)@\(revision) has no file matching \(patterns.joined(separator: ", ")).",
                               remediation: "Check the patterns against the repo's Files tab.", field: "$.inputs.files")
         }
-        // Relative to the host's model root ($YARD_HOME/models): where `yard models pull` puts these files.
-        return PollResult(state: .succeeded, progress: 1, message: "resolved \(files.count) files at \(sha.prefix(12))",
-                          outputs: ["path": .string("huggingface/\(repo)/\(sha)"), "revision": .string(sha), "files": .array(files),
-                                    "total_bytes": .number(Double(total))])
+        // A plan for the host, which moves the bytes and answers with the absolute directory
+        // (docs/adr/0007); `path` is relative to the host's model root until then.
+        var outputs: [String: JSONValue] = ["path": .string("huggingface/\(repo)/\(sha)"), "revision": .string(sha), "files": .array(files),
+                                            "total_bytes": .number(Double(total)), "vendor": "huggingface", "repo": .string(repo),
+                                            "tags": model["tags"] ?? .array([])]
+        if headers["authorization"] != nil { outputs["auth_secret"] = "HF_TOKEN" }
+        if let tag = model["pipeline_tag"] { outputs["pipeline_tag"] = tag }
+        if let license = model["cardData"]?["license"] { outputs["license"] = license }
+        return PollResult(state: .succeeded, progress: 1, message: "resolved \(files.count) files at \(sha.prefix(12))", outputs: outputs)
     }
 
     func health(_ request: ConfigRequest, context: HostContext) -> HealthReport {

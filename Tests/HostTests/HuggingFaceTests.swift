@@ -89,21 +89,52 @@ final class HuggingFaceTests: HubStandInTestCase {
 
     // MARK: model.download resolution through the engine
 
-    func testModelDownloadResolvesTheCommitAndFilesWithDigests() async throws {
-        let job = try await run(try makeEngine(token: hub.token), "model.download", ["repo": .string(tiny), "files": ["*.safetensors"]])
+    func testModelDownloadThroughTheEngineLandsVerifiedFilesInTheCatalog() async throws {
+        let engine = try makeEngine(token: hub.token)
+        engine.downloader.allowPrivateRedirects = true // the stand-in's CDN is on loopback
+        let job = try await run(engine, "model.download", ["repo": .string(tiny), "files": ["*.safetensors", "model_index.json"]])
         XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
         let out = try outputs(job)
         let repo = try XCTUnwrap(hub.repo(tiny))
         XCTAssertEqual(out["revision"] as? String, repo.commit)
-        XCTAssertEqual(out["path"] as? String, "huggingface/\(tiny)/\(repo.commit)")
+        let path = try XCTUnwrap(out["path"] as? String)
+        XCTAssertEqual(path, engine.paths.home.appendingPathComponent("models/huggingface/\(tiny)/\(repo.commit)").path)
         let files = try XCTUnwrap(out["files"] as? [[String: Any]])
-        XCTAssertEqual(Set(files.compactMap { $0["path"] as? String }), ["unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"])
+        XCTAssertEqual(Set(files.compactMap { $0["path"] as? String }),
+                       ["unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", "model_index.json"])
         for file in files {
             let expected = try XCTUnwrap(repo.files.first { $0.path == file["path"] as? String })
             XCTAssertEqual(file["sha256"] as? String, expected.sha256)
             XCTAssertEqual(file["size"] as? Int, expected.data.count)
+            XCTAssertNil(file["url"], "the stored result names files on this host, not URLs")
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path).appendingPathComponent(expected.path)), expected.data)
         }
-        XCTAssertFalse(hub.requests.contains { $0.path.hasPrefix("/cdn/") }, "the plugin resolves; it moves no weights")
+        let catalog = ModelCatalog(store: try XCTUnwrap(engine.store as? SQLiteJobStore), root: engine.paths.home.appendingPathComponent("models"))
+        XCTAssertEqual(try catalog.records(id: "huggingface:\(tiny)").first?.status, .available)
+        let cdn = hub.requests.filter { $0.path.hasPrefix("/cdn/") }
+        XCTAssertEqual(cdn.count, 2)
+        XCTAssertTrue(cdn.allSatisfy { $0.headers["authorization"] == nil }, "the token stays with the Hub")
+        XCTAssertFalse(job.outputsJSON?.contains(hub.token) == true)
+    }
+
+    func testAModelDownloadInterruptedByADroppedConnectionResumesAndSucceeds() async throws {
+        hub.configure { $0.dropNextBodies = 1; $0.dropAfterBytes = 1 << 20 }
+        let engine = try makeEngine(token: nil)
+        engine.downloader.allowPrivateRedirects = true
+        let job = try await run(engine, "model.download", ["repo": .string(tiny), "files": ["unet/*.safetensors"]])
+        XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
+        let weights = try XCTUnwrap(hub.repo(tiny)?.files.first { $0.path.hasPrefix("unet/diffusion") })
+        XCTAssertNotNil(hub.requests.last { $0.path == "/cdn/\(weights.sha256)" }?.headers["range"])
+    }
+
+    func testModelDownloadRefusesARedirectIntoAPrivateNetworkByDefault() async throws {
+        let engine = try makeEngine(token: nil)
+        engine.downloader.allowPrivateRedirects = false
+        engine.policy.maxConsecutiveErrors = 0
+        let job = try await run(engine, "model.download", ["repo": .string(tiny), "files": ["unet/*.safetensors"]])
+        XCTAssertEqual(job.phase, .failed)
+        XCTAssertTrue(job.errorJSON?.contains("NETWORK_DENIED") == true, job.errorJSON ?? "")
+        XCTAssertFalse(hub.requests.contains { $0.path.hasPrefix("/cdn/") })
     }
 
     func testModelDownloadTellsGatedPrivateAndMissingApart() async throws {

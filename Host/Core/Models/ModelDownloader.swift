@@ -44,7 +44,8 @@ public final class ModelDownloader: @unchecked Sendable {
     /// Downloads and verifies every file of `plan`, recording the model as
     /// `downloading`, then `available` — or `failed` with the reason.
     @discardableResult
-    public func pull(_ plan: ModelPlan, progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> ModelRecord {
+    public func pull(_ plan: ModelPlan, isAllowed: @escaping @Sendable (String) -> Bool = { _ in true },
+                     progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> ModelRecord {
         let directory = catalog.directory(vendor: plan.vendor, repo: plan.repo, revision: plan.revision)
         let created = (try? catalog.records(id: plan.id, revision: plan.revision).first?.createdAt) ?? Date()
         var record = ModelRecord(id: plan.id, vendor: plan.vendor, repo: plan.repo, revision: plan.revision, type: plan.type, license: plan.license,
@@ -56,7 +57,7 @@ public final class ModelDownloader: @unchecked Sendable {
         do {
             var files: [ModelFileRecord] = []
             for file in plan.files {
-                let stored = try await fetch(file, into: directory, authorization: plan.authorization) { fileBytes, resumedFrom in
+                let stored = try await fetch(file, into: directory, authorization: plan.authorization, isAllowed: isAllowed) { fileBytes, resumedFrom in
                     progress(Progress(file: file.path, fileBytes: fileBytes, fileSize: file.size.map(Int64.init), doneBytes: done + fileBytes,
                                       totalBytes: total, resumedFrom: resumedFrom))
                 }
@@ -86,7 +87,7 @@ public final class ModelDownloader: @unchecked Sendable {
     }
 
     /// One file: resume its `.part`, verify, then rename into place.
-    func fetch(_ file: ModelPlan.File, into directory: URL, authorization: String?,
+    func fetch(_ file: ModelPlan.File, into directory: URL, authorization: String?, isAllowed: @escaping @Sendable (String) -> Bool,
                progress: @escaping (Int64, Int64) -> Void) async throws -> ModelFileRecord {
         let fm = FileManager.default
         let target = directory.appendingPathComponent(file.path)
@@ -103,7 +104,7 @@ public final class ModelDownloader: @unchecked Sendable {
             try Task.checkCancellation()
             attempts += 1
             do {
-                try await transfer(file, to: part, authorization: authorization, progress: progress)
+                try await transfer(file, to: part, authorization: authorization, isAllowed: isAllowed, progress: progress)
                 do {
                     let verified = try Self.verify(part, file)
                     guard rename(part.path, target.path) == 0 else {
@@ -130,7 +131,8 @@ public final class ModelDownloader: @unchecked Sendable {
     }
 
     /// Streams the file into `part` from its current length (Range), following redirects.
-    func transfer(_ file: ModelPlan.File, to part: URL, authorization: String?, progress: (Int64, Int64) -> Void) async throws {
+    func transfer(_ file: ModelPlan.File, to part: URL, authorization: String?, isAllowed: @Sendable (String) -> Bool,
+                  progress: (Int64, Int64) -> Void) async throws {
         let fm = FileManager.default
         var offset = Self.size(of: part) ?? 0
         if let size = file.size, offset > Int64(size) {
@@ -138,7 +140,7 @@ public final class ModelDownloader: @unchecked Sendable {
             offset = 0
         }
         if let size = file.size, offset == Int64(size), size > 0 { return }
-        let response = try await open(file, offset: offset, authorization: authorization)
+        let response = try await open(file, offset: offset, authorization: authorization, isAllowed: isAllowed)
         let status = Int(response.status.code)
         switch status {
         case 200:
@@ -204,10 +206,14 @@ public final class ModelDownloader: @unchecked Sendable {
     }
 
     /// GET with Range from `offset`, following redirects by hand; the token goes to the first hop only.
-    func open(_ file: ModelPlan.File, offset: Int64, authorization: String?) async throws -> HTTPClientResponse {
+    func open(_ file: ModelPlan.File, offset: Int64, authorization: String?, isAllowed: @Sendable (String) -> Bool) async throws -> HTTPClientResponse {
         var url = file.url
         var hops = 0
         while true {
+            guard isAllowed(url) else {
+                throw YardError("NETWORK_DENIED", "Refused to download \(url): its host is outside the engine's allow-list.",
+                                remediation: "Add the host to network.hosts in plugin.json if it is the model host's CDN.")
+            }
             if hops > 0, !allowPrivateRedirects, let host = URLComponents(string: url)?.host, ArtifactDownloader.resolvesToPrivateAddress(host) {
                 throw YardError("NETWORK_DENIED", "Refused a redirect from \(file.url) to \(host), a private or loopback address.",
                                 remediation: "Set YARD_ALLOW_PRIVATE_REDIRECTS=1 only if the model host really serves files from your own network.")
