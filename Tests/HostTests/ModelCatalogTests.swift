@@ -286,6 +286,20 @@ final class ModelCatalogTests: HubStandInTestCase {
         }
     }
 
+    func testCutOffJSONFromTheHubIsAClearErrorAndNothingIsCatalogued() async throws {
+        hub.configure { $0.malformedNext = 1 }
+        do {
+            _ = try await resolver(token: nil).resolveHub(try ModelReference.parse(tiny))
+            XCTFail("a cut-off answer must not resolve")
+        } catch let error as YardError {
+            XCTAssertEqual(error.code.rawValue, "ENGINE_ERROR")
+            XCTAssertTrue(error.remediation.contains("HF_ENDPOINT"))
+        }
+        XCTAssertTrue(try catalog().all().isEmpty)
+        let plan = try await resolver(token: nil).resolveHub(try ModelReference.parse(tiny))
+        XCTAssertEqual(plan.revision, hub.repo(tiny)?.commit, "the next answer is whole again")
+    }
+
     // MARK: Civitai
 
     func testCivitaiVersionsPullThroughTheSameVerifiedPath() throws {

@@ -210,14 +210,7 @@ public final class ModelDownloader: @unchecked Sendable {
         var url = file.url
         var hops = 0
         while true {
-            guard isAllowed(url) else {
-                throw YardError("NETWORK_DENIED", "Refused to download \(url): its host is outside the engine's allow-list.",
-                                remediation: "Add the host to network.hosts in plugin.json if it is the model host's CDN.")
-            }
-            if hops > 0, !allowPrivateRedirects, let host = URLComponents(string: url)?.host, ArtifactDownloader.resolvesToPrivateAddress(host) {
-                throw YardError("NETWORK_DENIED", "Refused a redirect from \(file.url) to \(host), a private or loopback address.",
-                                remediation: "Set YARD_ALLOW_PRIVATE_REDIRECTS=1 only if the model host really serves files from your own network.")
-            }
+            try ArtifactDownloader.checkHop(url, from: file.url, hops: hops, allowPrivateRedirects: allowPrivateRedirects, isAllowed: isAllowed)
             var request = HTTPClientRequest(url: url)
             request.headers.add(name: "user-agent", value: "switchyard/\(HostPlatform.hostVersion)")
             request.headers.add(name: "accept-encoding", value: "identity")

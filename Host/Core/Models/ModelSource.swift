@@ -191,7 +191,11 @@ public final class ModelSourceResolver: @unchecked Sendable {
 
     func hubJSON(_ path: String, repo: String, what: String) async throws -> Any {
         let answer = try await get("\(hubEndpoint)\(path)", authorization: hubAuthorization)
-        guard answer.status == 200, let json = answer.json else { throw Self.hubError(answer, repo: repo, hasToken: hfToken != nil, what: what) }
+        guard answer.status == 200 else { throw Self.hubError(answer, repo: repo, hasToken: hfToken != nil, what: what) }
+        guard let json = answer.json else {
+            throw YardError("ENGINE_ERROR", "The Hub's \(what) for \(repo) is not valid JSON (\(answer.body.count) bytes).",
+                            remediation: "Retry; if it persists, check that HF_ENDPOINT (\(hubEndpoint)) points at a Hugging Face Hub.")
+        }
         return json
     }
 

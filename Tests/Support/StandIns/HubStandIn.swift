@@ -22,7 +22,8 @@ import NIOCore
 ///   missing repos (401 without a token, 404 with one: the Hub never tells
 ///   them apart), `X-Error-Code` RepoNotFound / RevisionNotFound /
 ///   EntryNotFound / GatedRepo, invalid tokens, 429 with Retry-After, a
-///   connection dropped mid-body, a throttled body (to kill a client mid-file).
+///   connection dropped mid-body, a throttled body (to kill a client mid-file),
+///   cut-off JSON.
 /// - `POST /hf-inference/models/{model}` (router): image bytes for
 ///   text-to-image, 503 `{"error","estimated_time"}` while a model loads.
 /// - Civitai: `GET /api/v1/model-versions/{id}`, `GET /api/download/models/{id}`
@@ -96,6 +97,8 @@ public final class HubStandIn: @unchecked Sendable {
         public var dropAfterBytes = 1 << 20
         /// CDN bodies are sent at this rate (bytes per second), to give a test time to kill a client.
         public var throttleBytesPerSecond: Int?
+        /// The next N /api/models answers are cut-off JSON with status 200.
+        public var malformedNext = 0
         /// The next N router calls answer 429 with Retry-After (the router counts apart from the Hub).
         public var routerRateLimitNext = 0
         /// The next N router calls answer 503 "currently loading" with estimated_time.
@@ -288,7 +291,15 @@ public final class HubStandIn: @unchecked Sendable {
         if path.hasPrefix("/api/v1/model-versions/") || path.hasPrefix("/api/download/models/") { return civitaiRoute(request) }
         if let limited = rateLimited() { return limited }
         if path == "/api/whoami-v2" { return whoami(request) }
-        if path.hasPrefix("/api/models/") { return modelsAPI(request) }
+        if path.hasPrefix("/api/models/") {
+            let malformed: Bool = lock.withLock {
+                guard faultState.malformedNext > 0 else { return false }
+                faultState.malformedNext -= 1
+                return true
+            }
+            if malformed { return Answer(status: 200, headers: ["content-type": "application/json"], body: Data(#"{"_id":"6540","id":"#.utf8)) }
+            return modelsAPI(request)
+        }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         if parts.count >= 5, parts[2] == "resolve" { return resolve(request, parts: parts) }
         return .json(["error": "Sorry, we can't find the page you are looking for."], status: 404)
