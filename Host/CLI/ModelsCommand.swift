@@ -56,7 +56,7 @@ struct ModelsCommand: AsyncParsableCommand {
                 Progress goes to stderr; an interrupted pull resumes from its .part files.
                 """)
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "owner/name[@revision], hf:owner/name, or civitai:VERSION_ID[:file].") var model: String
+        @Argument(help: "owner/name[@revision], hf:owner/name, civitai:VERSION_ID[:file], or local:group/name (files already in $YARD_HOME/models/local/group/name).") var model: String
         @Option(help: "Branch, tag or commit (Hugging Face); overrides @revision.") var revision: String?
         @Option(name: .customLong("include"), help: "Only files matching this glob, e.g. '*.safetensors' (repeatable).") var include: [String] = []
         @Option(help: "Catalog type (checkpoint, lora, llm, video, audio, …); default: inferred from the model's tags.") var type: String?
@@ -73,6 +73,11 @@ struct ModelsCommand: AsyncParsableCommand {
                 if let civitaiEndpoint { resolver.civitaiEndpoint = civitaiEndpoint.trimmingCharacters(in: CharacterSet(charactersIn: "/")) }
                 let downloader = ModelDownloader(catalog: try ModelsCommand.catalog(paths))
                 let include = self.include, type = self.type
+                if reference.vendor == .local {
+                    let record = try downloader.registerLocal(reference.name, type: type)
+                    if global.json { printJSON(record) } else { print("\(record.id) catalogued: \(record.files.count) files, \(ModelsCommand.size(record.totalBytes))\n  \(record.path)") }
+                    return
+                }
                 let task = Task { () throws -> ModelRecord in
                     let plan = reference.vendor == .civitai ? try await resolver.resolveCivitai(reference, type: type)
                                                             : try await resolver.resolveHub(reference, include: include, type: type)
@@ -138,7 +143,7 @@ struct ModelsCommand: AsyncParsableCommand {
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a model's files and its catalog entry.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "Model id (owner/name, huggingface:owner/name, civitai:MODEL/VERSION).") var id: String
+        @Argument(help: "Model id (owner/name, huggingface:owner/name, civitai:MODEL/VERSION, local:group/name; a local model's files are kept).") var id: String
         @Option(help: "Revision to remove (a commit prefix is enough); default: every revision.") var revision: String?
 
         func run() throws {
@@ -148,9 +153,9 @@ struct ModelsCommand: AsyncParsableCommand {
                 let records = try catalog.records(id: full, revision: revision)
                 guard !records.isEmpty else { _ = try ModelsCommand.record(catalog, id, revision: revision); return }
                 for record in records {
-                    // Only ever delete inside the model root.
+                    // Only ever delete inside the model root, and never files a person put there (local).
                     let directory = URL(fileURLWithPath: record.path).standardizedFileURL
-                    if directory.path.hasPrefix(catalog.root.standardizedFileURL.path + "/") { try? FileManager.default.removeItem(at: directory) }
+                    if record.vendor != "local", directory.path.hasPrefix(catalog.root.standardizedFileURL.path + "/") { try? FileManager.default.removeItem(at: directory) }
                     try catalog.delete(id: record.id, revision: record.revision)
                 }
                 if global.json { printJSON(["removed": records.map { "\($0.id)@\($0.revision)" }]) } else {

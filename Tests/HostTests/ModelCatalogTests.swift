@@ -333,6 +333,26 @@ final class ModelCatalogTests: HubStandInTestCase {
         XCTAssertEqual(errorCode(try pull(["civitai:999999"])).code, "MODEL_NOT_FOUND")
     }
 
+    func testLocalWeightsAreCataloguedVerifiedAndKeptOnRemove() throws {
+        let folder = home.appendingPathComponent("models/local/studio/house-style")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("vae"), withIntermediateDirectories: true)
+        try HubStandIn.bytes(5000, seed: 3).write(to: folder.appendingPathComponent("model.safetensors"))
+        try Data("{}".utf8).write(to: folder.appendingPathComponent("vae/config.json"))
+        let registered = try pull(["local:studio/house-style", "--type", "lora"])
+        XCTAssertEqual(registered.status, 0, registered.stderr)
+        let record = try XCTUnwrap(registered.json as? [String: Any])
+        XCTAssertEqual(record["status"] as? String, "available")
+        XCTAssertEqual(record["type"] as? String, "lora")
+        XCTAssertEqual((record["files"] as? [[String: Any]])?.compactMap { $0["path"] as? String }, ["model.safetensors", "vae/config.json"])
+        XCTAssertEqual(try yard(["models", "verify", "local:studio/house-style"], home: home).status, 0)
+        try Data("{\"changed\":1}".utf8).write(to: folder.appendingPathComponent("vae/config.json"))
+        XCTAssertEqual(try yard(["models", "verify", "local:studio/house-style"], home: home).status, 1)
+        XCTAssertEqual(try yard(["models", "remove", "local:studio/house-style"], home: home).status, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path), "a person's own files are not deleted")
+        XCTAssertEqual(errorCode(try pull(["local:studio/empty"])).code, "FILE_NOT_FOUND")
+        XCTAssertTrue(hub.requests.isEmpty, "local models need no network")
+    }
+
     func testBadReferencesAreRefusedBeforeAnyRequest() throws {
         for bad in ["justaname", "../etc/passwd", "civitai:abc", "owner/name@../x"] {
             let result = try pull([bad])

@@ -273,6 +273,37 @@ public final class ModelDownloader: @unchecked Sendable {
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 { digest.map { String(format: "%02x", $0) }.joined() }
 
+    // MARK: local
+
+    /// Catalogues weights someone put in `$YARD_HOME/models/local/<group>/<name>/`
+    /// (hashing every file), so they are listed and verified like pulled ones.
+    /// The revision is a digest of the file list: it changes when the files do.
+    public func registerLocal(_ repo: String, type: String?) throws -> ModelRecord {
+        let directory = catalog.root.appendingPathComponent("local").appendingPathComponent(repo)
+        let fm = FileManager.default
+        var files: [ModelFileRecord] = []
+        if let walker = fm.enumerator(at: directory, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles]) {
+            for case let url as URL in walker where (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true && url.pathExtension != "part" {
+                let relative = String(url.standardizedFileURL.path.dropFirst(directory.standardizedFileURL.path.count + 1))
+                let (sha256, _, size) = try Self.digests(of: url)
+                files.append(ModelFileRecord(path: relative, size: Int(size), sha256: sha256))
+            }
+        }
+        files.sort { $0.path < $1.path }
+        guard !files.isEmpty else {
+            throw YardError("FILE_NOT_FOUND", "\(directory.path) holds no model files.",
+                            remediation: "Copy the weights into \(directory.path) first, then run `yard models pull local:\(repo)`.", field: "model")
+        }
+        let revision = Self.hex(SHA256.hash(data: Data(files.map { "\($0.path)\u{0}\($0.sha256 ?? "")\n" }.joined().utf8))).prefix(40)
+        let id = "local:\(repo)"
+        let created = (try? catalog.records(id: id).first?.createdAt) ?? Date()
+        let record = ModelRecord(id: id, vendor: "local", repo: repo, revision: String(revision), type: type ?? "other", license: nil,
+                                 status: .available, files: files, path: directory.path, createdAt: created)
+        for stale in (try? catalog.records(id: id)) ?? [] where stale.revision != record.revision { try? catalog.delete(id: id, revision: stale.revision) }
+        try catalog.save(record)
+        return record
+    }
+
     // MARK: verify
 
     public struct FileCheck: Codable, Sendable {

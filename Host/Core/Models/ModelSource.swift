@@ -4,11 +4,12 @@ import NIOCore
 import NIOHTTP1
 
 /// What `yard models pull` was asked for: `owner/name[@revision]` or
-/// `hf:owner/name[@revision]` (Hugging Face), `civitai:VERSION_ID[:file]`.
+/// `hf:owner/name[@revision]` (Hugging Face), `civitai:VERSION_ID[:file]`,
+/// `local:group/name` (files already below $YARD_HOME/models/local).
 public struct ModelReference: Sendable, Hashable {
-    public enum Vendor: String, Sendable { case huggingface, civitai }
+    public enum Vendor: String, Sendable { case huggingface, civitai, local }
     public var vendor: Vendor
-    /// huggingface: owner/name. civitai: the model version id.
+    /// huggingface: owner/name. civitai: the model version id. local: group/name below $YARD_HOME/models/local.
     public var name: String
     public var revision: String?
     /// civitai: one file of the version by name (absent: the primary file).
@@ -25,6 +26,13 @@ public struct ModelReference: Sendable, Hashable {
             return ModelReference(vendor: .civitai, name: id, revision: id, file: parts.count > 1 ? parts[1] : nil)
         }
         var body = text
+        if body.hasPrefix("local:") {
+            let name = String(body.dropFirst("local:".count))
+            guard name.split(separator: "/", omittingEmptySubsequences: false).count == 2, ModelSourceResolver.isSafeRelativePath(name) else {
+                throw invalid("a local model is group/name, a folder below $YARD_HOME/models/local")
+            }
+            return ModelReference(vendor: .local, name: name, revision: nil, file: nil)
+        }
         for prefix in ["hf:", "huggingface:"] where body.hasPrefix(prefix) { body = String(body.dropFirst(prefix.count)) }
         var revision: String?
         if let at = body.firstIndex(of: "@") {
