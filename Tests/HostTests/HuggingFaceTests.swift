@@ -194,6 +194,27 @@ final class HuggingFaceTests: HubStandInTestCase {
         XCTAssertEqual(try request("GET", "/api/models/nobody/nothing").headers["x-error-code"], "RepoNotFound")
     }
 
+    func testYardStandinHfServesTheSampleReposUntilStopped() throws {
+        let process = Process()
+        process.executableURL = Build.yard
+        process.arguments = ["standin", "hf", "--port", "0"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() }; process.waitUntilExit() }
+        let banner = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        let base = try XCTUnwrap(banner.split(separator: " ").first { $0.hasPrefix("http://127.0.0.1:") }.map(String.init), banner)
+        let transport = BlockingHTTPTransport(defaultTimeoutMs: 5_000)
+        let info = try transport.perform(HostHTTPRequest(method: "GET", url: "\(base)/api/models/\(tiny)"))
+        XCTAssertEqual(info.status, 200)
+        let whoami = try transport.perform(HostHTTPRequest(method: "GET", url: "\(base)/api/whoami-v2", headers: ["authorization": "Bearer \(hub.token)"]))
+        XCTAssertEqual(whoami.status, 200, "the printed token is the one it accepts")
+        process.terminate()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .exit, "SIGTERM stops it gracefully")
+    }
+
     /// The official client, pointed at the stand-in with HF_ENDPOINT, downloads
     /// the whole repo; every file has the stand-in's bytes.
     func testTheOfficialHuggingFaceHubClientDownloadsFromTheStandIn() throws {
