@@ -127,6 +127,26 @@ final class HuggingFaceTests: HubStandInTestCase {
         XCTAssertNotNil(hub.requests.last { $0.path == "/cdn/\(weights.sha256)" }?.headers["range"])
     }
 
+    func testAModelDownloadJobReportsByteProgressWhileTheHostDownloads() async throws {
+        hub.configure { $0.throttleBytesPerSecond = 2 << 20 }
+        let engine = try makeEngine(token: nil)
+        engine.downloader.allowPrivateRedirects = true
+        let started = try await engine.start(JobSpec(pluginID: "huggingface", capability: "model.download",
+                                                     inputs: ["repo": .string(tiny), "files": ["unet/*.safetensors"]], config: config))
+        let driving = Task { try await engine.drive(started.id) }
+        var seen: [Double] = []
+        while true {
+            let row = try XCTUnwrap(try engine.store.job(id: started.id))
+            if let progress = row.progress, row.message?.hasPrefix("downloading") == true || row.phase.isTerminal { seen.append(progress) }
+            if row.phase.isTerminal { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        let job = try await driving.value
+        XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
+        XCTAssertTrue(seen.contains { $0 > 0 && $0 < 1 }, "progress between 0 and 1 while downloading: \(seen)")
+        XCTAssertEqual(seen, seen.sorted(), "progress never goes back")
+    }
+
     func testModelDownloadRefusesARedirectIntoAPrivateNetworkByDefault() async throws {
         let engine = try makeEngine(token: nil)
         engine.downloader.allowPrivateRedirects = false

@@ -32,8 +32,18 @@ extension JobEngine {
                              authorization: token.flatMap { $0.isEmpty ? nil : "Bearer \($0)" })
         let downloader = ModelDownloader(catalog: ModelCatalog(store: sqlite, root: ModelCatalog.root(of: paths)), allowPrivateRedirects: self.downloader.allowPrivateRedirects)
         let context = plugin.context
+        let store = self.store
+        let throttle = ProgressThrottle(intervalNs: 500_000_000)
         do {
-            let record = try await downloader.pull(plan, isAllowed: { context.isAllowed($0) })
+            let record = try await downloader.pull(plan, isAllowed: { context.isAllowed($0) }, progress: { p in
+                // The job's progress while the host downloads, at most twice a second.
+                guard throttle.due(), p.totalBytes > 0 else { return }
+                _ = try? store.updateJob(id: jobID) { row in
+                    guard !row.phase.isTerminal else { return }
+                    row.progress = max(row.progress ?? 0, min(0.99, Double(p.doneBytes) / Double(p.totalBytes)))
+                    row.message = "downloading \(p.file): \(p.doneBytes >> 20) of \(p.totalBytes >> 20) MiB"
+                }
+            })
             try? store.appendEvent(jobID: jobID, kind: "model", message: "\(record.id)@\(record.revision.prefix(12)): \(record.files.count) files verified in \(record.path)", data: nil)
             return ["path": record.path, "revision": record.revision, "total_bytes": record.totalBytes,
                     "files": record.files.map { file -> [String: Any] in
@@ -45,6 +55,24 @@ extension JobEngine {
             return failed("\(error.code.rawValue): \(error.message)")
         } catch {
             return failed("DOWNLOAD_FAILED: \(error)")
+        }
+    }
+}
+
+/// Lets through one call per interval, from any thread.
+final class ProgressThrottle: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last: UInt64 = 0
+    let intervalNs: UInt64
+
+    init(intervalNs: UInt64) { self.intervalNs = intervalNs }
+
+    func due() -> Bool {
+        let now = DispatchTime.now().uptimeNanoseconds
+        return lock.withLock {
+            guard now - last >= intervalNs else { return false }
+            last = now
+            return true
         }
     }
 }
