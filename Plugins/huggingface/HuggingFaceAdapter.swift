@@ -207,8 +207,20 @@ struct HuggingFaceAdapter: EngineAdapter {
         guard info.status == 200, let sha = model["sha"]?.stringValue else {
             throw failure(info, repo: repo, field: "$.inputs.repo")
         }
-        let tree = try context.http(HTTPRequest(method: "GET", url: "\(config.hubURL)/api/models/\(repo)/tree/\(sha)?recursive=true", headers: headers))
-        guard tree.status == 200, let entries = try? tree.decodeJSON([JSONValue].self) else { throw failure(tree, repo: repo, field: "$.inputs.repo") }
+        // Listings come in pages of 1000 entries; a Link header names the next one.
+        var entries: [JSONValue] = []
+        var next: String? = "\(config.hubURL)/api/models/\(repo)/tree/\(sha)?recursive=true"
+        while let url = next {
+            let tree = try context.http(HTTPRequest(method: "GET", url: url, headers: headers))
+            guard tree.status == 200, let page = try? tree.decodeJSON([JSONValue].self) else { throw failure(tree, repo: repo, field: "$.inputs.repo") }
+            entries += page
+            next = tree.headers["link"].flatMap { link in
+                link.split(separator: ",").first { $0.contains("rel=\"next\"") }.flatMap { part -> String? in
+                    guard let open = part.firstIndex(of: "<"), let close = part.firstIndex(of: ">"), open < close else { return nil }
+                    return String(part[part.index(after: open)..<close])
+                }
+            }
+        }
         let patterns = inputs["files"]?.arrayValue?.compactMap(\.stringValue) ?? []
         var files: [JSONValue] = []
         var total = 0

@@ -117,6 +117,15 @@ final class HuggingFaceTests: HubStandInTestCase {
         XCTAssertFalse(job.outputsJSON?.contains(hub.token) == true)
     }
 
+    func testModelDownloadFollowsPagedListings() async throws {
+        hub.configure { $0.treePageSize = 3 }
+        let engine = try makeEngine(token: nil)
+        engine.downloader.allowPrivateRedirects = true
+        let job = try await run(engine, "model.download", ["repo": .string(tiny), "files": ["*.json"]])
+        XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
+        XCTAssertEqual(Set((try outputs(job)["files"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String }), ["model_index.json", "unet/config.json"])
+    }
+
     func testAModelDownloadInterruptedByADroppedConnectionResumesAndSucceeds() async throws {
         hub.configure { $0.dropNextBodies = 1; $0.dropAfterBytes = 1 << 20 }
         let engine = try makeEngine(token: nil)
@@ -258,6 +267,7 @@ final class HuggingFaceTests: HubStandInTestCase {
             gated = "GatedRepoError"
         print(json.dumps({"path": path, "files": files, "tag_file": open(one).read(), "gated": gated}))
         """.write(to: script, atomically: true, encoding: .utf8)
+        hub.configure { $0.treePageSize = 4 } // the client must follow the Link header, as with the Hub's 1000-entry pages
         let cache = dir.appendingPathComponent("hf-cache")
         var env = ProcessInfo.processInfo.environment
         for key in env.keys where key.hasPrefix("HF_") || key.hasPrefix("HUGGING") { env.removeValue(forKey: key) }

@@ -90,6 +90,13 @@ final class ModelCatalogTests: HubStandInTestCase {
         XCTAssertEqual(listed.map { $0["id"] as? String }, ["huggingface:\(tiny)"])
     }
 
+    func testPagedTreeListingsAreFollowedToTheEnd() async throws {
+        hub.configure { $0.treePageSize = 2 }
+        let plan = try await resolver(token: nil).resolveHub(try ModelReference.parse(tiny))
+        XCTAssertEqual(Set(plan.files.map(\.path)), Set(try XCTUnwrap(hub.repo(tiny)).files.map(\.path)))
+        XCTAssertGreaterThan(hub.requests.filter { $0.path.contains("/tree/") }.count, 3, "several pages were fetched")
+    }
+
     func testIncludeGlobsAndATagRevisionNarrowThePull() throws {
         let result = try pull([tiny + "@v1.0", "--include", "*.json"])
         XCTAssertEqual(result.status, 0, result.stderr)

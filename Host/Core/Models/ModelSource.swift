@@ -221,8 +221,17 @@ public final class ModelSourceResolver: @unchecked Sendable {
         guard let commit = info["sha"] as? String, !commit.isEmpty else {
             throw YardError("ENGINE_ERROR", "The Hub's answer for \(repo)@\(revision) has no commit sha.", remediation: "Retry; report it if it persists.")
         }
-        guard let tree = try await hubJSON("/api/models/\(repo)/tree/\(commit)?recursive=true&expand=false", repo: repo, what: "file listing") as? [[String: Any]] else {
-            throw YardError("ENGINE_ERROR", "The Hub's file listing for \(repo) is not a list.", remediation: "Retry; report it if it persists.")
+        // The Hub pages listings (1000 entries) and names the next page in a Link header.
+        var tree: [[String: Any]] = []
+        var next: String? = "\(hubEndpoint)/api/models/\(repo)/tree/\(commit)?recursive=true&expand=false"
+        while let url = next {
+            let answer = try await get(url, authorization: hubAuthorization)
+            guard answer.status == 200 else { throw Self.hubError(answer, repo: repo, hasToken: hfToken != nil, what: "file listing") }
+            guard let page = answer.json as? [[String: Any]] else {
+                throw YardError("ENGINE_ERROR", "The Hub's file listing for \(repo) is not a list.", remediation: "Retry; report it if it persists.")
+            }
+            tree += page
+            next = answer.headers.first(name: "link").flatMap(Self.nextLink)
         }
         var files: [ModelPlan.File] = []
         for entry in tree where entry["type"] as? String == "file" {
@@ -244,6 +253,15 @@ public final class ModelSourceResolver: @unchecked Sendable {
         return ModelPlan(vendor: "huggingface", repo: repo, revision: commit,
                          type: type ?? Self.hubType(pipelineTag: info["pipeline_tag"] as? String, tags: tags, files: files.map(\.path)),
                          license: license, files: files, authorization: hubAuthorization)
+    }
+
+    /// The `rel="next"` URL of a Link header.
+    static func nextLink(_ header: String) -> String? {
+        for part in header.split(separator: ",") where part.contains("rel=\"next\"") {
+            guard let open = part.firstIndex(of: "<"), let close = part.firstIndex(of: ">"), open < close else { continue }
+            return String(part[part.index(after: open)..<close])
+        }
+        return nil
     }
 
     /// The catalog type from the Hub's pipeline tag and tags.

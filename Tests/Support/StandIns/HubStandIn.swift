@@ -97,6 +97,8 @@ public final class HubStandIn: @unchecked Sendable {
         public var dropAfterBytes = 1 << 20
         /// CDN bodies are sent at this rate (bytes per second), to give a test time to kill a client.
         public var throttleBytesPerSecond: Int?
+        /// Tree listings are paginated like the Hub's (1000 entries, then a `Link: <…>; rel="next"`).
+        public var treePageSize = 1000
         /// The next N /api/models answers are cut-off JSON with status 200.
         public var malformedNext = 0
         /// The next N router calls answer 429 with Retry-After (the router counts apart from the Hub).
@@ -431,7 +433,13 @@ public final class HubStandIn: @unchecked Sendable {
             let message = "\(folder) does not exist on \"\(rev)\""
             return .json(["error": message], status: 404, headers: ["x-error-code": "EntryNotFound", "x-error-message": message])
         }
-        return .json(entries)
+        let pageSize = max(1, faults.treePageSize)
+        let parameters = request.query.split(separator: "&").map(String.init)
+        let start = parameters.first { $0.hasPrefix("cursor=") }.flatMap { Int($0.dropFirst("cursor=".count)) } ?? 0
+        let page = Array(entries.dropFirst(start).prefix(pageSize))
+        guard start + pageSize < entries.count else { return .json(page) }
+        let next = (parameters.filter { !$0.hasPrefix("cursor=") } + ["cursor=\(start + pageSize)"]).joined(separator: "&")
+        return .json(page, headers: ["link": "<\(baseURL)\(request.path)?\(next)>; rel=\"next\""])
     }
 
     func resolve(_ request: Incoming, parts: [String]) -> Answer {
