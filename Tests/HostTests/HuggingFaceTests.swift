@@ -80,6 +80,14 @@ final class HuggingFaceTests: HubStandInTestCase {
         XCTAssertEqual(hub.faults.routerRateLimitNext, 0, "the router did answer 429 once")
     }
 
+    func testSpentInferenceCreditsAreInsufficientFundsWithTheBillingLink() async throws {
+        hub.configure { $0.creditsExhausted = true }
+        let job = try await run(try makeEngine(token: hub.token), "image.generate", ["prompt": "x"])
+        XCTAssertEqual(job.errorCode, "INSUFFICIENT_FUNDS")
+        XCTAssertTrue(job.errorJSON?.contains("huggingface.co/settings/billing") == true, job.errorJSON ?? "")
+        XCTAssertTrue(job.errorJSON?.contains(#""charged":"no""#) == true)
+    }
+
     func testImageGenerationWithoutATokenIsRefusedWithTheFix() async throws {
         let job = try await run(try makeEngine(token: nil), "image.generate", ["prompt": "x"])
         XCTAssertEqual(job.errorCode, "AUTH_MISSING")

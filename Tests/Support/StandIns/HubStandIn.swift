@@ -25,7 +25,8 @@ import NIOCore
 ///   connection dropped mid-body, a throttled body (to kill a client mid-file),
 ///   cut-off JSON.
 /// - `POST /hf-inference/models/{model}` (router): image bytes for
-///   text-to-image, 503 `{"error","estimated_time"}` while a model loads.
+///   text-to-image, 503 `{"error","estimated_time"}` while a model loads,
+///   402 when the monthly credits are spent, 429, 404 for unknown models.
 /// - Civitai: `GET /api/v1/model-versions/{id}`, `GET /api/download/models/{id}`
 ///   (Bearer token when the version needs login, 307 to the CDN).
 ///
@@ -103,6 +104,8 @@ public final class HubStandIn: @unchecked Sendable {
         public var malformedNext = 0
         /// The next N router calls answer 429 with Retry-After (the router counts apart from the Hub).
         public var routerRateLimitNext = 0
+        /// Router calls answer 402: the account's monthly inference credits are spent.
+        public var creditsExhausted = false
         /// The next N router calls answer 503 "currently loading" with estimated_time.
         public var loadingNext = 0
         public var estimatedTimeSeconds = 0.05
@@ -524,6 +527,9 @@ public final class HubStandIn: @unchecked Sendable {
         }
         if let limited {
             return .json(["error": "Rate limit reached. You reached free usage limit (reset hourly)."], status: 429, headers: ["retry-after": String(limited)])
+        }
+        if faults.creditsExhausted {
+            return .json(["error": "You have exceeded your monthly included credits for Inference Providers. Subscribe to PRO to get 20x more monthly included credits."], status: 402)
         }
         if model.hasPrefix("standin/missing") { return .json(["error": "Model \(model) does not exist"], status: 404) }
         let loading: Double? = lock.withLock {
