@@ -145,7 +145,7 @@ final class HuggingFaceTests: HubStandInTestCase {
     }
 
     func testAModelDownloadJobReportsByteProgressWhileTheHostDownloads() async throws {
-        hub.configure { $0.throttleBytesPerSecond = 2 << 20 }
+        hub.configure { $0.throttleBytesPerSecond = 1 << 20 }
         let engine = try makeEngine(token: nil)
         engine.downloader.allowPrivateRedirects = true
         let started = try await engine.start(JobSpec(pluginID: "huggingface", capability: "model.download",
