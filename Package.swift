@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "SyRunPod", type: .dynamic, targets: ["RunPodPlugin"]),
         .library(name: "SyFal", type: .dynamic, targets: ["FalPlugin"]),
         .library(name: "SyComfyUI", type: .dynamic, targets: ["ComfyUIPlugin"]),
+        .library(name: "SyHuggingFace", type: .dynamic, targets: ["HuggingFacePlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -112,6 +113,12 @@ let package = Package(
             path: "Plugins/comfyui",
             exclude: ["plugin.json"],
             resources: [.embedInCode("workflows/image.generate.json")]
+        ),
+        .target(
+            name: "HuggingFacePlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/huggingface",
+            exclude: ["plugin.json"]
         ),
         .target(
             name: "CMinimalPlugin",

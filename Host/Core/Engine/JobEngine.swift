@@ -474,7 +474,7 @@ public final class JobEngine: @unchecked Sendable {
         let state = doc["state"] as? String ?? ""
         var harvestedText: String?
         if state == "succeeded", let outputs = doc["outputs"] as? [String: Any] {
-            let harvested = await harvest(outputs, jobID: jobID, plugin: plugin)
+            let harvested = await harvest(await materializeModel(outputs, jobID: jobID, plugin: plugin), jobID: jobID, plugin: plugin)
             if let failure = Self.harvestFailure(harvested) {
                 return try recordHarvestFailure(failure, jobID: jobID, plugin: plugin)
             }

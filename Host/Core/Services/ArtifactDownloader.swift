@@ -45,14 +45,7 @@ public final class ArtifactDownloader: @unchecked Sendable {
         var current = url
         var hops = 0
         while true {
-            guard isAllowed(current) else {
-                throw YardError("NETWORK_DENIED", "Refused to download \(current): its host is outside the engine's allow-list.",
-                                remediation: "Add the host to network.hosts in plugin.json if it is the provider's CDN.")
-            }
-            if hops > 0, !allowPrivateRedirects, let host = URLComponents(string: current)?.host, Self.resolvesToPrivateAddress(host) {
-                throw YardError("NETWORK_DENIED", "Refused a redirect from \(url) to \(host), a private or loopback address.",
-                                remediation: "Set YARD_ALLOW_PRIVATE_REDIRECTS=1 only if the provider really serves results from your own network.")
-            }
+            try Self.checkHop(current, from: url, hops: hops, allowPrivateRedirects: allowPrivateRedirects, isAllowed: isAllowed)
             var request = HTTPClientRequest(url: current)
             for (name, value) in headers { request.headers.add(name: name, value: value) }
             let response = try await client.execute(request, timeout: .seconds(3600))
@@ -118,6 +111,19 @@ public final class ArtifactDownloader: @unchecked Sendable {
         try fm.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
         if rename(temporary.path, target.path) != 0 { try? fm.removeItem(at: temporary) }
         return Result(sha256: digest, size: Int(size), mediaType: mediaType)
+    }
+
+    /// Every hop of a download: inside the adapter's allow-list, and no
+    /// redirect into a private or loopback address unless allowed.
+    static func checkHop(_ current: String, from url: String, hops: Int, allowPrivateRedirects: Bool, isAllowed: (String) -> Bool) throws {
+        guard isAllowed(current) else {
+            throw YardError("NETWORK_DENIED", "Refused to download \(current): its host is outside the engine's allow-list.",
+                            remediation: "Add the host to network.hosts in plugin.json if it is the provider's CDN.")
+        }
+        if hops > 0, !allowPrivateRedirects, let host = URLComponents(string: current)?.host, resolvesToPrivateAddress(host) {
+            throw YardError("NETWORK_DENIED", "Refused a redirect from \(url) to \(host), a private or loopback address.",
+                            remediation: "Set YARD_ALLOW_PRIVATE_REDIRECTS=1 only if the provider really serves files from your own network.")
+        }
     }
 
     /// Whether a host name or literal resolves to a loopback, private, link-local or unspecified address.

@@ -122,6 +122,7 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
                 t.primaryKey(["plugin_id", "dedupe_key"])
             }
         }
+        migrator.registerMigration("2026-11-22 models.catalog", migrate: ModelCatalog.migrate)
         return migrator
     }
 
