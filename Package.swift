@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "SyCMinimal", type: .dynamic, targets: ["CMinimalPlugin"]),
         .library(name: "SyRunPod", type: .dynamic, targets: ["RunPodPlugin"]),
         .library(name: "SyFal", type: .dynamic, targets: ["FalPlugin"]),
+        .library(name: "SyStripeBilling", type: .dynamic, targets: ["StripeBillingPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -98,6 +99,12 @@ let package = Package(
             name: "FalPlugin",
             dependencies: ["SwitchyardPluginSDK"],
             path: "Plugins/fal",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "StripeBillingPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/stripe-billing",
             exclude: ["plugin.json"]
         ),
         .target(

@@ -48,7 +48,8 @@ struct RunCommand: AsyncParsableCommand {
                 job = try await jobEngine.drive(job.id) { progress.show($0.job) }
             }
             progress.finish()
-            if global.json { printJSON(JobView(job)) } else { printSummary(job) }
+            await jobEngine.deliverUsage()
+            if global.json { printJSON(JobView(job, cost: jobEngine.ledger.flatMap { try? $0.charge(jobID: job.id) })) } else { printSummary(job) }
             if job.phase != .succeeded && !(detach && !job.phase.isTerminal) { throw ExitCode(1) }
         } catch let exit as ExitCode { throw exit } catch { throw fail(error, json: global.json) }
     }
@@ -140,7 +141,7 @@ struct RunCommand: AsyncParsableCommand {
             engine    \(job.pluginID) \(job.pluginVersion)
             state     \(job.phase.rawValue)
             duration  \(duration)
-            cost      \(job.estimateMinor.map { Money.format($0, "USD") + " (estimate)" } ?? "unknown")
+            cost      \(costLine(job, paths: global.paths))
             """)
         let outputs = job.outputLines
         if !outputs.isEmpty { print("outputs"); for line in outputs { print("  \(line)") } }
