@@ -201,7 +201,7 @@ public struct PluginMeterSender: MeterSender {
         let error = (doc["error"] as? [String: Any]) ?? (doc["result"] as? [String: Any])?["error"] as? [String: Any] ?? [:]
         let code = error["code"] as? String ?? "PLUGIN_INTERNAL"
         let reason = "\(code): \(plugin.context.redact(error["message"] as? String ?? "status \(result.status)"))"
-        if error["retryable"] as? Bool == true || ["AUTH_MISSING", "AUTH_FAILED", "PLUGIN_INTERNAL", "ENGINE_UNAVAILABLE"].contains(code) {
+        if error["retryable"] as? Bool == true || ["AUTH_MISSING", "AUTH_FAILED", "PLUGIN_INTERNAL"].contains(code) {
             return .retry(afterMs: error["retry_after_ms"] as? Int, reason: reason)
         }
         return .rejected(reason: reason)

@@ -96,9 +96,9 @@ public struct PriceRule: Sendable, Hashable {
         }
     }
 
+    /// The engine's configured GPU rate wins: the user knows which GPU the endpoint runs.
     func gpuRate(_ config: [String: JSONValue]) -> Decimal {
-        if amountMinor > 0 { return amountMinor }
-        return config["gpu_rate_minor_per_second"].flatMap(Self.decimal) ?? 0
+        config["gpu_rate_minor_per_second"].flatMap(Self.decimal) ?? amountMinor
     }
 
     static func imageCount(_ inputs: [String: JSONValue]) -> Int {

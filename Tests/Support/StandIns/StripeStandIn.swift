@@ -45,7 +45,8 @@ public final class StripeStandIn: ProviderStandIn, @unchecked Sendable {
     private(set) public var events: [[String: Any]] = []
     private var sequence = 0
 
-    public init(apiKey: String = "sk_test_STANDIN_0000000000000000", clock: VirtualClock = VirtualClock()) {
+    /// The clock starts at the real time: meter event timestamps are checked against it.
+    public init(apiKey: String = "sk_test_STANDIN_0000000000000000", clock: VirtualClock = VirtualClock(startUnixMs: Int64(Date().timeIntervalSince1970 * 1000))) {
         self.apiKey = apiKey
         super.init(clock: clock)
     }
@@ -56,7 +57,9 @@ public final class StripeStandIn: ProviderStandIn, @unchecked Sendable {
     /// How many times the provider recorded a meter event with this identifier.
     public func recordedCount(identifier: String) -> Int { lock.withLock { meterEvents.filter { $0.identifier == identifier }.count } }
     public var recordedEvents: [MeterEventRecord] { lock.withLock { meterEvents } }
-    public var meterEventRequests: Int { server.requests.filter { $0.path == "/v1/billing/meter_events" }.count }
+    /// Every meter event request received, answered or not, in order.
+    public var meterEventRequestsSeen: [ScriptedHTTPServer.Request] { server.requests.filter { $0.path == "/v1/billing/meter_events" } }
+    public var meterEventRequests: Int { meterEventRequestsSeen.count }
 
     /// A webhook delivery as Stripe sends it: the raw body and its
     /// Stripe-Signature header, signed with each secret (rotation: several v1).
