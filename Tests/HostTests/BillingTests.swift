@@ -109,6 +109,18 @@ final class BillingTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(try engine.billingOutbox()?.events().count, 0)
     }
 
+    func testTheStripeBillingPluginPassesTheConformanceKitAgainstTheStandIn() async throws {
+        stripe.acceptAnyKey = true
+        let configJSON = #"{"base_url":"\#(stripe.baseURL)"}"#
+        let result = try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { [dir] in
+                continuation.resume(with: Result { try yard(["plugin", "test", "stripe-billing", "--json", "--config", configJSON], home: dir!.appendingPathComponent("h")) })
+            }
+        }
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertGreaterThan(stripe.recordedEvents.count, 0, "the kit's submits reached the stand-in")
+    }
+
     // MARK: the stand-in's contract
 
     func testTheStandInEnforcesIdempotencyKeysAndRequiredFields() async throws {

@@ -34,6 +34,8 @@ public final class StripeStandIn: ProviderStandIn, @unchecked Sendable {
     }
 
     public let apiKey: String
+    /// Accept any `sk_…` key (for `yard plugin test`, which sends canary secrets).
+    public var acceptAnyKey = false
     public var faults = Faults()
     private let lock = NSLock()
     private var idempotency: [String: (fingerprint: String, status: Int, body: Data, savedMs: Int64)] = [:]
@@ -108,7 +110,8 @@ public final class StripeStandIn: ProviderStandIn, @unchecked Sendable {
             faults.noRetryNext -= 1
             return Self.error(503, type: "api_error", message: "The request cannot be retried.", shouldRetry: false)
         }
-        guard request.headers["authorization"] == "Bearer \(apiKey)" else {
+        let auth = request.headers["authorization"] ?? ""
+        guard auth == "Bearer \(apiKey)" || (acceptAnyKey && auth.count > "Bearer ".count) else {
             return Self.error(401, type: "invalid_request_error", message: "Invalid API Key provided.", code: "api_key_invalid")
         }
         var params: [String: String] = [:]
