@@ -41,6 +41,25 @@ final class LedgerTests: TemporaryDirectoryTestCase {
         XCTAssertLedgerBalances(ledger)
     }
 
+    func testABurstCannotPassABudgetEvenInBringYourOwnKeyMode() async throws {
+        var billing = platformBilling()
+        billing.defaultMode = .byok
+        let (engine, ledger) = try makeLedgerEngine(home: home, plugins: try pricedEcho(in: dir, amountMinor: 100), billing: billing)
+        try ledger.setAccountBudget(account: "acme", limitMinor: 1_000)
+        let started = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<40 { group.addTask { (try? await engine.start(echoSpec("b\(i)"))) != nil } }
+            var count = 0
+            for await ok in group where ok { count += 1 }
+            return count
+        }
+        XCTAssertEqual(started, 10)
+        _ = try await engine.resumeAll()
+        let status = try ledger.budget("budget_acme")
+        XCTAssertEqual(status.usageMinor, 1_000, "usage at the provider's price, never past the limit")
+        XCTAssertEqual(status.alertsFired, [50, 80, 95, 100])
+        XCTAssertLedgerBalances(ledger)
+    }
+
     func testRefusalSaysHowToTopUp() async throws {
         let (engine, ledger) = try makeLedgerEngine(home: home, plugins: try pricedEcho(in: dir, amountMinor: 250), billing: platformBilling())
         try ledger.grant(account: "acme", amountMinor: 100)

@@ -226,6 +226,8 @@ extension JobEngine {
     @discardableResult
     public func deliverUsage(includeFailed: Bool = false) async -> OutboxReport? {
         guard let outbox = billingOutbox() else { return nil }
+        // A command should not wait long for an unreachable provider: what is left stays pending.
+        outbox.maxAttemptsPerRun = 3
         return await outbox.deliverPending(includeFailed: includeFailed)
     }
 }

@@ -66,7 +66,9 @@ enum LedgerBudgets {
         let id: String = row["id"], period: String = row["period"]
         let key = periodKey(period, now)
         let usage = try Int.fetchOne(db, sql: """
-            SELECT COALESCE(SUM(CASE j.state WHEN 'held' THEN j.reserved_minor ELSE COALESCE(j.charged_minor, j.actual_minor, 0) END), 0)
+            SELECT COALESCE(SUM(CASE WHEN j.state = 'held' THEN j.reserved_minor
+                                    WHEN j.mode = 'byok' THEN COALESCE(j.actual_minor, 0)
+                                    ELSE COALESCE(j.charged_minor, 0) END), 0)
             FROM ledger_budget_job b JOIN ledger_job j ON j.job_id = b.job_id
             WHERE b.budget_id = ? AND b.period_key = ?
             """, arguments: [id, key]) ?? 0
