@@ -21,14 +21,17 @@ final class BillingTests: TemporaryDirectoryTestCase {
         try await super.tearDown()
     }
 
-    func meteredEngine() throws -> (JobEngine, JobLedger, BillingOutbox) {
+    /// `deliverAfterCommit` false: the test drives delivery itself, so no background run races it.
+    func meteredEngine(deliverAfterCommit: Bool = false) throws -> (JobEngine, JobLedger, BillingOutbox) {
         let plugins = try pricedEcho(in: dir, amountMinor: 125)
         try copyPlugin("stripe-billing", to: plugins)
         let (engine, ledger) = try makeLedgerEngine(home: dir.appendingPathComponent("home"), plugins: plugins,
                                                     billing: platformBilling(meter: true), secrets: ["STRIPE_API_KEY": stripe.apiKey])
         try ledger.linkCustomer(account: "acme", customerID: "cus_ACME")
         try ledger.grant(account: "acme", amountMinor: 1_000)
-        let outbox = try XCTUnwrap(engine.billingOutbox(config: ["base_url": .string(stripe.baseURL)]))
+        let config: [String: JSONValue] = ["base_url": .string(stripe.baseURL)]
+        let outbox = deliverAfterCommit ? try XCTUnwrap(engine.billingOutbox(config: config))
+            : BillingOutbox(pool: ledger.store.pool, sender: PluginMeterSender(engine: engine, pluginID: "stripe-billing", config: config))
         outbox.baseBackoffMs = 5
         return (engine, ledger, outbox)
     }
@@ -73,6 +76,14 @@ final class BillingTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(String(decoding: sent[0].body, as: UTF8.self).contains("payload%5Bstripe_customer_id%5D=cus_ACME"))
         XCTAssertEqual(try outbox.events(state: "delivered").count, 1)
         XCTAssertLedgerBalances(ledger)
+    }
+
+    func testUsageIsSentAsSoonAsTheSettlementCommits() async throws {
+        let (engine, _, outbox) = try meteredEngine(deliverAfterCommit: true)
+        let job = try await engine.drive(try await engine.start(echoSpec()).id)
+        for _ in 0..<200 where try outbox.events(state: "delivered").isEmpty { try await Task.sleep(nanoseconds: 20_000_000) }
+        XCTAssertEqual(try outbox.events(state: "delivered").map(\.jobID), [job.id], "delivered without anyone asking")
+        XCTAssertEqual(stripe.recordedCount(identifier: "\(job.id)-1"), 1)
     }
 
     func testADuplicateIdentifierCountsAsDelivered() async throws {

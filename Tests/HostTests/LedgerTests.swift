@@ -103,6 +103,20 @@ final class LedgerTests: TemporaryDirectoryTestCase {
         XCTAssertLedgerBalances(ledger)
     }
 
+    func testAJobThatMayStillBeChargedIsHeldProvisionally() async throws {
+        let (engine, ledger) = try makeLedgerEngine(home: home, plugins: try pricedEcho(in: dir, amountMinor: 300), billing: platformBilling())
+        engine.policy.jobTimeoutSeconds = 0.05
+        try ledger.grant(account: "acme", amountMinor: 1_000)
+        let job = try await engine.drive(try await engine.start(echoSpec(polls: 50)).id)
+        XCTAssertEqual(job.errorCode, "ENGINE_TIMEOUT")
+        let charge = try XCTUnwrap(try ledger.charge(jobID: job.id))
+        XCTAssertEqual(charge.providerCharged, "unknown")
+        XCTAssertEqual(charge.state, "provisional", "the provider may still bill: kept, and flagged for review")
+        XCTAssertEqual(charge.chargedMinor, 300)
+        XCTAssertEqual(try ledger.balance(account: "acme").availableMinor, 700)
+        XCTAssertLedgerBalances(ledger)
+    }
+
     func testBringYourOwnKeyChargesNothingAndRecordsUsage() async throws {
         var billing = platformBilling()
         billing.engines["echo"] = BillingConfig.Engine(mode: .byok)
