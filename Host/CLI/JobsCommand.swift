@@ -66,6 +66,7 @@ struct JobsCommand: AsyncParsableCommand {
             do {
                 let engine = try JobEngine.standard(paths: global.paths, registry: global.registry)
                 let job = try await engine.cancel(id)
+                await engine.deliverUsage()
                 if global.json { printJSON(JobView(job)); return }
                 print("\(job.id): \(job.phase.rawValue)\(job.cancelOutcomeJSON.map { " — provider said \($0)" } ?? "")")
             } catch { throw fail(error, json: global.json) }

@@ -170,7 +170,7 @@ public final class JobLedger: @unchecked Sendable {
         let paid = charge.mode == .platform ? decision.chargedMinor : 0
         if charge.mode == .platform {
             try LedgerBook.settle(db, account: charge.accountID, job: job.id, charge: paid, currency: charge.currency,
-                                  memo: "\(job.id) \(job.phase.rawValue): \(decision.reason)", now: at)
+                                  memo: "\(job.id) \(job.phase.rawValue): charged \(MinorUnits.text(paid, charge.currency)) of \(MinorUnits.text(charge.reservedMinor, charge.currency)) held; \(decision.reason)", now: at)
         }
         try db.execute(sql: """
             UPDATE ledger_job SET actual_minor = ?, charged_minor = ?, overage_minor = ?, state = ?, provider_charged = ?, basis = ?, settled_at = ?
