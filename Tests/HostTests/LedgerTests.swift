@@ -75,6 +75,23 @@ final class LedgerTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(try ledger.balance(account: "acme").availableMinor, 100)
     }
 
+    func testAJobPricedInAnotherCurrencyIsRefused() async throws {
+        let plugins = try pricedEcho(in: dir, amountMinor: 100)
+        try editManifest(plugins.appendingPathComponent("echo/plugin.json")) { manifest in
+            var capabilities = manifest["capabilities"] as? [[String: Any]] ?? []
+            capabilities[0]["pricing"] = ["unit": "request", "amount_minor": 100, "currency": "EUR"]
+            manifest["capabilities"] = capabilities
+        }
+        let (engine, ledger) = try makeLedgerEngine(home: home, plugins: plugins, billing: platformBilling())
+        try ledger.grant(account: "acme", amountMinor: 1_000)
+        do {
+            _ = try await engine.start(echoSpec())
+            XCTFail("a EUR price cannot draw on USD credits")
+        } catch { XCTAssertEqual(refusalCode(error), "CURRENCY_MISMATCH", "\(error)") }
+        XCTAssertEqual(try engine.store.jobs(limit: 10, phase: nil).count, 0)
+        XCTAssertEqual(try ledger.balance(account: "acme").availableMinor, 1_000)
+    }
+
     func testAFailedJobIsRefunded() async throws {
         let (engine, ledger) = try makeLedgerEngine(home: home, plugins: try pricedEcho(in: dir, amountMinor: 300), billing: platformBilling())
         try ledger.grant(account: "acme", amountMinor: 1_000)

@@ -144,7 +144,7 @@ public final class JobLedger: @unchecked Sendable {
         return try pool.write { db in
             let (stored, created) = try SQLiteJobStore.insert(record, db)
             guard created else { return (stored, false) }
-            let acct = try LedgerBook.ensureAccount(db, account, currency: currency, now: at)
+            let acct = try LedgerBook.ensureAccount(db, account, currency: config.currency, now: at)
             if acct.currency != currency && amount > 0 {
                 throw YardError("CURRENCY_MISMATCH", "\(record.pluginID) prices \(record.capability) in \(currency); account \(account) keeps \(acct.currency).",
                                 remediation: "Use an account in \(currency), or price the engine in \(acct.currency) (Registry/pricing/).", field: "account")
