@@ -51,8 +51,10 @@ final class LedgerPricingTests: TemporaryDirectoryTestCase {
         let folder = Build.repository.appendingPathComponent("Registry/pricing")
         let files = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil).filter { $0.pathExtension == "json" }
         XCTAssertFalse(files.isEmpty)
+        let schema = try JSONSchema(try JSONValue(parsing: Data(contentsOf: Build.repository.appendingPathComponent("Registry/schemas/pricing.schema.json"))))
         for file in files {
             let document = try JSONValue(parsing: Data(contentsOf: file))
+            XCTAssertEqual(schema.validate(document).map(\.message), [], file.lastPathComponent)
             for (capability, value) in try XCTUnwrap(document["capabilities"]?.objectValue, file.lastPathComponent) {
                 XCTAssertNotNil(PriceRule(value, source: file.lastPathComponent), "\(file.lastPathComponent) \(capability)")
             }
