@@ -46,8 +46,8 @@ struct JobsCommand: AsyncParsableCommand {
                 }
                 let cost = try? JobLedger.standard(store: store, paths: global.paths).charge(jobID: job.id)
                 if global.json { printJSON(JobView(job, cost: cost)); return }
-                print("cost      \(costLine(job, paths: global.paths))")
                 print("job       \(job.id)\nengine    \(job.pluginID) \(job.pluginVersion)\ncapability \(job.capability)\nstate     \(job.phase.rawValue)")
+                print("cost      \(costLine(job, paths: global.paths))")
                 print("idempotency key \(job.idempotencyKey)\ninputs    \(job.inputsJSON)")
                 for line in job.outputLines { print("output    \(line)") }
                 if let error = job.errorSummary { print("error     \(error)") }
