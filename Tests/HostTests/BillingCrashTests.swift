@@ -103,6 +103,31 @@ final class BillingCrashTests: TemporaryDirectoryTestCase {
         try assertBalancesToTheCent()
     }
 
+    func testParallelYardProcessesCannotOverspend() async throws {
+        // 10.00 granted in setUp; each job costs 1.00, and 30 processes race for them.
+        let home = home, key = stripe.apiKey
+        let statuses = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let tally = StatusTally()
+                DispatchQueue.concurrentPerform(iterations: 30) { i in
+                    let result = try? yard(["run", "debug.echo", "--engine", "echo", "--input", "text=p\(i)", "--input", "polls=3", "--detach", "--json"],
+                                           home: home, extraEnvironment: ["STRIPE_API_KEY": key])
+                    tally.add(result?.status ?? -1)
+                }
+                continuation.resume(returning: tally.counts)
+            }
+        }
+        XCTAssertEqual(statuses[0], 10, "exactly the affordable jobs were accepted: \(statuses)")
+        XCTAssertEqual(statuses[1], 20)
+        let reserved = try balance()
+        XCTAssertEqual(reserved["available_minor"] as? Int, 0)
+        XCTAssertEqual(reserved["held_minor"] as? Int, 1_000)
+        XCTAssertEqual(try cli(["jobs", "resume"]).status, 0)
+        XCTAssertEqual(try balance()["held_minor"] as? Int, 0)
+        XCTAssertEqual(stripe.recordedEvents.count, 10, "one usage event per job")
+        try assertBalancesToTheCent()
+    }
+
     func testTheCLIShowsEstimatesHistoryAndBudgetsAndRefusesWithRemediation() async throws {
         let dry = try XCTUnwrap(try cli(["run", "debug.echo", "--engine", "echo", "--input", "text=x", "--dry-run", "--json"]).json as? [String: Any])
         XCTAssertEqual((dry["estimate"] as? [String: Any])?["amount_minor"] as? Int, 100)
@@ -139,4 +164,12 @@ final class BillingCrashTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(try balance()["available_minor"] as? Int, 1_500)
         try assertBalancesToTheCent()
     }
+}
+
+/// Exit statuses of processes run in parallel.
+final class StatusTally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Int32: Int] = [:]
+    func add(_ status: Int32) { lock.withLock { values[status, default: 0] += 1 } }
+    var counts: [Int32: Int] { lock.withLock { values } }
 }
