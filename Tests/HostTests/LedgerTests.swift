@@ -189,7 +189,11 @@ final class LedgerTests: TemporaryDirectoryTestCase {
         try ledger.grant(account: "acme", amountMinor: 10_000)
         let run = try ledger.openRunBudget(limitMinor: 250, account: "acme", label: "trailer pipeline")
         let scope = BillingScope(account: "acme", budgets: [run])
-        for i in 0..<2 { _ = try await engine.drive(try await engine.start(echoSpec("step \(i)", billing: scope)).id) }
+        var steps: [String] = []
+        for i in 0..<2 { steps.append(try await engine.drive(try await engine.start(echoSpec("step \(i)", billing: scope)).id).id) }
+        let summary = try ledger.costs(jobIDs: steps)
+        XCTAssertEqual(summary.steps.map(\.chargedMinor), [100, 100])
+        XCTAssertEqual([summary.estimateMinor, summary.actualMinor, summary.chargedMinor], [200, 200, 200])
         do {
             _ = try await engine.start(echoSpec("step 3", billing: scope))
             XCTFail("the third step passes the run's budget")

@@ -229,6 +229,16 @@ public final class JobLedger: @unchecked Sendable {
         try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM ledger_job WHERE job_id = ?", arguments: [jobID]).map(JobCharge.init(row:)) }
     }
 
+    /// Cost per step and in total, for a pipeline's run summary. Jobs the ledger
+    /// does not know (not priced) are left out; actual and charged count finished steps only.
+    public func costs(jobIDs: [String]) throws -> CostSummary {
+        let steps = try jobIDs.compactMap { try charge(jobID: $0) }
+        return CostSummary(steps: steps, currency: steps.first?.currency ?? config.currency,
+                           estimateMinor: steps.reduce(0) { $0 + $1.estimateMinor },
+                           actualMinor: steps.reduce(0) { $0 + ($1.actualMinor ?? 0) },
+                           chargedMinor: steps.reduce(0) { $0 + ($1.chargedMinor ?? 0) })
+    }
+
     /// Problems with the book (unbalanced postings, negative accounts, settled
     /// jobs still holding credits); empty when it balances to the cent.
     public func audit() throws -> [String] { try pool.read { db in try LedgerBook.audit(db) } }
@@ -277,6 +287,21 @@ public final class JobLedger: @unchecked Sendable {
             try Row.fetchAll(db, sql: "SELECT threshold, job_id, usage_minor FROM ledger_alert WHERE budget_id = ? ORDER BY threshold", arguments: [budget])
                 .map { ($0["threshold"], $0["job_id"], $0["usage_minor"]) }
         }
+    }
+}
+
+public struct CostSummary: Encodable, Sendable, Hashable {
+    public var steps: [JobCharge]
+    public var currency: String
+    public var estimateMinor: Int
+    public var actualMinor: Int
+    public var chargedMinor: Int
+
+    enum CodingKeys: String, CodingKey {
+        case steps, currency
+        case estimateMinor = "estimate_minor"
+        case actualMinor = "actual_minor"
+        case chargedMinor = "charged_minor"
     }
 }
 
