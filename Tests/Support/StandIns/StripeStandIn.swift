@@ -98,7 +98,7 @@ public final class StripeStandIn: ProviderStandIn, @unchecked Sendable {
         defer { lock.unlock() }
         if faults.rateLimitNext > 0 {
             faults.rateLimitNext -= 1
-            var response = Self.error(429, type: "invalid_request_error", message: "Too many requests hit the API too quickly.", code: "rate_limit")
+            var response = Self.error(429, type: "invalid_request_error", message: "Too many requests hit the API too quickly.", code: "rate_limit", shouldRetry: true)
             response.headers["retry-after"] = "1"
             return response
         }
