@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "SyFal", type: .dynamic, targets: ["FalPlugin"]),
         .library(name: "SyComfyUI", type: .dynamic, targets: ["ComfyUIPlugin"]),
         .library(name: "SyHuggingFace", type: .dynamic, targets: ["HuggingFacePlugin"]),
+        .library(name: "SyStripeBilling", type: .dynamic, targets: ["StripeBillingPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -118,6 +119,12 @@ let package = Package(
             name: "HuggingFacePlugin",
             dependencies: ["SwitchyardPluginSDK"],
             path: "Plugins/huggingface",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "StripeBillingPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/stripe-billing",
             exclude: ["plugin.json"]
         ),
         .target(

@@ -14,6 +14,8 @@ struct JobView: Encodable {
     var finishedAt: Date?
     var durationSeconds: Double?
     var estimateMinor: Int?
+    /// Estimated, actual and charged cost from the credits ledger.
+    var cost: JobCharge?
 
     enum CodingKeys: String, CodingKey {
         case id, engine, capability, state, progress, message, inputs, outputs, error
@@ -24,6 +26,12 @@ struct JobView: Encodable {
         case finishedAt = "finished_at"
         case durationSeconds = "duration_seconds"
         case estimateMinor = "estimate_minor"
+        case cost
+    }
+
+    init(_ job: JobRecord, cost: JobCharge?) {
+        self.init(job)
+        self.cost = cost
     }
 
     init(_ job: JobRecord) {

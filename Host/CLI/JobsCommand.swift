@@ -44,8 +44,10 @@ struct JobsCommand: AsyncParsableCommand {
                 guard let job = try store.job(id: id) else {
                     throw YardError.jobNotFound(id)
                 }
-                if global.json { printJSON(JobView(job)); return }
+                let cost = try? JobLedger.standard(store: store, paths: global.paths).charge(jobID: job.id)
+                if global.json { printJSON(JobView(job, cost: cost)); return }
                 print("job       \(job.id)\nengine    \(job.pluginID) \(job.pluginVersion)\ncapability \(job.capability)\nstate     \(job.phase.rawValue)")
+                print("cost      \(costLine(job, paths: global.paths))")
                 print("idempotency key \(job.idempotencyKey)\ninputs    \(job.inputsJSON)")
                 for line in job.outputLines { print("output    \(line)") }
                 if let error = job.errorSummary { print("error     \(error)") }
@@ -64,6 +66,7 @@ struct JobsCommand: AsyncParsableCommand {
             do {
                 let engine = try JobEngine.standard(paths: global.paths, registry: global.registry)
                 let job = try await engine.cancel(id)
+                await engine.deliverUsage()
                 if global.json { printJSON(JobView(job)); return }
                 print("\(job.id): \(job.phase.rawValue)\(job.cancelOutcomeJSON.map { " — provider said \($0)" } ?? "")")
             } catch { throw fail(error, json: global.json) }
@@ -82,6 +85,7 @@ struct JobsCommand: AsyncParsableCommand {
                 let progress = ProgressPrinter(enabled: !global.json)
                 let jobs = try await engine.resumeAll { progress.show($0.job) }
                 progress.finish()
+                await engine.deliverUsage()
                 if global.json { printJSON(jobs.map(JobView.init)); return }
                 if jobs.isEmpty { print("Nothing to resume.") }
                 for job in jobs { print("\(job.id)  \(job.pluginID)  \(job.phase.rawValue)\(job.errorCode.map { "  \($0)" } ?? "")") }

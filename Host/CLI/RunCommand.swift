@@ -22,13 +22,16 @@ struct RunCommand: AsyncParsableCommand {
     var idempotencyKey: String?
     @Flag(name: .customLong("dry-run"), help: "Show the pre-flight verdict and cost estimate; submit nothing.") var dryRun = false
     @Flag(help: "Submit and return at once; follow later with `yard jobs resume` or `yard jobs logs --follow`.") var detach = false
+    @Option(help: "Account whose credits and budgets pay for the job (default: billing.json default_account).") var account: String?
+    @Option(help: "An extra budget id the job counts against, e.g. a pipeline run's (repeatable).") var budget: [String] = []
 
     func run() async throws {
         do {
             let engineID = try engine ?? chooseEngine()
             let jobEngine = try JobEngine.standard(paths: global.paths, registry: global.registry)
-            let spec = JobSpec(pluginID: engineID, capability: capability, inputs: try parseInputs(jobEngine),
+            var spec = JobSpec(pluginID: engineID, capability: capability, inputs: try parseInputs(jobEngine),
                                config: try loadConfig(engineID), idempotencyKey: idempotencyKey)
+            if account != nil || !budget.isEmpty { spec.billing = BillingScope(account: account, budgets: budget) }
             if dryRun {
                 let verdict = await jobEngine.preflight(spec)
                 if global.json { printJSON(verdict) } else { printVerdict(verdict) }
@@ -48,7 +51,8 @@ struct RunCommand: AsyncParsableCommand {
                 job = try await jobEngine.drive(job.id) { progress.show($0.job) }
             }
             progress.finish()
-            if global.json { printJSON(JobView(job)) } else { printSummary(job) }
+            await jobEngine.deliverUsage()
+            if global.json { printJSON(JobView(job, cost: jobEngine.ledger.flatMap { try? $0.charge(jobID: job.id) })) } else { printSummary(job) }
             if job.phase != .succeeded && !(detach && !job.phase.isTerminal) { throw ExitCode(1) }
         } catch let exit as ExitCode { throw exit } catch { throw fail(error, json: global.json) }
     }
@@ -133,7 +137,7 @@ struct RunCommand: AsyncParsableCommand {
             engine    \(job.pluginID) \(job.pluginVersion)
             state     \(job.phase.rawValue)
             duration  \(duration)
-            cost      \(job.estimateMinor.map { Money.format($0, "USD") + " (estimate)" } ?? "unknown")
+            cost      \(costLine(job, paths: global.paths))
             """)
         let outputs = job.outputLines
         if !outputs.isEmpty { print("outputs"); for line in outputs { print("  \(line)") } }

@@ -8,7 +8,7 @@ struct StandinCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "standin",
         abstract: "Run a provider stand-in on 127.0.0.1 (real protocol, no GPUs, no bills).",
-        subcommands: [RunPod.self, Fal.self, ComfyUI.self, HuggingFace.self])
+        subcommands: [RunPod.self, Fal.self, ComfyUI.self, HuggingFace.self, Stripe.self])
 
     struct RunPod: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -50,6 +50,26 @@ struct StandinCommand: AsyncParsableCommand {
                 fal stand-in on \(standIn.baseURL). Point the fal engine at it:
                   mkdir -p "$YARD_HOME/config" && echo '{"queue_url":"\(standIn.baseURL)","rest_url":"\(standIn.baseURL)","webhook_jwks_url":"\(standIn.baseURL)/.well-known/jwks.json"}' > "$YARD_HOME/config/fal.json"
                   printf %s '\(key == "any" ? "any:key" : key)' | yard secrets set FAL_KEY
+                Ctrl-C to stop.
+                """)
+            await standIn.waitUntilStopped()
+        }
+    }
+
+    struct Stripe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "stripe", abstract: "Stripe's billing API: meter events, credit grants, customer balance, with idempotency keys and 429/5xx faults.")
+        @Option(help: "Port on 127.0.0.1 (0: any free port).") var port = 8789
+        @Option(help: "Secret key it accepts; \"any\" accepts every key.") var apiKey = "sk_test_STANDIN_0000000000000000"
+
+        func run() async throws {
+            let standIn = StripeStandIn(apiKey: apiKey)
+            standIn.acceptAnyKey = apiKey == "any"
+            try await standIn.start(port: port)
+            print("""
+                Stripe stand-in on \(standIn.baseURL). Point the stripe-billing plugin at it:
+                  mkdir -p "$YARD_HOME/config" && echo '{"base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/stripe-billing.json"
+                  printf %s '\(apiKey == "any" ? "sk_test_anything" : apiKey)' | yard secrets set STRIPE_API_KEY
                 Ctrl-C to stop.
                 """)
             await standIn.waitUntilStopped()

@@ -33,6 +33,8 @@ public final class JobEngine: @unchecked Sendable {
     let http: any HTTPTransport
     public let downloader: ArtifactDownloader
     public var policy = Policy()
+    /// The credits ledger: prices, reserves and settles every job (nil: jobs are not priced).
+    public var ledger: JobLedger?
 
     private let lock = NSLock()
     private var plugins: [String: LoadedPlugin] = [:]
@@ -75,7 +77,9 @@ public final class JobEngine: @unchecked Sendable {
     public static func standard(paths: YardPaths, registry: PluginRegistry) throws -> JobEngine {
         let store = try SQLiteJobStore(path: paths.jobStoreFile)
         let catalog = try CapabilityCatalog.load(directory: YardPaths.registryDirectory()?.appendingPathComponent("capabilities"))
-        return JobEngine(store: store, paths: paths, registry: registry, catalog: catalog, secrets: SecretVault(paths: paths))
+        let engine = JobEngine(store: store, paths: paths, registry: registry, catalog: catalog, secrets: SecretVault(paths: paths))
+        engine.ledger = try JobLedger.standard(store: store, paths: paths)
+        return engine
     }
 
     var now: Date { Date(timeIntervalSince1970: Double(clock.nowUnixMs()) / 1000) }
@@ -243,6 +247,10 @@ public final class JobEngine: @unchecked Sendable {
         } else if let pricing = model?.pricing ?? declared.pricing, let amount = pricing["amount_minor"]?.intValue {
             verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: pricing["currency"]?.stringValue ?? "USD", basis: "per \(pricing["unit"]?.stringValue ?? "request") (manifest pricing)")
         }
+        if let ledger, let quote = ledger.quote(manifest: manifest, capability: spec.capability, inputs: spec.inputs, config: spec.config, pluginEstimate: verdict.estimate) {
+            verdict.estimate = CostEstimateInfo(amountMinor: quote.amountMinor, currency: quote.currency, basis: quote.basis)
+            if let finding = ledger.fundsFinding(engine: manifest.id, scope: spec.billing, quote: quote) { verdict.findings.append(finding); return verdict }
+        }
         verdict.stepsPassed.append("estimate")
         return verdict
     }
@@ -327,7 +335,7 @@ public final class JobEngine: @unchecked Sendable {
             attempt: 1, progress: 0, message: nil, outputsJSON: nil, errorJSON: nil, createdAt: created, updatedAt: created,
             submittedAt: nil, finishedAt: nil, nextPollAt: nil, pollCount: 0, consecutiveErrors: 0, cancelRequested: false,
             cancelOutcomeJSON: nil, deadlineAt: created.addingTimeInterval(min(timeout, policy.jobTimeoutSeconds)), estimateMinor: verdict.estimate?.amountMinor)
-        let (stored, isNew) = try store.insertJob(record)
+        let (stored, isNew) = try ledger?.insertReserving(record, spec: spec, manifest: plugin.manifest, estimate: verdict.estimate) ?? store.insertJob(record)
         if !isNew {
             if stored.inputHash != inputHash {
                 throw YardError("IDEMPOTENCY_CONFLICT", "Idempotency key \(stored.idempotencyKey) already names job \(stored.id), with other inputs.",

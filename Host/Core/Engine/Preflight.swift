@@ -9,6 +9,8 @@ public struct JobSpec: Sendable {
     public var config: [String: JSONValue]
     /// Same key, same job: a repeated submit returns the existing job instead of paying twice.
     public var idempotencyKey: String?
+    /// Whose credits and budgets pay for the job (nil: the default account).
+    public var billing: BillingScope?
 
     public init(pluginID: String, capability: String, inputs: [String: JSONValue], config: [String: JSONValue] = [:], idempotencyKey: String? = nil) {
         self.pluginID = pluginID

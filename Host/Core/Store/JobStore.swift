@@ -33,6 +33,9 @@ public protocol JobStore: Sendable {
 /// SQLite in WAL mode under $YARD_HOME, through GRDB.
 public final class SQLiteJobStore: JobStore, @unchecked Sendable {
     public let pool: DatabasePool
+    /// Runs inside the transaction that moves a job to a terminal phase (the
+    /// credits ledger settles there). Set once, before jobs run.
+    public var finishHook: (@Sendable (Database, JobRecord) throws -> Void)?
 
     public init(path: URL) throws {
         try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -123,19 +126,23 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
             }
         }
         migrator.registerMigration("2026-11-22 models.catalog", migrate: ModelCatalog.migrate)
+        LedgerSchema.register(&migrator)
         return migrator
     }
 
     public func insertJob(_ job: JobRecord) throws -> (JobRecord, created: Bool) {
-        try pool.write { db in
-            if let existing = try JobRecord.filter(JobRecord.Columns.idempotencyKey == job.idempotencyKey).fetchOne(db) {
-                return (existing, false)
-            }
-            try job.insert(db)
-            var event = JobEvent(id: nil, jobID: job.id, at: job.createdAt, kind: "state", message: job.phase.rawValue, dataJSON: nil)
-            try event.insert(db)
-            return (job, true)
+        try pool.write { db in try Self.insert(job, db) }
+    }
+
+    /// insertJob's work inside a caller's transaction (the ledger reserves in the same one).
+    static func insert(_ job: JobRecord, _ db: Database) throws -> (JobRecord, created: Bool) {
+        if let existing = try JobRecord.filter(JobRecord.Columns.idempotencyKey == job.idempotencyKey).fetchOne(db) {
+            return (existing, false)
         }
+        try job.insert(db)
+        var event = JobEvent(id: nil, jobID: job.id, at: job.createdAt, kind: "state", message: job.phase.rawValue, dataJSON: nil)
+        try event.insert(db)
+        return (job, true)
     }
 
     public func job(id: String) throws -> JobRecord? {
@@ -158,6 +165,7 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
             if job.phase != before {
                 var event = JobEvent(id: nil, jobID: id, at: job.updatedAt, kind: "state", message: job.phase.rawValue, dataJSON: job.errorJSON)
                 try event.insert(db)
+                if job.phase.isTerminal && !before.isTerminal { try finishHook?(db, job) }
             }
             return job
         }

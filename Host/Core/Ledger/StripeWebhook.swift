@@ -1,0 +1,139 @@
+import Crypto
+import Foundation
+import GRDB
+import SwitchyardJSON
+
+/// Verifies a `Stripe-Signature` header: `t=<unix>,v1=<hex>[,v1=<hex>…]`,
+/// each v1 an HMAC-SHA256 with the endpoint secret of "<t>.<raw body>".
+/// Several v1 values appear while a secret is rotated; one match suffices.
+public enum StripeSignature {
+    public static let toleranceSeconds: Int64 = 300
+
+    public static func sign(payload: Data, secret: String, timestamp: Int64) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(timestamp).".utf8) + payload, using: SymmetricKey(data: Data(secret.utf8)))
+        return Data(mac).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The header's timestamp when a v1 signature matches and it is fresh; a refusal otherwise.
+    public static func verify(payload: Data, header: String, secret: String, now: Int64, tolerance: Int64 = toleranceSeconds) throws -> Int64 {
+        var timestamp: Int64?
+        var signatures: [String] = []
+        for part in header.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2 else { continue }
+            if pair[0] == "t" { timestamp = Int64(pair[1]) }
+            if pair[0] == "v1" { signatures.append(pair[1].lowercased()) }
+        }
+        guard let timestamp, !signatures.isEmpty else {
+            throw YardError("WEBHOOK_SIGNATURE_INVALID", "The Stripe-Signature header has no t=… and v1=… members.",
+                            remediation: "Pass the header exactly as Stripe sent it, e.g. t=1700000000,v1=5257a8….", field: "Stripe-Signature")
+        }
+        let expected = Array(sign(payload: payload, secret: secret, timestamp: timestamp).utf8)
+        let matched = signatures.contains { candidate in
+            let bytes = Array(candidate.utf8)
+            guard bytes.count == expected.count else { return false }
+            return zip(bytes, expected).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+        }
+        guard matched else {
+            throw YardError("WEBHOOK_SIGNATURE_INVALID", "No v1 signature matches the payload: it was altered, or signed with another secret.",
+                            remediation: "Check STRIPE_WEBHOOK_SECRET (the endpoint's whsec_… secret) and pass the raw body unchanged.", field: "Stripe-Signature")
+        }
+        guard abs(now - timestamp) <= tolerance else {
+            throw YardError("WEBHOOK_REPLAYED", "The signature is \(now - timestamp) s old; deliveries older than \(tolerance) s are refused as replays.",
+                            remediation: "Check the host's clock; Stripe resends the event with a fresh signature.", field: "Stripe-Signature")
+        }
+        return timestamp
+    }
+}
+
+/// What the intake did with one delivery.
+public struct WebhookOutcome: Codable, Sendable, Hashable {
+    public var eventID: String
+    public var type: String
+    /// credited, ignored (a type that moves no credits).
+    public var result: String
+    public var accountID: String?
+    public var amountMinor: Int?
+    public var grantID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case type, result
+        case eventID = "event_id"
+        case accountID = "account"
+        case amountMinor = "amount_minor"
+        case grantID = "grant_id"
+    }
+}
+
+extension JobLedger {
+    /// Stripe webhook intake for top-ups. Verifies the signature and its age
+    /// before reading the body, refuses an event id seen before (a replay),
+    /// and credits `billing.credit_grant.created` (a credit grant) and
+    /// `customer.balance_transaction.created` with a negative amount (a
+    /// customer balance credit) to the account linked to the customer.
+    /// Recording the event and crediting it commit together.
+    public func receiveStripeWebhook(payload: Data, signatureHeader: String, secret: String) throws -> WebhookOutcome {
+        let nowSeconds = clock.nowUnixMs() / 1000
+        let signedAt = try StripeSignature.verify(payload: payload, header: signatureHeader, secret: secret, now: nowSeconds)
+        guard let event = (try? JSONValue(parsing: payload))?.objectValue, let eventID = event["id"]?.stringValue, let type = event["type"]?.stringValue,
+              let object = event["data"]?["object"]?.objectValue else {
+            throw YardError("WEBHOOK_INVALID", "The payload is not a Stripe event (id, type, data.object).", remediation: "Pass the raw request body.", field: "payload")
+        }
+        let credit = try Self.topUp(type: type, object: object)
+        let at = now
+        return try pool.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM billing_webhook_event WHERE event_id = ?", arguments: [eventID]) == true {
+                throw YardError("WEBHOOK_REPLAYED", "Event \(eventID) was received before; it is not credited twice.",
+                                remediation: "Nothing to do: answer the sender 200 so it stops retrying.", field: "id")
+            }
+            var outcome = WebhookOutcome(eventID: eventID, type: type, result: "ignored")
+            if let credit {
+                guard let account = try String.fetchOne(db, sql: "SELECT id FROM ledger_account WHERE stripe_customer_id = ?", arguments: [credit.customer]) else {
+                    throw YardError("ACCOUNT_NOT_FOUND", "No account is linked to Stripe customer \(credit.customer).",
+                                    remediation: "Link it: `yard credits account ACCOUNT --stripe-customer \(credit.customer)`; Stripe retries the event.", field: "data.object.customer")
+                }
+                let grantID = "stripe_\(credit.sourceID)"
+                try LedgerBook.grant(db, id: grantID, account: account, category: credit.category, amountMinor: credit.amountMinor, currency: credit.currency,
+                                     expiresAt: credit.expiresAt, source: "stripe \(eventID)", memo: "top-up from Stripe \(type) \(credit.sourceID)", now: at)
+                outcome = WebhookOutcome(eventID: eventID, type: type, result: "credited", accountID: account, amountMinor: credit.amountMinor, grantID: grantID)
+            }
+            try db.execute(sql: "INSERT INTO billing_webhook_event (event_id, type, signed_at, received_at, outcome) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [eventID, type, signedAt, at, outcome.result])
+            return outcome
+        }
+    }
+
+    struct TopUp {
+        var sourceID: String
+        var customer: String
+        var amountMinor: Int
+        var currency: String
+        var category: GrantCategory
+        var expiresAt: Date?
+    }
+
+    static func topUp(type: String, object: [String: JSONValue]) throws -> TopUp? {
+        func invalid(_ field: String) -> YardError {
+            YardError("WEBHOOK_INVALID", "\(type) lacks \(field).", remediation: "Pass the event as Stripe sent it.", field: "data.object.\(field)")
+        }
+        switch type {
+        case "billing.credit_grant.created":
+            guard let id = object["id"]?.stringValue else { throw invalid("id") }
+            guard let customer = object["customer"]?.stringValue else { throw invalid("customer") }
+            guard let monetary = object["amount"]?["monetary"], let value = monetary["value"]?.intValue, value > 0,
+                  let currency = monetary["currency"]?.stringValue else { throw invalid("amount.monetary") }
+            let expires = object["expires_at"]?.doubleValue.map { Date(timeIntervalSince1970: $0) }
+            return TopUp(sourceID: id, customer: customer, amountMinor: value, currency: currency.uppercased(),
+                         category: object["category"]?.stringValue == "promotional" ? .promotional : .paid, expiresAt: expires)
+        case "customer.balance_transaction.created":
+            guard let id = object["id"]?.stringValue else { throw invalid("id") }
+            guard let customer = object["customer"]?.stringValue else { throw invalid("customer") }
+            guard let amount = object["amount"]?.intValue, let currency = object["currency"]?.stringValue else { throw invalid("amount") }
+            // Stripe's customer balance: a negative amount is a credit to the customer.
+            guard amount < 0 else { return nil }
+            return TopUp(sourceID: id, customer: customer, amountMinor: -amount, currency: currency.uppercased(), category: .paid, expiresAt: nil)
+        default:
+            return nil
+        }
+    }
+}
