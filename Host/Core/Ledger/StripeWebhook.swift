@@ -47,7 +47,7 @@ public enum StripeSignature {
 }
 
 /// What the intake did with one delivery.
-public struct WebhookOutcome: Codable, Sendable, Hashable {
+public struct TopUpWebhookOutcome: Codable, Sendable, Hashable {
     public var eventID: String
     public var type: String
     /// credited, ignored (a type that moves no credits).
@@ -72,7 +72,7 @@ extension JobLedger {
     /// `customer.balance_transaction.created` with a negative amount (a
     /// customer balance credit) to the account linked to the customer.
     /// Recording the event and crediting it commit together.
-    public func receiveStripeWebhook(payload: Data, signatureHeader: String, secret: String) throws -> WebhookOutcome {
+    public func receiveStripeWebhook(payload: Data, signatureHeader: String, secret: String) throws -> TopUpWebhookOutcome {
         let nowSeconds = clock.nowUnixMs() / 1000
         let signedAt = try StripeSignature.verify(payload: payload, header: signatureHeader, secret: secret, now: nowSeconds)
         guard let event = (try? JSONValue(parsing: payload))?.objectValue, let eventID = event["id"]?.stringValue, let type = event["type"]?.stringValue,
@@ -86,7 +86,7 @@ extension JobLedger {
                 throw YardError("WEBHOOK_REPLAYED", "Event \(eventID) was received before; it is not credited twice.",
                                 remediation: "Nothing to do: answer the sender 200 so it stops retrying.", field: "id")
             }
-            var outcome = WebhookOutcome(eventID: eventID, type: type, result: "ignored")
+            var outcome = TopUpWebhookOutcome(eventID: eventID, type: type, result: "ignored")
             if let credit {
                 guard let account = try String.fetchOne(db, sql: "SELECT id FROM ledger_account WHERE stripe_customer_id = ?", arguments: [credit.customer]) else {
                     throw YardError("ACCOUNT_NOT_FOUND", "No account is linked to Stripe customer \(credit.customer).",
@@ -95,7 +95,7 @@ extension JobLedger {
                 let grantID = "stripe_\(credit.sourceID)"
                 try LedgerBook.grant(db, id: grantID, account: account, category: credit.category, amountMinor: credit.amountMinor, currency: credit.currency,
                                      expiresAt: credit.expiresAt, source: "stripe \(eventID)", memo: "top-up from Stripe \(type) \(credit.sourceID)", now: at)
-                outcome = WebhookOutcome(eventID: eventID, type: type, result: "credited", accountID: account, amountMinor: credit.amountMinor, grantID: grantID)
+                outcome = TopUpWebhookOutcome(eventID: eventID, type: type, result: "credited", accountID: account, amountMinor: credit.amountMinor, grantID: grantID)
             }
             try db.execute(sql: "INSERT INTO billing_webhook_event (event_id, type, signed_at, received_at, outcome) VALUES (?, ?, ?, ?, ?)",
                            arguments: [eventID, type, signedAt, at, outcome.result])
