@@ -215,7 +215,9 @@ struct MediaPlanner {
         }
         if !eq.isEmpty { chain.append("eq=" + eq.joined(separator: ":")) }
         if let curve = string("tone_map") {
-            chain.append("zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=linear:npl=100,format=gbrpf32le,tonemap=tonemap=\(curve):desat=0,zscale=t=bt709:m=bt709:p=bt709:r=tv")
+            // Untagged sources are taken as BT.709; zscale needs to know where it starts.
+            chain.append("setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv,zscale=t=linear:npl=100,format=gbrpf32le,"
+                         + "zscale=p=bt709,tonemap=tonemap=\(curve):desat=0,zscale=t=bt709:m=bt709:r=tv")
         }
         if let grain = number("grain"), grain > 0 {
             chain.append("noise=c0s=\(max(1, Int((grain * 30).rounded()))):c0f=t+u")

@@ -67,7 +67,7 @@ public final class HostProcessService: @unchecked Sendable {
     }
 
     func check(_ name: String, allowed: [String], pluginID: String) throws -> String {
-        guard allowed.contains(name) else {
+        guard allowed.contains(name), !name.contains("/") else {
             throw Failure(kind: .denied, code: "PROCESS_DENIED", message: "\(pluginID) may not run \(name): it is not in plugin.json's processes (\(allowed.joined(separator: ", ")))." ,
                           remediation: "List \(name) under processes in \(pluginID)'s plugin.json.")
         }
@@ -148,7 +148,7 @@ public final class HostProcessService: @unchecked Sendable {
             }
             let progress = request["progress"] as? [String: Any]
             let record = ChildRecord(handle: handle, pluginID: pluginID, executable: executable, folder: folder, outputs: outputs,
-                                     duration: (progress?["format"] as? String) == "ffmpeg" ? progress?["duration_seconds"] as? Double : nil)
+                                     duration: (progress?["format"] as? String) == "ffmpeg" ? (progress?["duration_seconds"] as? NSNumber)?.doubleValue : nil)
             let environment = ["PATH=\(searchPath)", "HOME=\(folder.path)", "TMPDIR=\(folder.path)", "LANG=C.UTF-8"]
             lock.withLock { records[handle] = record }
             do {
@@ -158,7 +158,7 @@ public final class HostProcessService: @unchecked Sendable {
                 throw error
             }
             try? Data("\(record.pid) \(executable)".utf8).write(to: folder.appendingPathComponent("pgid"))
-            if let timeout = request["timeout_ms"] as? Int, timeout > 0 {
+            if let timeout = (request["timeout_ms"] as? NSNumber)?.intValue, timeout > 0 {
                 DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) { record.kill(reason: .timedOut) }
             }
             return handle
