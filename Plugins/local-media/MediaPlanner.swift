@@ -385,7 +385,8 @@ struct MediaPlanner {
             graph.append("[new]atrim=0:\(Self.format(length))[a]")
         }
         let extend = length > dv + 0.05
-        let copyable = video.videoCodec == "h264" && video.pixelFormat == "yuv420p" && !extend
+        // A copied stream cannot be cut between keyframes: shortening re-encodes too.
+        let copyable = video.videoCodec == "h264" && video.pixelFormat == "yuv420p" && abs(length - dv) <= 0.05
         var args = ["-i", "{input:src}", "-i", "{input:sound}"]
         if extend {
             graph.append("[0:v]tpad=stop_mode=clone:stop_duration=\(Self.format(length - dv)),format=yuv420p[v]")

@@ -190,6 +190,10 @@ final class LocalMediaTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(outputs["pixel_format"]?.stringValue, "yuv420p")
         let (_, short) = try result(try await run("video.mux_audio", ["video": video, "audio": audio]), "video")
         XCTAssertEqual(try Media.probe(short).duration, 2, accuracy: 0.15, "length defaults to the video's")
+        let longVideo = try store(try Media.clip(seconds: 3), "video/mp4")
+        let (_, cut) = try result(try await run("video.mux_audio", ["video": longVideo, "audio": try store(try Media.tone(seconds: 1.5), "audio/wav"),
+                                                                    "length": "shortest"]), "video")
+        XCTAssertEqual(try Media.probe(cut).duration, 1.5, accuracy: 0.1, "the picture is cut to the shorter sound")
     }
 
     func testExportProfilesHaveThePlatformsSizeAndCodecs() async throws {
