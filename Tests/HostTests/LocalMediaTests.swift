@@ -57,16 +57,8 @@ final class LocalMediaTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(probe.audio?["codec_name"] as? String, audio ? "aac" : nil, file: file, line: line)
     }
 
-    func refusal(_ spec: JobSpec) async -> PreflightFinding? {
-        do {
-            _ = try await engine.start(spec)
-            return nil
-        } catch let refusal as JobEngine.Refusal {
-            return refusal.verdict.firstError
-        } catch {
-            XCTFail("unexpected \(error)")
-            return nil
-        }
+    func refusal(_ spec: JobSpec, file: StaticString = #filePath, line: UInt = #line) async -> PreflightFinding? {
+        await Media.refusal(engine, spec, file: file, line: line)
     }
 
     // MARK: capabilities

@@ -61,23 +61,15 @@ final class LocalSpeechTests: TemporaryDirectoryTestCase {
     func testAnUnknownVoiceShapeOrAVoiceSampleIsRefusedAtPreflight() async throws {
         for inputs: [String: JSONValue] in [["text": "hi", "voice": "English please"],
                                              ["text": "hi", "voice_sample": ["artifact": .string("sha256:" + String(repeating: "a", count: 64))], "consent_given": true]] {
-            do {
-                _ = try await engine.start(JobSpec(pluginID: "local-speech", capability: "audio.speech", inputs: inputs))
-                XCTFail("accepted \(inputs)")
-            } catch let refusal as JobEngine.Refusal {
-                XCTAssertEqual(refusal.verdict.firstError?.code, "CONTRACT_MISMATCH")
-            }
+            let finding = await Media.refusal(engine, JobSpec(pluginID: "local-speech", capability: "audio.speech", inputs: inputs))
+            XCTAssertEqual(finding?.code, "CONTRACT_MISMATCH")
         }
     }
 
     func testWithoutEspeakTheJobIsRefusedWithDependencyMissing() async throws {
         engine.processes.searchPath = dir.path
-        do {
-            _ = try await engine.start(JobSpec(pluginID: "local-speech", capability: "audio.speech", inputs: ["text": "hi"]))
-            XCTFail("accepted without espeak-ng")
-        } catch let refusal as JobEngine.Refusal {
-            XCTAssertEqual(refusal.verdict.firstError?.code, "DEPENDENCY_MISSING")
-            XCTAssertTrue(refusal.verdict.firstError?.message.contains("apt-get install -y espeak-ng") == true)
-        }
+        let finding = await Media.refusal(engine, JobSpec(pluginID: "local-speech", capability: "audio.speech", inputs: ["text": "hi"]))
+        XCTAssertEqual(finding?.code, "DEPENDENCY_MISSING")
+        XCTAssertTrue(finding?.message.contains("apt-get install -y espeak-ng") == true, finding?.message ?? "")
     }
 }

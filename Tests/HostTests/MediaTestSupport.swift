@@ -103,6 +103,19 @@ enum Media {
         }
     }
 
+    /// The first error of the pre-flight verdict that refused `spec`, or nil (a failure) when it was accepted.
+    static func refusal(_ engine: JobEngine, _ spec: JobSpec, file: StaticString = #filePath, line: UInt = #line) async -> PreflightFinding? {
+        do {
+            _ = try await engine.start(spec)
+            XCTFail("accepted \(spec.inputs)", file: file, line: line)
+        } catch let refusal as JobEngine.Refusal {
+            return refusal.verdict.firstError
+        } catch {
+            XCTFail("unexpected \(error)", file: file, line: line)
+        }
+        return nil
+    }
+
     static func isAlive(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
         return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")

@@ -119,26 +119,24 @@ public final class HostProcessService: @unchecked Sendable {
                 try bytes.write(to: file)
                 paths["input:\(name)"] = file.path
             }
+            /// The scratch file for one declared output or text file, its name checked.
+            func declared(_ kind: String, _ name: String, _ spec: [String: Any], defaultExtension: String) throws -> URL {
+                let ext = (spec["extension"] as? String) ?? defaultExtension
+                guard Self.safeName(name), Self.safeName(ext) else {
+                    throw Failure(kind: .invalid, code: "INVALID_REQUEST", message: "\(kind) \(name).\(ext) is not a plain name.", remediation: "Use letters, digits, '-' and '_'.")
+                }
+                let file = folder.appendingPathComponent("\(kind)-\(name).\(ext)")
+                paths["\(kind):\(name)"] = file.path
+                return file
+            }
             var outputs: [String: (URL, String)] = [:]
             for (name, value) in (request["outputs"] as? [String: Any]) ?? [:] {
                 let spec = value as? [String: Any] ?? [:]
-                let ext = (spec["extension"] as? String) ?? "bin"
-                guard Self.safeName(name), Self.safeName(ext) else {
-                    throw Failure(kind: .invalid, code: "INVALID_REQUEST", message: "Output \(name).\(ext) is not a plain name.", remediation: "Use letters, digits, '-' and '_'.")
-                }
-                let file = folder.appendingPathComponent("out-\(name).\(ext)")
-                outputs[name] = (file, (spec["media_type"] as? String) ?? "application/octet-stream")
-                paths["output:\(name)"] = file.path
+                outputs[name] = (try declared("output", name, spec, defaultExtension: "bin"), (spec["media_type"] as? String) ?? "application/octet-stream")
             }
             for (name, value) in (request["files"] as? [String: Any]) ?? [:] {
                 let spec = value as? [String: Any] ?? [:]
-                let ext = (spec["extension"] as? String) ?? "txt"
-                guard Self.safeName(name), Self.safeName(ext) else {
-                    throw Failure(kind: .invalid, code: "INVALID_REQUEST", message: "File \(name).\(ext) is not a plain name.", remediation: "Use letters, digits, '-' and '_'.")
-                }
-                let file = folder.appendingPathComponent("file-\(name).\(ext)")
-                try Data(((spec["text"] as? String) ?? "").utf8).write(to: file)
-                paths["file:\(name)"] = file.path
+                try Data(((spec["text"] as? String) ?? "").utf8).write(to: try declared("file", name, spec, defaultExtension: "txt"))
             }
             let args = try ((request["args"] as? [Any]) ?? []).map { arg -> String in
                 guard let text = arg as? String else {
