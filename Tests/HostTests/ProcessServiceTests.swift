@@ -153,6 +153,28 @@ final class ProcessServiceTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(service.runningPIDs(), [])
     }
 
+    func testTextFilesAndStdinReachTheChildAsData() throws {
+        let status = try service.wait(try start(["executable": "sh", "args": ["-c", "cat \"$0\"; cat", "{file:note}"],
+                                                 "files": ["note": ["text": "from a file; $(not run)\n", "extension": "txt"]],
+                                                 "stdin": "from stdin `not run either`"]), pluginID: plugin, timeoutMs: 10_000)
+        XCTAssertEqual(status["stdout"] as? String, "from a file; $(not run)\nfrom stdin `not run either`")
+    }
+
+    func testChildrenOfAHostThatDiedAreKilledAndTheirFoldersSweptOnTheNextStart() throws {
+        let handle = try start(["executable": "sleep", "args": ["30"]], allowed: ["sleep"])
+        let pid = try service.record(handle, pluginID: plugin).pid
+        XCTAssertTrue(Media.isAlive(pid))
+        // Pretend the folder belongs to a host process that no longer exists.
+        let root = dir.appendingPathComponent("process")
+        var dead: Int32 = 4_000_000
+        while kill(dead, 0) == 0 || errno != ESRCH { dead -= 1 }
+        try FileManager.default.moveItem(at: root.appendingPathComponent(String(getpid())), to: root.appendingPathComponent(String(dead)))
+        _ = HostProcessService(artifacts: store, workRoot: root)
+        for _ in 0..<100 where Media.isAlive(pid) { usleep(20_000) }
+        XCTAssertFalse(Media.isAlive(pid), "the orphan is killed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent(String(dead)).path), "its folder is swept")
+    }
+
     func testATimeLimitStopsTheChild() throws {
         let status = try service.wait(try start(["executable": "sh", "args": ["-c", "sleep 30"], "timeout_ms": 200]), pluginID: plugin, timeoutMs: 10_000)
         XCTAssertEqual(status["state"] as? String, "timed_out")
