@@ -214,7 +214,7 @@ final class LocalMediaTests: TemporaryDirectoryTestCase {
     func testProgressIsReportedWhileFFmpegRuns() async throws {
         let image = try store(try Media.still(size: "640x480"), "image/png")
         let seen = ProgressLog()
-        let job = try await run("video.from_image", ["image": image, "duration_seconds": 6, "fps": 30, "resolution": "1080p"]) { update in
+        let job = try await run("video.from_image", ["image": image, "duration_seconds": 5, "fps": 30, "resolution": "720p"]) { update in
             if update.job.phase == .running, let progress = update.job.progress { seen.add(progress) }
         }
         XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
