@@ -245,6 +245,7 @@ final class LocalMediaTests: TemporaryDirectoryTestCase {
         let finding = await refusal(spec("video.from_image", ["image": image]))
         XCTAssertEqual(finding?.code, "DEPENDENCY_MISSING")
         XCTAssertEqual(finding?.step, "health")
+        XCTAssertTrue(finding?.remediation.contains("Install the program") == true, finding?.remediation ?? "")
         XCTAssertTrue(finding?.message.contains("apt-get install -y ffmpeg") == true, finding?.message ?? "")
         XCTAssertEqual(try engine.store.unfinishedJobs().count, 0, "nothing was recorded or started")
     }

@@ -218,7 +218,9 @@ public final class JobEngine: @unchecked Sendable {
         let health = await health(of: plugin, config: spec.config, maxAge: policy.healthTTLSeconds)
         if health.status == "offline" {
             return refuse("health", health.code ?? "ENGINE_OFFLINE", "\(manifest.id) reports offline\(health.message.map { ": \($0)" } ?? "") (checked \(Int(now.timeIntervalSince(health.checkedAt))) s ago).",
-                          "Check the engine's status page or your deployment; `yard engines` shows every engine.")
+                          health.code == "DEPENDENCY_MISSING"
+                              ? "Install the program with the command above, then `yard engines --refresh`."
+                              : "Check the engine's status page or your deployment; `yard engines` shows every engine.")
         }
         verdict.stepsPassed.append("health")
 
