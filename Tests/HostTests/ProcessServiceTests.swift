@@ -175,6 +175,13 @@ final class ProcessServiceTests: TemporaryDirectoryTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent(String(dead)).path), "its folder is swept")
     }
 
+    func testAChildThatIgnoresItsStdinDoesNotTakeTheHostDown() throws {
+        let big = String(repeating: "x", count: 4 << 20)
+        let status = try service.wait(try start(["executable": "sh", "args": ["-c", "exit 3"], "stdin": big]), pluginID: plugin, timeoutMs: 10_000)
+        XCTAssertEqual(status["state"] as? String, "exited")
+        XCTAssertEqual(status["exit_code"] as? Int, 3)
+    }
+
     func testATimeLimitStopsTheChild() throws {
         let status = try service.wait(try start(["executable": "sh", "args": ["-c", "sleep 30"], "timeout_ms": 200]), pluginID: plugin, timeoutMs: 10_000)
         XCTAssertEqual(status["state"] as? String, "timed_out")

@@ -42,6 +42,9 @@ public final class HostProcessService: @unchecked Sendable {
         self.artifacts = artifacts
         self.workRoot = workRoot
         self.path = searchPath ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        // Feeding stdin to a child that already exited must be EPIPE, not a
+        // SIGPIPE that ends the host. Children get default dispositions back.
+        signal(SIGPIPE, SIG_IGN)
         sweepOrphans()
     }
 
