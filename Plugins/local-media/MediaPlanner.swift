@@ -317,7 +317,7 @@ struct MediaPlanner {
         let probes = try clips.enumerated().map { i, artifact in try probeVideo("clips[\(i)]", ["artifact": .string(artifact)], n: i, probe: probe) }
         let first = probes[0]
         let (w, h, fps) = (Self.even(Double(first.width!)), Self.even(Double(first.height!)), first.fps ?? 30)
-        let durations = probes.map { $0.duration ?? 0 }
+        let durations = probes.map { $0.videoDuration ?? $0.duration ?? 0 }
         let transition = string("transition") ?? "cut"
         let fade = transition == "cut" ? 0 : (number("transition_seconds") ?? 0.5)
         if fade > 0, let shortest = durations.min(), fade >= shortest {

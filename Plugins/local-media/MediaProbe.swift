@@ -4,6 +4,8 @@ import SwitchyardPluginSDK
 /// What ffprobe says about one file: enough to plan a command and to report outputs.
 struct MediaProbe: Sendable {
     var duration: Double?
+    /// The picture's own length: a container's may be longer by its sound's tail.
+    var videoDuration: Double?
     var width: Int?
     var height: Int?
     var fps: Double?
@@ -32,6 +34,7 @@ struct MediaProbe: Sendable {
         let video = streams.first { $0["codec_type"]?.stringValue == "video" && $0["disposition"]?["attached_pic"]?.intValue != 1 }
         let audio = streams.first { $0["codec_type"]?.stringValue == "audio" }
         duration = doc["format"]?["duration"]?.stringValue.flatMap(Double.init) ?? video?["duration"]?.stringValue.flatMap(Double.init)
+        videoDuration = video?["duration"]?.stringValue.flatMap(Double.init)
         width = video?["width"]?.intValue
         height = video?["height"]?.intValue
         fps = (video?["avg_frame_rate"]?.stringValue).flatMap(Self.rate) ?? (video?["r_frame_rate"]?.stringValue).flatMap(Self.rate)
