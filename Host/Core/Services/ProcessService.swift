@@ -338,8 +338,8 @@ public final class HostProcessService: @unchecked Sendable {
             }
             pid = child
             let stdinFD = inPipe[1], stdoutFD = outPipe[0], stderrFD = errPipe[0]
-            Thread.detachNewThread { [self] in
-                if let input { Data(input.utf8).withUnsafeBytes { raw in _ = Self.writeAll(stdinFD, raw) } }
+            Thread.detachNewThread {
+                if let input { Data(input.utf8).withUnsafeBytes { raw in _ = ChildRecord.writeAll(stdinFD, raw) } }
                 close(stdinFD)
             }
             Thread.detachNewThread { [self] in drain(stdoutFD, isStdout: true) }
