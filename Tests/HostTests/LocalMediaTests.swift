@@ -211,6 +211,10 @@ final class LocalMediaTests: TemporaryDirectoryTestCase {
 
     // MARK: the job model
 
+    func testPassesEveryConformanceCheckRunningEachCapabilityThroughFFmpeg() throws {
+        try Media.assertConformant("local-media", home: dir.appendingPathComponent("conformance-home"))
+    }
+
     func testProgressIsReportedWhileFFmpegRuns() async throws {
         let image = try store(try Media.still(size: "640x480"), "image/png")
         let seen = ProgressLog()

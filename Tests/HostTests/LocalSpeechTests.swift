@@ -45,6 +45,10 @@ final class LocalSpeechTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(outputs["audio"]?["media_type"]?.stringValue, "audio/wav")
     }
 
+    func testPassesEveryConformanceCheck() throws {
+        try Media.assertConformant("local-speech", home: dir.appendingPathComponent("conformance-home"))
+    }
+
     func testSpeedChangesTheLength() async throws {
         let (_, normal) = try wav(try await speak(["text": .string(line)]))
         let (_, fast) = try wav(try await speak(["text": .string(line), "speed": 2.0]))

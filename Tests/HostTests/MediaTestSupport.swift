@@ -116,6 +116,16 @@ enum Media {
         return nil
     }
 
+    /// `yard plugin test ID --json`: every conformance check must pass, with real jobs run.
+    static func assertConformant(_ id: String, home: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+        let result = try yard(["plugin", "test", id, "--json"], home: home)
+        let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr, file: file, line: line)
+        let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
+        XCTAssertEqual(failed.count, 0, "\(failed)", file: file, line: line)
+        XCTAssertEqual(report["passed"] as? Int, 3 + ConformanceSuite.childChecks.count, file: file, line: line)
+        XCTAssertEqual(result.status, 0, file: file, line: line)
+    }
+
     static func isAlive(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
         return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
