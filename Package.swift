@@ -20,6 +20,8 @@ let package = Package(
         .library(name: "SyComfyUI", type: .dynamic, targets: ["ComfyUIPlugin"]),
         .library(name: "SyHuggingFace", type: .dynamic, targets: ["HuggingFacePlugin"]),
         .library(name: "SyStripeBilling", type: .dynamic, targets: ["StripeBillingPlugin"]),
+        .library(name: "SyLocalMedia", type: .dynamic, targets: ["LocalMediaPlugin"]),
+        .library(name: "SyLocalSpeech", type: .dynamic, targets: ["LocalSpeechPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -125,6 +127,18 @@ let package = Package(
             name: "StripeBillingPlugin",
             dependencies: ["SwitchyardPluginSDK"],
             path: "Plugins/stripe-billing",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "LocalMediaPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/local-media",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "LocalSpeechPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/local-speech",
             exclude: ["plugin.json"]
         ),
         .target(

@@ -64,6 +64,7 @@ struct PluginCommand: AsyncParsableCommand {
                 print("secrets:      \(manifest.secrets.map { $0.name + ($0.required ? "" : " (optional)") }.joined(separator: ", ").nonEmpty ?? "none")")
                 print("hosts:        \(manifest.network.hosts.joined(separator: ", ").nonEmpty ?? "none (no network)")")
                 print("extensions:   \(manifest.extensions.joined(separator: ", ").nonEmpty ?? "none")")
+                if !manifest.processes.isEmpty { print("processes:    \(manifest.processes.joined(separator: ", ")) (run through sy.process/1)") }
                 print("concurrency:  \(manifest.maxConcurrency.map(String.init) ?? "unlimited")   result retention: \(manifest.resultRetentionSeconds.map { "\($0) s" } ?? "unknown")")
             } catch { throw fail(error, json: global.json) }
         }

@@ -32,6 +32,8 @@ public final class JobEngine: @unchecked Sendable {
     let logger = Logger(label: "switchyard.engine")
     let http: any HTTPTransport
     public let downloader: ArtifactDownloader
+    /// sy.process/1 for local engines; scratch folders under YARD_HOME/tmp/process.
+    public let processes: HostProcessService
     public var policy = Policy()
     /// The credits ledger: prices, reserves and settles every job (nil: jobs are not priced).
     public var ledger: JobLedger?
@@ -69,6 +71,8 @@ public final class JobEngine: @unchecked Sendable {
         self.secrets = secrets
         self.artifacts = ArtifactDirectory(root: paths.home.appendingPathComponent("artifacts"))
         self.downloader = ArtifactDownloader(directory: artifacts)
+        self.processes = HostProcessService(artifacts: RecordingArtifactSink(directory: artifacts, store: store),
+                                            workRoot: paths.home.appendingPathComponent("tmp/process"))
         self.clock = clock
         self.http = http
     }
@@ -89,7 +93,7 @@ public final class JobEngine: @unchecked Sendable {
     func services() -> HostServiceSet {
         HostServiceSet(log: StoreLogSink(store: store), clock: clock, http: http, secrets: secrets,
                        artifacts: RecordingArtifactSink(directory: artifacts, store: store),
-                       kv: StoreKeyValueStore(store: store, clock: clock), crypto: true)
+                       kv: StoreKeyValueStore(store: store, clock: clock), crypto: true, process: processes)
     }
 
     public func plugin(_ id: String) throws -> LoadedPlugin {
@@ -235,7 +239,9 @@ public final class JobEngine: @unchecked Sendable {
         let health = await health(of: plugin, config: spec.config, maxAge: policy.healthTTLSeconds)
         if health.status == "offline" {
             return refuse("health", health.code ?? "ENGINE_OFFLINE", "\(manifest.id) reports offline\(health.message.map { ": \($0)" } ?? "") (checked \(Int(now.timeIntervalSince(health.checkedAt))) s ago).",
-                          "Check the engine's status page or your deployment; `yard engines` shows every engine.")
+                          health.code == "DEPENDENCY_MISSING"
+                              ? "Install the program with the command above, then `yard engines --refresh`."
+                              : "Check the engine's status page or your deployment; `yard engines` shows every engine.")
         }
         verdict.stepsPassed.append("health")
 
