@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "SyCMinimal", type: .dynamic, targets: ["CMinimalPlugin"]),
         .library(name: "SyRunPod", type: .dynamic, targets: ["RunPodPlugin"]),
         .library(name: "SyFal", type: .dynamic, targets: ["FalPlugin"]),
+        .library(name: "SyKling", type: .dynamic, targets: ["KlingPlugin"]),
+        .library(name: "SyModal", type: .dynamic, targets: ["ModalPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -98,6 +100,18 @@ let package = Package(
             name: "FalPlugin",
             dependencies: ["SwitchyardPluginSDK"],
             path: "Plugins/fal",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "KlingPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/kling",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "ModalPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/modal",
             exclude: ["plugin.json"]
         ),
         .target(
