@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "SyFal", type: .dynamic, targets: ["FalPlugin"]),
         .library(name: "SyKling", type: .dynamic, targets: ["KlingPlugin"]),
         .library(name: "SyModal", type: .dynamic, targets: ["ModalPlugin"]),
+        .library(name: "SyLocalMedia", type: .dynamic, targets: ["LocalMediaPlugin"]),
+        .library(name: "SyLocalSpeech", type: .dynamic, targets: ["LocalSpeechPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -112,6 +114,18 @@ let package = Package(
             name: "ModalPlugin",
             dependencies: ["SwitchyardPluginSDK"],
             path: "Plugins/modal",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "LocalMediaPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/local-media",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "LocalSpeechPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/local-speech",
             exclude: ["plugin.json"]
         ),
         .target(
