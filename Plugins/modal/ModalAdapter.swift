@@ -12,6 +12,7 @@ import SwitchyardPluginSDK
 @_cdecl("sy_plugin_entry_v1") public func syPluginEntry(_ host: UnsafePointer<sy_host_t>?) -> UnsafePointer<sy_plugin_t>? { PluginExport.entry(ModalAdapter.self, host: host) }
 
 struct ModalAdapter: EngineAdapter {
+    /// Capabilities served by the deployed app; endpoint.deploy runs locally.
     static let capabilities = ["image.generate", "video.from_text"]
     /// Each hop of a 303 chain is one 150 s wait at Modal: 24 hops is an hour.
     static let maxRedirects = 24
@@ -20,7 +21,7 @@ struct ModalAdapter: EngineAdapter {
     init() {}
 
     var descriptor: PluginDescriptor {
-        PluginDescriptor(id: "modal", version: "0.1.0", name: "Modal (Switchyard app)", capabilities: Self.capabilities,
+        PluginDescriptor(id: "modal", version: "0.1.0", name: "Modal (Switchyard app)", capabilities: Self.capabilities + [ModalDeploy.capability],
                          extensions: [SY_EXTENSION_RECONCILE])
     }
 
@@ -42,6 +43,12 @@ struct ModalAdapter: EngineAdapter {
     }
 
     func validate(_ request: JobRequest, context: HostContext) -> [Diagnostic] {
+        if request.capability == ModalDeploy.capability {
+            do { _ = try ModalDeploy.Plan(inputs: request.inputs, config: request.config, job: nil) } catch let error as PluginError {
+                return [Diagnostic(code: error.code, message: error.message, remediation: error.remediation, field: error.field)]
+            } catch { return [] }
+            return []
+        }
         guard Self.capabilities.contains(request.capability) else {
             return [Diagnostic(code: "CONTRACT_MISMATCH", message: "The Switchyard Modal app does not serve \(request.capability).",
                                remediation: "Use \(Self.capabilities.joined(separator: " or ")).", field: "$.capability")]
@@ -115,6 +122,7 @@ struct ModalAdapter: EngineAdapter {
     }
 
     func submit(_ request: JobRequest, context: HostContext) throws -> SubmitResult {
+        if request.capability == ModalDeploy.capability { return try ModalDeploy.submit(request, context: context) }
         guard Self.capabilities.contains(request.capability) else { throw PluginError.unsupported(request.capability) }
         let config = try Config(request.config)
         let response: HTTPResponse
@@ -139,6 +147,8 @@ struct ModalAdapter: EngineAdapter {
     /// spawn whose answer was lost is found again.
     func reconcile(_ request: JobRequest, context: HostContext) throws -> JSONValue? {
         guard let job = request.job else { return nil }
+        // A deploy is keyed by its job: starting it again finds the same child, or redeploys harmlessly.
+        if request.capability == ModalDeploy.capability { return nil }
         let config = try Config(request.config)
         let key = job.idempotencyKey.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? job.idempotencyKey
         let response = try send("GET", "\(config.appURL)/calls/\(key)", context: context)
@@ -152,6 +162,7 @@ struct ModalAdapter: EngineAdapter {
     // MARK: poll
 
     func poll(_ request: RefRequest, context: HostContext) throws -> PollResult {
+        if let plan = ModalDeploy.Plan(ref: request.ref) { return try ModalDeploy.poll(plan, context: context) }
         let config = try Config(request.config)
         guard let id = request.ref["call_id"]?.stringValue else {
             throw PluginError(code: "INVALID_REF", message: "This ref has no Modal call id.", remediation: "Poll refs made by the modal adapter.", field: "$.ref")
@@ -211,6 +222,7 @@ struct ModalAdapter: EngineAdapter {
     // MARK: cancel, health
 
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
+        if let plan = ModalDeploy.Plan(ref: request.ref) { return try ModalDeploy.cancel(plan, context: context) }
         let config = try Config(request.config)
         guard let id = request.ref["call_id"]?.stringValue else { return CancelResult(outcome: .notFound, charged: .no) }
         let response = try send("POST", "\(config.appURL)/cancel/\(id)", context: context)
@@ -230,6 +242,10 @@ struct ModalAdapter: EngineAdapter {
     }
 
     func health(_ request: ConfigRequest, context: HostContext) -> HealthReport {
+        if request.config["app_url"]?.stringValue?.isEmpty != false {
+            // Nothing deployed yet: endpoint.deploy can still run.
+            return HealthReport(status: .degraded, message: "app_url is not set: only endpoint.deploy can run until the app is deployed")
+        }
         do {
             let config = try Config(request.config)
             let response = try send("GET", "\(config.appURL)/health", context: context)

@@ -199,9 +199,72 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(standIn.spawns, 1, "found again by its idempotency key, never spawned twice")
     }
 
+    // MARK: endpoint.deploy
+
+    /// A stand-in for the `modal` CLI: records what it was given, prints what `modal deploy` prints.
+    func fakeModalCLI() throws -> (bin: URL, record: URL) {
+        let bin = dir.appendingPathComponent("fake-bin"), record = dir.appendingPathComponent("modal-deploy.txt")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let script = """
+            #!/bin/sh
+            { echo "args=$1"; echo "token=$MODAL_TOKEN_ID"; echo "model=$SWITCHYARD_MODEL"; echo "gpu=$SWITCHYARD_GPU"; grep -c "requires_proxy_auth=True" "$2"; } > \(record.path)
+            [ -n "$MODAL_TOKEN_SECRET" ] || { echo "Token missing. Run modal token new" >&2; exit 1; }
+            echo "✓ Created objects."
+            echo "├── 🔨 Created web function web => https://acme--switchyard-web.modal.run"
+            echo "✓ App deployed in 3.104s! 🎉"
+            """
+        let cli = bin.appendingPathComponent("modal")
+        try script.write(to: cli, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: cli.path)
+        return (bin, record)
+    }
+
+    var shippedApp: String { Build.repository.appendingPathComponent("Registry/modal/switchyard_app.py").path }
+
+    func testDeployRunsModalDeployOnTheShippedAppWithTheTokenModelAndGPU() throws {
+        let (bin, record) = try fakeModalCLI()
+        let home = dir.appendingPathComponent("deploy-home")
+        let tokenSecret = "as-canary-\(UUID().uuidString.prefix(8))"
+        let result = try yard(["run", "endpoint.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--input", "gpu=H100",
+                               "--input", "model=stabilityai/sdxl-turbo", "--json"], home: home,
+                              extraEnvironment: ["PATH": "\(bin.path):/usr/bin:/bin", "MODAL_TOKEN_ID": "ak-test", "MODAL_TOKEN_SECRET": tokenSecret])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("https://acme--switchyard-web.modal.run"), result.stdout)
+        let seen = try String(contentsOf: record, encoding: .utf8)
+        XCTAssertTrue(seen.contains("args=deploy"), seen)
+        XCTAssertTrue(seen.contains("token=ak-test"), "the token reaches the CLI through its environment")
+        XCTAssertTrue(seen.contains("model=stabilityai/sdxl-turbo") && seen.contains("gpu=H100"), seen)
+        XCTAssertTrue(seen.hasSuffix("1\n"), "the file deployed is the shipped app: \(seen)")
+        XCTAssertFalse(result.stdout.contains(tokenSecret))
+        let store = try SQLiteJobStore(path: home.appendingPathComponent("yard.sqlite"))
+        let job = try XCTUnwrap(try store.jobs(limit: 1, phase: nil).first)
+        for column in [job.refJSON, job.outputsJSON, job.errorJSON, job.message] { XCTAssertFalse((column ?? "").contains(tokenSecret)) }
+    }
+
+    func testDeployWithoutTheModalCLIIsDependencyMissingSayingHowToInstallIt() throws {
+        let result = try yard(["run", "endpoint.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--json"],
+                              home: dir.appendingPathComponent("no-cli-home"),
+                              extraEnvironment: ["PATH": "/usr/bin:/bin", "MODAL_TOKEN_ID": "ak-test", "MODAL_TOKEN_SECRET": "as-test"])
+        XCTAssertNotEqual(result.status, 0)
+        let text = result.stdout + result.stderr
+        XCTAssertTrue(text.contains("DEPENDENCY_MISSING"), text)
+        XCTAssertTrue(text.contains("pip install modal") && text.contains("modal token new"), text)
+    }
+
+    func testDeployWithoutAModalTokenIsAuthMissing() throws {
+        let (bin, _) = try fakeModalCLI()
+        let result = try yard(["run", "endpoint.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--json"],
+                              home: dir.appendingPathComponent("no-token-home"), extraEnvironment: ["PATH": "\(bin.path):/usr/bin:/bin"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue((result.stdout + result.stderr).contains("AUTH_MISSING"), result.stdout + result.stderr)
+    }
+
     func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() throws {
         standIn.acceptAnyKey = true
-        let result = try yard(["plugin", "test", "modal", "--json", "--config", #"{"app_url":"\#(standIn.baseURL)"}"#], home: dir.appendingPathComponent("h"))
+        // endpoint.deploy runs `modal deploy`: the kit gets the recording fake, never a real deploy.
+        let (bin, _) = try fakeModalCLI()
+        let result = try yard(["plugin", "test", "modal", "--json", "--config", #"{"app_url":"\#(standIn.baseURL)"}"#], home: dir.appendingPathComponent("h"),
+                              extraEnvironment: ["PATH": "\(bin.path):/usr/bin:/bin"])
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
         XCTAssertEqual(failed.count, 0, "\(failed)")
