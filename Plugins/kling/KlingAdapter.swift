@@ -35,6 +35,7 @@ struct KlingAdapter: EngineAdapter {
         var maxParallelTasks: Int?
         var parallelRetryMs: Int
         var callbackURL: String?
+        var timeoutMs: Int
 
         init(_ config: [String: JSONValue], capability: String) {
             baseURL = (config["base_url"]?.stringValue ?? KlingAdapter.defaultBaseURL).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
@@ -42,6 +43,7 @@ struct KlingAdapter: EngineAdapter {
             maxParallelTasks = config["max_parallel_tasks"]?.intValue
             parallelRetryMs = config["parallel_retry_ms"]?.intValue ?? 15_000
             callbackURL = config["callback_url"]?.stringValue
+            timeoutMs = config["request_timeout_ms"]?.intValue ?? 30_000
         }
     }
 
@@ -135,12 +137,12 @@ struct KlingAdapter: EngineAdapter {
 
     /// One authenticated request. A token Kling calls expired (1004) or not
     /// yet valid (1003) is re-signed on Kling's clock and the request sent once more.
-    func send(_ method: String, _ url: String, body: Data? = nil, context: HostContext) throws -> Answer {
+    func send(_ method: String, _ url: String, body: Data? = nil, timeoutMs: Int = 30_000, context: HostContext) throws -> Answer {
         var attempt = 0
         while true {
             let jwt = try token(context, fresh: attempt > 0)
             let response = try context.http(HTTPRequest(method: method, url: url, headers: ["authorization": "Bearer \(jwt)", "content-type": "application/json"],
-                                                        bodyData: body, timeoutMs: 30_000))
+                                                        bodyData: body, timeoutMs: timeoutMs))
             let envelope = try? response.decodeJSON([String: JSONValue].self)
             let answer = Answer(response: response, code: envelope?["code"]?.intValue, message: envelope?["message"]?.stringValue ?? "", data: envelope?["data"])
             if attempt == 0, answer.code == 1004 || answer.code == 1003 {
@@ -239,7 +241,7 @@ struct KlingAdapter: EngineAdapter {
         if let limit = config.maxParallelTasks, try ParallelSlots.inUse(context) >= limit { throw parallelLimited(config) }
         let answer: Answer
         do {
-            answer = try send("POST", "\(config.baseURL)/v1/videos/\(kind)", body: payload, context: context)
+            answer = try send("POST", "\(config.baseURL)/v1/videos/\(kind)", body: payload, timeoutMs: config.timeoutMs, context: context)
         } catch let error as PluginError where error.retryable && external != nil {
             // The request may have reached Kling; its external id tells.
             if let ref = try? find(kind: kind, externalID: external!, config: config, context: context) { return try accepted(ref, config: config, context: context) }

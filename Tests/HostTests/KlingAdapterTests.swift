@@ -278,6 +278,17 @@ final class KlingAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(standIn.codesAnswered.contains(1201), "Kling refused the duplicate external_task_id")
     }
 
+    func testASubmitAnswerLostToATimeoutIsRecoveredByExternalTaskID() async throws {
+        let engine = try makeEngine()
+        try await warm(engine)
+        standIn.configure { $0.slowNextSubmitMs = 1_500 }
+        let job = try await run(engine, text(config: ["request_timeout_ms": 300]))
+        XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
+        XCTAssertEqual(standIn.lookupsByExternalID, 1, "the timed-out submit was followed by a look-up")
+        XCTAssertEqual(standIn.submissions, 1, "the task Kling created is the one followed; none was added")
+        XCTAssertTrue(job.refJSON?.contains(try XCTUnwrap(standIn.taskIDs.first)) == true)
+    }
+
     func testMalformedTaskAnswersAreRetried() async throws {
         standIn.configure { $0.malformedNext = 2 }
         let job = try await run(try makeEngine(), text())
@@ -358,6 +369,7 @@ final class KlingAdapterTests: TemporaryDirectoryTestCase {
             "job": ["id": "job_never_sent", "idempotency_key": "k", "attempt": 1]])))
         XCTAssertTrue(answer.isOK, String(decoding: answer.document, as: UTF8.self))
         XCTAssertTrue(answer.json?["ref"] is NSNull, "sure it never arrived: the host may submit it")
+        XCTAssertEqual(standIn.lookupsByExternalID, 1)
     }
 
     func testACrashBetweenSubmitAndStoringTheRefIsReconciledByExternalTaskID() throws {

@@ -34,6 +34,9 @@ public final class KlingStandIn: ProviderStandIn, @unchecked Sendable {
         public var blockedWords: [String] = ["forbidden-content"]
         /// The next N task queries answer a truncated body.
         public var malformedNext = 0
+        /// The next submit creates its task, then answers only after this many
+        /// milliseconds (an answer lost to a client timeout).
+        public var slowNextSubmitMs = 0
         public init() {}
     }
 
@@ -65,6 +68,8 @@ public final class KlingStandIn: ProviderStandIn, @unchecked Sendable {
     private var authErrors: [Int] = []
     private var answered: [Int] = []
     private(set) public var submissions = 0
+    /// Task queries that named a task by its external_task_id.
+    private(set) public var lookupsByExternalID = 0
 
     public init(accessKey: String = "ak_standin_0000000000", secretKey: String = "sk_standin_secret_0000000000",
                 clock: VirtualClock = VirtualClock(startUnixMs: Int64(Date().timeIntervalSince1970 * 1000)),
@@ -119,7 +124,16 @@ public final class KlingStandIn: ProviderStandIn, @unchecked Sendable {
 
     override func handle(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
         lock.lock()
-        defer { lock.unlock() }
+        let answer = respond(request)
+        let delay = request.method == "POST" ? faults.slowNextSubmitMs : 0
+        if delay > 0 { faults.slowNextSubmitMs = 0 }
+        lock.unlock()
+        // Outside the lock: other requests (the client's look-up) go on meanwhile.
+        if delay > 0 { Thread.sleep(forTimeInterval: Double(delay) / 1000) }
+        return answer
+    }
+
+    func respond(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
         if request.method == "GET", request.path.hasPrefix("/kling-cdn/") {
             let id = String(request.path.dropFirst("/kling-cdn/".count).split(separator: ".").first ?? "")
             guard let task = tasks[id], let finished = task.finishedMs, task.status == "succeed", clock.nowUnixMs() - finished <= retentionMs else {
@@ -242,6 +256,7 @@ public final class KlingStandIn: ProviderStandIn, @unchecked Sendable {
     }
 
     func query(kind: String, id: String) -> ScriptedHTTPServer.Response {
+        if tasks[id] == nil { lookupsByExternalID += 1 }
         guard var task = tasks[id] ?? tasks.values.first(where: { $0.externalID == id }), task.kind == kind else {
             return envelope(1203, "task not found: \(id)")
         }
