@@ -172,9 +172,9 @@ struct KlingAdapter: EngineAdapter {
         case .some(1300), .some(1301):
             return PluginError(code: "SAFETY_FILTER", message: "Kling's content policy refused this request (\(detail)).",
                                remediation: "Rephrase the prompt or use another image.", field: "$.inputs.prompt")
-        case .some(1302):
-            return PluginError(code: "RATE_LIMITED", message: "Kling's request rate limit (\(detail)).", remediation: "Retried automatically after a pause.",
-                               retryable: true, charged: .no, retryAfterMs: retryAfter ?? 2_000)
+        case .some(1302), .some(1303):
+            return PluginError(code: "RATE_LIMITED", message: "Kling's \(answer.code == 1303 ? "parallel task" : "request rate") limit (\(detail)).",
+                               remediation: "Retried automatically after a pause.", retryable: true, charged: .no, retryAfterMs: retryAfter ?? 2_000)
         case .some(5000...5002):
             return PluginError(code: "ENGINE_UNAVAILABLE", message: "Kling's servers failed (\(detail)).", remediation: "Retried automatically; see Kling's status page.",
                                retryable: true, charged: .no, retryAfterMs: retryAfter)
@@ -187,7 +187,7 @@ struct KlingAdapter: EngineAdapter {
 
     func parallelLimited(_ config: Config) -> PluginError {
         PluginError(code: "RATE_LIMITED", message: "Kling's parallel task limit is reached (1303): the account runs as many tasks as its resource pack allows.",
-                    remediation: "The host retries when a task finishes; set max_parallel_tasks in the kling config to your pack's limit so Switchyard waits before asking.",
+                    remediation: "Retried after parallel_retry_ms; set max_parallel_tasks in the kling config to your pack's limit so Switchyard holds tasks back itself.",
                     retryable: true, charged: .no, retryAfterMs: config.parallelRetryMs)
     }
 
@@ -238,7 +238,9 @@ struct KlingAdapter: EngineAdapter {
         let config = Config(request.config, capability: request.capability)
         let payload = try JSONEncoder().encode(body(request, config: config, context: context))
         let external = Self.externalTaskID(request.job)
-        if let limit = config.maxParallelTasks, try ParallelSlots.inUse(context) >= limit { throw parallelLimited(config) }
+        if let limit = config.maxParallelTasks, try ParallelSlots.inUse(context) >= limit {
+            return try deferred(kind: kind, external: external, payload: payload, config: config, context: context)
+        }
         let answer: Answer
         do {
             answer = try send("POST", "\(config.baseURL)/v1/videos/\(kind)", body: payload, timeoutMs: config.timeoutMs, context: context)
@@ -256,8 +258,35 @@ struct KlingAdapter: EngineAdapter {
             // after it may have: look the task up before saying anything else.
             if let ref = try find(kind: kind, externalID: external, config: config, context: context) { return try accepted(ref, config: config, context: context) }
         }
-        if answer.code == 1303 { throw parallelLimited(config) }
+        if answer.code == 1303 { return try deferred(kind: kind, external: external, payload: payload, config: config, context: context) }
         throw failure(answer)
+    }
+
+    /// Over the parallel limit: the job waits queued in the host. Its request
+    /// body is kept as an artifact and poll sends it once there is room; the
+    /// task is then found by its external_task_id, so the ref need not change.
+    func deferred(kind: String, external: String?, payload: Data, config: Config, context: HostContext) throws -> SubmitResult {
+        guard let external, let body = try? context.putArtifact(payload, mediaType: "application/json") else { throw parallelLimited(config) }
+        context.log(.info, "kling: the account's parallel task limit is reached; the task waits for a free slot")
+        return .ref(["kind": .string(kind), "external_task_id": .string(external), "deferred_body": .string(body.artifact)],
+                    nextPollAfterMs: config.parallelRetryMs)
+    }
+
+    /// Poll of a deferred job that Kling does not have yet: submit it if there is room.
+    func submitDeferred(kind: String, body: String, config: Config, context: HostContext) throws -> PollResult {
+        let waiting = PollResult(state: .queued, progress: 0, message: "waiting for a free Kling parallel slot", nextPollAfterMs: config.parallelRetryMs)
+        if let limit = config.maxParallelTasks, try ParallelSlots.inUse(context) >= limit { return waiting }
+        let answer = try send("POST", "\(config.baseURL)/v1/videos/\(kind)", body: try context.readArtifact(body), timeoutMs: config.timeoutMs, context: context)
+        switch answer.code {
+        case 0:
+            if config.maxParallelTasks != nil, let task = answer.data?["task_id"]?.stringValue { try? ParallelSlots.add(task, context: context) }
+            return PollResult(state: .queued, progress: 0.05, message: "submitted to Kling", nextPollAfterMs: 5_000)
+        case 1303: return waiting
+        case 1201 where answer.message.contains("external_task_id"):
+            return PollResult(state: .queued, progress: 0.05, message: "submitted to Kling", nextPollAfterMs: 1_000)
+        case .some(1302), .some(5000...5002), nil: throw failure(answer)
+        default: return PollResult(state: .failed, error: failure(answer))
+        }
     }
 
     func accepted(_ ref: JSONValue, config: Config, context: HostContext) throws -> SubmitResult {
@@ -284,11 +313,15 @@ struct KlingAdapter: EngineAdapter {
     // MARK: poll
 
     func poll(_ request: RefRequest, context: HostContext) throws -> PollResult {
-        guard let kind = request.ref["kind"]?.stringValue, let taskID = request.ref["task_id"]?.stringValue else {
+        guard let kind = request.ref["kind"]?.stringValue, let id = request.ref["task_id"]?.stringValue ?? request.ref["external_task_id"]?.stringValue else {
             throw PluginError(code: "INVALID_REF", message: "This ref has no Kling task.", remediation: "Poll refs made by the kling adapter.", field: "$.ref")
         }
         let config = Config(request.config, capability: kind == "text2video" ? "video.from_text" : "video.from_image")
-        let answer = try send("GET", "\(config.baseURL)/v1/videos/\(kind)/\(taskID)", context: context)
+        let answer = try send("GET", "\(config.baseURL)/v1/videos/\(kind)/\(id)", context: context)
+        let taskID = answer.data?["task_id"]?.stringValue ?? id
+        if answer.code == 1203, request.ref["task_id"] == nil, let body = request.ref["deferred_body"]?.stringValue {
+            return try submitDeferred(kind: kind, body: body, config: config, context: context)
+        }
         if answer.code == 1203 {
             ParallelSlots.remove(taskID, context: context)
             return PollResult(state: .failed, error: PluginError(code: "RESULT_EXPIRED", message: "Kling no longer knows task \(taskID).",
@@ -332,12 +365,16 @@ struct KlingAdapter: EngineAdapter {
     /// Kling has no cancel API: a task runs to its end and is billed. Cancel
     /// says so truthfully, and the host stops following the task.
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
-        guard let kind = request.ref["kind"]?.stringValue, let taskID = request.ref["task_id"]?.stringValue else {
+        guard let kind = request.ref["kind"]?.stringValue, let id = request.ref["task_id"]?.stringValue ?? request.ref["external_task_id"]?.stringValue else {
             return CancelResult(outcome: .notFound, charged: .no)
         }
         let config = Config(request.config, capability: kind == "text2video" ? "video.from_text" : "video.from_image")
-        let answer = try send("GET", "\(config.baseURL)/v1/videos/\(kind)/\(taskID)", context: context)
-        if answer.code == 1203 { return CancelResult(outcome: .notFound, charged: .unknown) }
+        let answer = try send("GET", "\(config.baseURL)/v1/videos/\(kind)/\(id)", context: context)
+        let taskID = answer.data?["task_id"]?.stringValue ?? id
+        if answer.code == 1203 {
+            // A deferred job Kling never received: stopping it here costs nothing.
+            return request.ref["task_id"] == nil ? CancelResult(outcome: .cancelledInQueue, charged: .no) : CancelResult(outcome: .notFound, charged: .unknown)
+        }
         guard answer.code == 0, let status = answer.data?["task_status"]?.stringValue else { throw failure(answer) }
         switch status {
         case "succeed": return CancelResult(outcome: .alreadyFinished, charged: .yes)

@@ -297,44 +297,63 @@ final class KlingAdapterTests: TemporaryDirectoryTestCase {
 
     // MARK: the parallel limit
 
-    func testTheParallelLimit1303IsRateLimitedAndTheSubmitRetried() async throws {
+    func testA1303SubmitWaitsQueuedAndIsSentOnceKlingHasRoom() async throws {
         let engine = try makeEngine()
         try await warm(engine)
+        // 1303 on the submit, and once more on the first try from poll.
         standIn.configure { $0.errorNext = [1303, 1303] }
-        let job = try await run(engine, text())
+        let job = try await run(engine, text(config: ["parallel_retry_ms": 100]))
         XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
-        XCTAssertEqual(standIn.codesAnswered, [1303, 1303])
+        // 1203: the waiting job's look-ups by external_task_id, before it was sent.
+        XCTAssertEqual(standIn.codesAnswered.filter { $0 != 1203 }, [1303, 1303])
         XCTAssertEqual(standIn.submissions, 1)
     }
 
-    func testASubmitStillOverTheParallelLimitAfterItsRetriesFailsUnbilled() async throws {
+    func testATaskOverTheParallelLimitWaitsQueuedUntilASlotFrees() async throws {
         standIn.configure { $0.parallelLimit = 1 }
         let engine = try makeEngine()
         try await warm(engine)
-        _ = try await engine.start(text())
-        let second = try await engine.start(text(["prompt": "second"]))
-        XCTAssertEqual(second.phase, .failed)
-        XCTAssertEqual(second.errorCode, "RATE_LIMITED")
-        XCTAssertEqual(error(second)["charged"] as? String, "no")
-        XCTAssertTrue((error(second)["remediation"] as? String ?? "").contains("max_parallel_tasks"))
-        XCTAssertEqual(standIn.codesAnswered.filter { $0 == 1303 }.count, 4, "the first try and three retries")
+        let first = try await engine.start(text())
+        let second = try await engine.start(text(["prompt": "second"], config: ["parallel_retry_ms": 100]))
+        XCTAssertEqual(second.phase, .queued, "held by the host, not failed: \(second.errorJSON ?? "")")
         XCTAssertEqual(standIn.submissions, 1)
+        XCTAssertTrue(standIn.codesAnswered.contains(1303))
+        let finished = try await engine.drive(first.id)
+        XCTAssertEqual(finished.phase, .succeeded)
+        let later = try await engine.drive(second.id)
+        XCTAssertEqual(later.phase, .succeeded, later.errorJSON ?? "")
+        XCTAssertEqual(standIn.submissions, 2)
+        XCTAssertEqual(standIn.task(standIn.taskIDs[1])?.body["prompt"], "second", "the stored request body was sent as it was")
+        XCTAssertEqual(standIn.task(standIn.taskIDs[1])?.externalID, "sy-\(second.id)")
     }
 
     func testMaxParallelTasksHoldsTasksBackWithoutDrawing1303() async throws {
         standIn.configure { $0.parallelLimit = 1 }
         let engine = try makeEngine()
         try await warm(engine)
-        let limited: [String: JSONValue] = ["max_parallel_tasks": 1]
+        let limited: [String: JSONValue] = ["max_parallel_tasks": 1, "parallel_retry_ms": 100]
         let first = try await engine.start(text(config: limited))
         let held = try await engine.start(text(["prompt": "second"], config: limited))
-        XCTAssertEqual(held.errorCode, "RATE_LIMITED")
-        XCTAssertEqual(standIn.codesAnswered, [], "Kling was never asked while the slot was taken")
+        XCTAssertEqual(held.phase, .queued)
+        XCTAssertEqual(standIn.submissions, 1, "the adapter holds the second task back itself")
         let finished = try await engine.drive(first.id)
         XCTAssertEqual(finished.phase, .succeeded)
-        let next = try await run(engine, text(["prompt": "third"], config: limited))
-        XCTAssertEqual(next.phase, .succeeded, "the finished task gave its slot back")
+        let later = try await engine.drive(held.id)
+        XCTAssertEqual(later.phase, .succeeded, later.errorJSON ?? "")
+        XCTAssertFalse(standIn.codesAnswered.contains(1303), "Kling was never sent a task while the slot was taken")
         XCTAssertEqual(standIn.submissions, 2)
+    }
+
+    func testCancellingATaskStillWaitingForASlotIsFree() async throws {
+        standIn.configure { $0.parallelLimit = 1 }
+        let engine = try makeEngine()
+        try await warm(engine)
+        _ = try await engine.start(text())
+        let waiting = try await engine.start(text(["prompt": "second"]))
+        let cancelled = try await engine.cancel(waiting.id)
+        XCTAssertTrue(cancelled.cancelOutcomeJSON?.contains(#""outcome":"cancelled_in_queue""#) == true, cancelled.cancelOutcomeJSON ?? "")
+        XCTAssertTrue(cancelled.cancelOutcomeJSON?.contains(#""charged":"no""#) == true)
+        XCTAssertEqual(standIn.submissions, 1)
     }
 
     // MARK: retention, cancel, recovery
