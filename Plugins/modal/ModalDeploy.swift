@@ -17,11 +17,13 @@ enum ModalDeploy {
         var gpu: String
         var appName: String
         var key: String
+        /// Check the app file and parameters and show the command; deploy nothing.
+        var dryRun: Bool
         var handle = ""
 
         var ref: JSONValue {
             ["deploy": ["app": .string(app), "model": .string(model), "gpu": .string(gpu), "app_name": .string(appName), "key": .string(key),
-                        "handle": .string(handle)]]
+                        "dry_run": .bool(dryRun), "handle": .string(handle)]]
         }
 
         init(inputs: [String: JSONValue], config: [String: JSONValue], job: JobInfo?) throws {
@@ -33,13 +35,15 @@ enum ModalDeploy {
             model = inputs["model"]?.stringValue ?? config["model"]?.stringValue ?? "black-forest-labs/FLUX.1-schnell"
             gpu = inputs["gpu"]?.stringValue ?? config["gpu"]?.stringValue ?? "L40S"
             appName = inputs["app_name"]?.stringValue ?? "switchyard"
-            key = ProcessJob.key(job, step: "modal-deploy")
+            dryRun = inputs["dry_run"]?.boolValue ?? false
+            key = ProcessJob.key(job, step: dryRun ? "modal-deploy-dry-run" : "modal-deploy")
         }
 
         init?(ref: JSONValue) {
             guard let d = ref["deploy"], let app = d["app"]?.stringValue, let model = d["model"]?.stringValue, let gpu = d["gpu"]?.stringValue,
                   let name = d["app_name"]?.stringValue, let key = d["key"]?.stringValue, let handle = d["handle"]?.stringValue else { return nil }
             (self.app, self.model, self.gpu, self.appName, self.key, self.handle) = (app, model, gpu, name, key, handle)
+            dryRun = d["dry_run"]?.boolValue ?? false
         }
     }
 
@@ -47,6 +51,16 @@ enum ModalDeploy {
 
     /// Starts (or, with the same key, finds) the deploy child.
     static func start(_ plan: Plan, context: HostContext) throws -> String {
+        if plan.dryRun {
+            // The same child and file path as a deploy, with the command printed instead of run.
+            let script = """
+                test -s "$1" || { echo "the app file is empty" >&2; exit 1; }
+                echo "would run: SWITCHYARD_MODEL=\(quoted(plan.model)) SWITCHYARD_GPU=\(quoted(plan.gpu)) SWITCHYARD_APP=\(quoted(plan.appName)) modal deploy app.py"
+
+                """
+            return try context.startProcess(ProcessRequest(executable: "sh", args: ["-s", "{input:app.py}"], key: plan.key,
+                                                           inputs: ["app.py": plan.app], stdin: script, timeoutMs: 60_000))
+        }
         if let missing = try context.missingExecutable("modal") {
             throw PluginError(code: "DEPENDENCY_MISSING", message: "\(missing.message) endpoint.deploy runs `modal deploy`.", remediation: install)
         }
@@ -101,6 +115,12 @@ enum ModalDeploy {
             let urls = text.split(whereSeparator: { $0.isWhitespace }).map(String.init)
                 .filter { $0.hasPrefix("https://") && $0.contains(".modal.run") }
             var outputs: [String: JSONValue] = ["app_name": .string(plan.appName), "model": .string(plan.model), "gpu": .string(plan.gpu)]
+            if plan.dryRun {
+                outputs["dry_run"] = true
+                outputs["command"] = .string((status.stdout ?? "").trimmingCharacters(in: .whitespacesAndNewlines))
+                outputs["modal_cli_installed"] = .bool((try? context.missingExecutable("modal")) == .some(nil))
+                return PollResult(state: .succeeded, progress: 1, message: "dry run: nothing deployed", outputs: outputs)
+            }
             if let url = urls.first { outputs["app_url"] = .string(url) }
             return PollResult(state: .succeeded, progress: 1, message: urls.first.map { "deployed: set config app_url to \($0)" } ?? "deployed", outputs: outputs)
         }

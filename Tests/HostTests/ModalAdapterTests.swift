@@ -251,6 +251,14 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(text.contains("pip install modal") && text.contains("modal token new"), text)
     }
 
+    func testADryRunChecksTheAppAndShowsTheCommandWithoutTheCLI() throws {
+        let result = try yard(["run", "endpoint.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--input", "dry_run=true",
+                               "--input", "gpu=A10", "--json"], home: dir.appendingPathComponent("dry-home"), extraEnvironment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("SWITCHYARD_GPU='A10'") && result.stdout.contains("modal deploy app.py"), result.stdout)
+        XCTAssertTrue(result.stdout.contains(#""modal_cli_installed":false"#) || result.stdout.contains(#""modal_cli_installed" : false"#), result.stdout)
+    }
+
     func testDeployWithoutAModalTokenIsAuthMissing() throws {
         let (bin, _) = try fakeModalCLI()
         let result = try yard(["run", "endpoint.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--json"],
@@ -261,10 +269,9 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
 
     func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() throws {
         standIn.acceptAnyKey = true
-        // endpoint.deploy runs `modal deploy`: the kit gets the recording fake, never a real deploy.
-        let (bin, _) = try fakeModalCLI()
+        // endpoint.deploy's example is a dry run: the kit needs no Modal CLI (none on this PATH) and deploys nothing.
         let result = try yard(["plugin", "test", "modal", "--json", "--config", #"{"app_url":"\#(standIn.baseURL)"}"#], home: dir.appendingPathComponent("h"),
-                              extraEnvironment: ["PATH": "\(bin.path):/usr/bin:/bin"])
+                              extraEnvironment: ["PATH": "/usr/bin:/bin"])
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
         XCTAssertEqual(failed.count, 0, "\(failed)")
