@@ -176,6 +176,17 @@ final class KlingAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(standIn.authErrorsAnswered, [1003])
     }
 
+    func testATokenRefusedAgainAfterReSigningIsAuthFailedNotRetriedForever() async throws {
+        let engine = try makeEngine()
+        try await warm(engine)
+        standIn.configure { $0.errorNext = [1004, 1004] }
+        let job = try await run(engine, text())
+        XCTAssertEqual(job.phase, .failed)
+        XCTAssertEqual(job.errorCode, "AUTH_FAILED")
+        XCTAssertEqual(standIn.codesAnswered, [1004, 1004], "re-signed and retried exactly once")
+        XCTAssertEqual(standIn.submissions, 0)
+    }
+
     func testAWrongSecretKeyIsAuthFailedBeforeAnythingIsSubmitted() async throws {
         let engine = try makeEngine(secretKey: "sk_wrong")
         let verdict = await engine.preflight(text())
