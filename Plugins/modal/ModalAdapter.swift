@@ -12,7 +12,7 @@ import SwitchyardPluginSDK
 @_cdecl("sy_plugin_entry_v1") public func syPluginEntry(_ host: UnsafePointer<sy_host_t>?) -> UnsafePointer<sy_plugin_t>? { PluginExport.entry(ModalAdapter.self, host: host) }
 
 struct ModalAdapter: EngineAdapter {
-    /// Capabilities served by the deployed app; endpoint.deploy runs locally.
+    /// Capabilities served by the deployed app; modal.deploy runs locally.
     static let capabilities = ["image.generate", "video.from_text"]
     /// Each hop of a 303 chain is one 150 s wait at Modal: 24 hops is an hour.
     static let maxRedirects = 24
@@ -243,8 +243,8 @@ struct ModalAdapter: EngineAdapter {
 
     func health(_ request: ConfigRequest, context: HostContext) -> HealthReport {
         if request.config["app_url"]?.stringValue?.isEmpty != false {
-            // Nothing deployed yet: endpoint.deploy can still run.
-            return HealthReport(status: .degraded, message: "app_url is not set: only endpoint.deploy can run until the app is deployed")
+            // Nothing deployed yet: modal.deploy can still run.
+            return HealthReport(status: .degraded, message: "app_url is not set: only modal.deploy can run until the app is deployed")
         }
         do {
             let config = try Config(request.config)

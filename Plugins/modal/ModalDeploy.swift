@@ -1,13 +1,13 @@
 import Foundation
 import SwitchyardPluginSDK
 
-/// `endpoint.deploy`: runs `modal deploy` on the shipped app
+/// `modal.deploy`: runs `modal deploy` on the shipped app
 /// (Registry/modal/switchyard_app.py, passed as the `app` input) through the
 /// host's sy.process/1, parameterised by model and GPU. The Modal token goes
 /// to the CLI through the environment of a shell fed on stdin, never on a
 /// command line or disk; the ref keeps only what can be stored.
 enum ModalDeploy {
-    static let capability = "endpoint.deploy"
+    static let capability = "modal.deploy"
     static let install = "Install the Modal CLI with `pip install modal`, sign in with `modal token new`, then copy token_id and token_secret from ~/.modal.toml into `yard secrets set MODAL_TOKEN_ID` and `yard secrets set MODAL_TOKEN_SECRET`."
     static let gpus = ["T4", "L4", "A10", "L40S", "A100-40GB", "A100-80GB", "H100", "H200", "B200"]
 
@@ -28,7 +28,7 @@ enum ModalDeploy {
 
         init(inputs: [String: JSONValue], config: [String: JSONValue], job: JobInfo?) throws {
             guard let app = inputs["app"]?["artifact"]?.stringValue else {
-                throw PluginError(code: "CONTRACT_MISMATCH", message: "endpoint.deploy needs the app to deploy as a file.",
+                throw PluginError(code: "CONTRACT_MISMATCH", message: "modal.deploy needs the app to deploy as a file.",
                                   remediation: "Pass --input app=@Registry/modal/switchyard_app.py.", field: "$.inputs.app")
             }
             self.app = app
@@ -62,7 +62,7 @@ enum ModalDeploy {
                                                            inputs: ["app.py": plan.app], stdin: script, timeoutMs: 60_000))
         }
         if let missing = try context.missingExecutable("modal") {
-            throw PluginError(code: "DEPENDENCY_MISSING", message: "\(missing.message) endpoint.deploy runs `modal deploy`.", remediation: install)
+            throw PluginError(code: "DEPENDENCY_MISSING", message: "\(missing.message) modal.deploy runs `modal deploy`.", remediation: install)
         }
         guard let id = try context.secret("MODAL_TOKEN_ID"), !id.isEmpty, let secret = try context.secret("MODAL_TOKEN_SECRET"), !secret.isEmpty else {
             throw PluginError(code: "AUTH_MISSING", message: "MODAL_TOKEN_ID and MODAL_TOKEN_SECRET are not set: `modal deploy` needs your Modal token.", remediation: install)

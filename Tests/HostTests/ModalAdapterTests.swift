@@ -199,7 +199,7 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(standIn.spawns, 1, "found again by its idempotency key, never spawned twice")
     }
 
-    // MARK: endpoint.deploy
+    // MARK: modal.deploy
 
     /// A stand-in for the `modal` CLI: records what it was given, prints what `modal deploy` prints.
     func fakeModalCLI() throws -> (bin: URL, record: URL) {
@@ -225,7 +225,7 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
         let (bin, record) = try fakeModalCLI()
         let home = dir.appendingPathComponent("deploy-home")
         let tokenSecret = "as-canary-\(UUID().uuidString.prefix(8))"
-        let result = try yard(["run", "endpoint.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--input", "gpu=H100",
+        let result = try yard(["run", "modal.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--input", "gpu=H100",
                                "--input", "model=stabilityai/sdxl-turbo", "--json"], home: home,
                               extraEnvironment: ["PATH": "\(bin.path):/usr/bin:/bin", "MODAL_TOKEN_ID": "ak-test", "MODAL_TOKEN_SECRET": tokenSecret])
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
@@ -242,7 +242,7 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
     }
 
     func testDeployWithoutTheModalCLIIsDependencyMissingSayingHowToInstallIt() throws {
-        let result = try yard(["run", "endpoint.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--json"],
+        let result = try yard(["run", "modal.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--json"],
                               home: dir.appendingPathComponent("no-cli-home"),
                               extraEnvironment: ["PATH": "/usr/bin:/bin", "MODAL_TOKEN_ID": "ak-test", "MODAL_TOKEN_SECRET": "as-test"])
         XCTAssertNotEqual(result.status, 0)
@@ -252,7 +252,7 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
     }
 
     func testADryRunChecksTheAppAndShowsTheCommandWithoutTheCLI() throws {
-        let result = try yard(["run", "endpoint.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--input", "dry_run=true",
+        let result = try yard(["run", "modal.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--input", "dry_run=true",
                                "--input", "gpu=A10", "--json"], home: dir.appendingPathComponent("dry-home"), extraEnvironment: ["PATH": "/usr/bin:/bin"])
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
         XCTAssertTrue(result.stdout.contains("SWITCHYARD_GPU='A10'") && result.stdout.contains("modal deploy app.py"), result.stdout)
@@ -261,7 +261,7 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
 
     func testDeployWithoutAModalTokenIsAuthMissing() throws {
         let (bin, _) = try fakeModalCLI()
-        let result = try yard(["run", "endpoint.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--json"],
+        let result = try yard(["run", "modal.deploy", "--engine", "modal", "--input", "app=@\(shippedApp)", "--json"],
                               home: dir.appendingPathComponent("no-token-home"), extraEnvironment: ["PATH": "\(bin.path):/usr/bin:/bin"])
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue((result.stdout + result.stderr).contains("AUTH_MISSING"), result.stdout + result.stderr)
@@ -269,7 +269,7 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
 
     func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() throws {
         standIn.acceptAnyKey = true
-        // endpoint.deploy's example is a dry run: the kit needs no Modal CLI (none on this PATH) and deploys nothing.
+        // modal.deploy's example is a dry run: the kit needs no Modal CLI (none on this PATH) and deploys nothing.
         let result = try yard(["plugin", "test", "modal", "--json", "--config", #"{"app_url":"\#(standIn.baseURL)"}"#], home: dir.appendingPathComponent("h"),
                               extraEnvironment: ["PATH": "/usr/bin:/bin"])
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
