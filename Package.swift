@@ -20,6 +20,8 @@ let package = Package(
         .library(name: "SyComfyUI", type: .dynamic, targets: ["ComfyUIPlugin"]),
         .library(name: "SyHuggingFace", type: .dynamic, targets: ["HuggingFacePlugin"]),
         .library(name: "SyStripeBilling", type: .dynamic, targets: ["StripeBillingPlugin"]),
+        .library(name: "SyKling", type: .dynamic, targets: ["KlingPlugin"]),
+        .library(name: "SyModal", type: .dynamic, targets: ["ModalPlugin"]),
         .library(name: "SyLocalMedia", type: .dynamic, targets: ["LocalMediaPlugin"]),
         .library(name: "SyLocalSpeech", type: .dynamic, targets: ["LocalSpeechPlugin"]),
     ],
@@ -127,6 +129,18 @@ let package = Package(
             name: "StripeBillingPlugin",
             dependencies: ["SwitchyardPluginSDK"],
             path: "Plugins/stripe-billing",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "KlingPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/kling",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "ModalPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/modal",
             exclude: ["plugin.json"]
         ),
         .target(

@@ -24,6 +24,7 @@ final class CapabilityCatalogTests: XCTestCase {
         "debug.echo", "debug.ping",
         "endpoint.deploy",
         "video.deflicker", "video.mux_audio", "video.export", "image.storyboard", "image.denoise",
+        "modal.deploy",
     ]
 
     /// The schema keywords the catalog may use; anything else must start with `x-`.
@@ -54,6 +55,10 @@ final class CapabilityCatalogTests: XCTestCase {
     /// Valid inputs per capability; the first is the smallest valid one and seeds the
     /// mechanical "missing required" and "unknown member" checks.
     static let validInputs: [String: [String]] = [
+        "modal.deploy": [
+            #"{"app": {"artifact": "\#(artifact)"}}"#,
+            #"{"app": {"artifact": "\#(artifact)", "media_type": "text/x-python"}, "model": "black-forest-labs/FLUX.1-schnell", "gpu": "H100", "app_name": "switchyard", "dry_run": true}"#,
+        ],
         "image.generate": [
             #"{"prompt": "a red bicycle against a white wall"}"#,
             #"{"prompt": "a lighthouse at dusk", "negative_prompt": "blurry, text", "model": "fal-ai/flux/dev", "width": 1024, "height": 768, "num_images": 4, "steps": 28, "guidance_scale": 3.5, "seed": 4294967295, "output_format": "webp"}"#,
@@ -155,6 +160,7 @@ final class CapabilityCatalogTests: XCTestCase {
     /// Plausible outputs per capability, as adapters report them (echo's is exactly what
     /// `EchoAdapter` emits: the artifact handle carries `size`).
     static let validOutputs: [String: String] = [
+        "modal.deploy": #"{"app_url": "https://acme--switchyard-web.modal.run", "app_name": "switchyard", "model": "black-forest-labs/FLUX.1-schnell", "gpu": "L40S"}"#,
         "image.generate": #"{"images": [{"file": {"artifact": "\#(artifact)", "media_type": "image/png", "size": 1234567}, "width": 1024, "height": 768, "seed": 42}], "seed": 42, "model": "fal-ai/flux/dev"}"#,
         "image.edit": #"{"images": [{"file": {"url": "https://cdn.example.com/out.webp", "media_type": "image/webp"}, "width": 1024, "height": 1024}]}"#,
         "image.upscale": #"{"image": {"artifact": "\#(artifact)"}, "width": 4096, "height": 3072}"#,
@@ -194,6 +200,7 @@ final class CapabilityCatalogTests: XCTestCase {
     }
 
     static let wrongTypes: [BadInput] = [
+        BadInput("modal.deploy", #"{"app": {"artifact": "\#(artifact)"}, "dry_run": "yes"}"#, "type", "$.dry_run"),
         BadInput("image.generate", #"{"prompt": 42}"#, "type", "$.prompt"),
         BadInput("image.generate", #"{"prompt": "x", "num_images": "2"}"#, "type", "$.num_images"),
         BadInput("image.edit", #"{"image": "https://example.com/in.png", "prompt": "x"}"#, "oneOf", "$.image"),
@@ -224,6 +231,7 @@ final class CapabilityCatalogTests: XCTestCase {
 
     static let outOfRange: [BadInput] = [
         BadInput("endpoint.deploy", #"{"name": "w", "image": "img:1", "gpu_type_ids": ["ADA_24"], "workers_max": 0}"#, "minimum", "$.workers_max"),
+        BadInput("modal.deploy", #"{"app": {"artifact": "\#(artifact)"}, "app_name": "Not A Name"}"#, "pattern", "$.app_name"),
         BadInput("image.generate", #"{"prompt": "x", "num_images": 9}"#, "maximum", "$.num_images"),
         BadInput("image.generate", #"{"prompt": "x", "steps": 0}"#, "minimum", "$.steps"),
         BadInput("image.generate", #"{"prompt": "x", "guidance_scale": 20.5}"#, "maximum", "$.guidance_scale"),
