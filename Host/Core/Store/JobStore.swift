@@ -108,6 +108,7 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         migrator.registerMigration("2026-11-22 engine_health.code") { db in
             try db.alter(table: "engine_health") { t in t.add(column: "code", .text) }
         }
+        migrator.registerMigration("2026-11-22 pipeline.runs") { db in try PipelineRunStore.createTables(db) }
         return migrator
     }
 
