@@ -22,6 +22,7 @@ final class CapabilityCatalogTests: XCTestCase {
         "video.from_image", "video.from_text", "video.lipsync", "video.upscale", "video.grade", "video.concat",
         "audio.speech", "audio.music", "model.download", "comfy.workflow", "billing.meter",
         "debug.echo", "debug.ping",
+        "video.deflicker", "video.mux_audio", "video.export", "image.storyboard", "image.denoise",
     ]
 
     /// The schema keywords the catalog may use; anything else must start with `x-`.
@@ -69,6 +70,7 @@ final class CapabilityCatalogTests: XCTestCase {
         "video.from_image": [
             #"{"image": {"artifact": "\#(artifact)"}}"#,
             #"{"image": {"artifact": "\#(artifact)", "media_type": "image/jpeg"}, "end_image": {"url": "https://example.com/last.png"}, "prompt": "the camera pushes in slowly", "negative_prompt": "shaky", "model": "kling-v2-1", "duration_seconds": 10, "resolution": "1080p", "fps": 30, "mode": "pro", "cfg_scale": 0.5, "seed": 7}"#,
+            #"{"image": {"artifact": "\#(artifact)"}, "motion": "zoom_in", "duration_seconds": 3.5, "fps": 25, "resolution": "720p"}"#,
         ],
         "video.from_text": [
             #"{"prompt": "a paper boat drifting down a rainy street"}"#,
@@ -85,6 +87,8 @@ final class CapabilityCatalogTests: XCTestCase {
         "video.grade": [
             #"{"video": {"artifact": "\#(artifact)"}, "saturation": 0}"#,
             #"{"video": {"artifact": "\#(artifact)"}, "lut": {"artifact": "\#(artifact)", "media_type": "text/plain"}, "lut_strength": 0.8, "brightness": -0.05, "contrast": 1.2, "saturation": 1.1, "gamma": 0.9, "quality": "standard"}"#,
+            #"{"video": {"artifact": "\#(artifact)"}, "grain": 0.2}"#,
+            #"{"video": {"artifact": "\#(artifact)"}, "style": "teal_orange", "tone_map": "hable", "grain": 0, "contrast": 1.05}"#,
         ],
         "video.concat": [
             #"{"clips": [{"artifact": "\#(artifact)"}, {"url": "https://example.com/b.mp4"}]}"#,
@@ -121,6 +125,26 @@ final class CapabilityCatalogTests: XCTestCase {
         "debug.ping": [
             #"{}"#,
         ],
+        "video.deflicker": [
+            #"{"video": {"artifact": "\#(artifact)"}}"#,
+            #"{"video": {"artifact": "\#(artifact)"}, "window_frames": 129, "mode": "median", "quality": "pro"}"#,
+        ],
+        "video.mux_audio": [
+            #"{"video": {"artifact": "\#(artifact)"}, "audio": {"artifact": "\#(artifact)"}}"#,
+            #"{"video": {"artifact": "\#(artifact)"}, "audio": {"url": "https://example.com/vo.wav", "media_type": "audio/wav"}, "length": "shortest", "volume": 0, "keep_original_audio": true, "quality": "low"}"#,
+        ],
+        "video.export": [
+            #"{"video": {"artifact": "\#(artifact)"}, "profile": "square_1x1"}"#,
+            #"{"video": {"artifact": "\#(artifact)"}, "profile": "vertical_9x16", "fit": "pad", "fps": 30, "quality": "standard"}"#,
+        ],
+        "image.storyboard": [
+            #"{"images": [{"artifact": "\#(artifact)"}]}"#,
+            #"{"images": [{"artifact": "\#(artifact)"}, {"url": "https://example.com/2.jpg"}], "columns": 8, "cell_width": 64, "cell_aspect": "9:16", "gap": 0, "background": "#1a1A2b", "output_format": "jpeg"}"#,
+        ],
+        "image.denoise": [
+            #"{"image": {"artifact": "\#(artifact)"}}"#,
+            #"{"image": {"url": "https://example.com/noisy.jpg"}, "strength": 1, "output_format": "webp"}"#,
+        ],
     ]
 
     /// Plausible outputs per capability, as adapters report them (echo's is exactly what
@@ -142,6 +166,11 @@ final class CapabilityCatalogTests: XCTestCase {
         "billing.meter": #"{"identifier": "job-8f14e45f", "event_name": "video_seconds", "customer_id": "cus_NffrFeUfNV2Hib", "value": 10, "timestamp": "2026-11-03T14:05:00Z"}"#,
         "debug.echo": #"{"text": "hi", "sha256": "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4", "file": {"artifact": "\#(artifact)", "media_type": "text/plain", "size": 2}, "http_status": 200, "authenticated": false}"#,
         "debug.ping": #"{"pong": true}"#,
+        "video.deflicker": #"{"video": {"artifact": "\#(artifact)", "media_type": "video/mp4"}, "duration_seconds": 4, "width": 640, "height": 360, "fps": 25}"#,
+        "video.mux_audio": #"{"video": {"artifact": "\#(artifact)"}, "duration_seconds": 6.02, "video_codec": "h264", "audio_codec": "aac", "pixel_format": "yuv420p"}"#,
+        "video.export": #"{"video": {"artifact": "\#(artifact)", "media_type": "video/mp4"}, "duration_seconds": 6, "width": 1080, "height": 1920, "fps": 30, "video_codec": "h264", "audio_codec": "aac", "pixel_format": "yuv420p"}"#,
+        "image.storyboard": #"{"image": {"artifact": "\#(artifact)", "media_type": "image/png"}, "width": 1000, "height": 560, "columns": 3, "rows": 2}"#,
+        "image.denoise": #"{"image": {"artifact": "\#(artifact)"}, "width": 1024, "height": 768}"#,
     ]
 
     /// An input that must be rejected, with the violation it must produce.
@@ -179,6 +208,11 @@ final class CapabilityCatalogTests: XCTestCase {
         BadInput("debug.echo", #"{"text": 5}"#, "type", "$.text"),
         BadInput("debug.echo", #"{"text": "x", "polls": 1.5}"#, "type", "$.polls"),
         BadInput("debug.ping", #"[]"#, "type", "$"),
+        BadInput("video.deflicker", #"{"video": {"artifact": "\#(artifact)"}, "window_frames": 5.5}"#, "type", "$.window_frames"),
+        BadInput("video.mux_audio", #"{"video": {"artifact": "\#(artifact)"}, "audio": {"artifact": "\#(artifact)"}, "keep_original_audio": "no"}"#, "type", "$.keep_original_audio"),
+        BadInput("video.export", #"{"video": [{"artifact": "\#(artifact)"}], "profile": "square_1x1"}"#, "oneOf", "$.video"),
+        BadInput("image.storyboard", #"{"images": {"artifact": "\#(artifact)"}}"#, "type", "$.images"),
+        BadInput("image.denoise", #"{"image": {"artifact": "\#(artifact)"}, "strength": "high"}"#, "type", "$.strength"),
     ]
 
     static let outOfRange: [BadInput] = [
@@ -214,6 +248,15 @@ final class CapabilityCatalogTests: XCTestCase {
         BadInput("billing.meter", #"{"event_name": "e", "customer_id": "c", "value": -1}"#, "minimum", "$.value"),
         BadInput("debug.echo", #"{"text": "x", "polls": 51}"#, "maximum", "$.polls"),
         BadInput("debug.echo", #"{"text": "x", "polls": -1}"#, "minimum", "$.polls"),
+        BadInput("video.deflicker", #"{"video": {"artifact": "\#(artifact)"}, "window_frames": 1}"#, "minimum", "$.window_frames"),
+        BadInput("video.mux_audio", #"{"video": {"artifact": "\#(artifact)"}, "audio": {"artifact": "\#(artifact)"}, "volume": 5}"#, "maximum", "$.volume"),
+        BadInput("video.export", #"{"video": {"artifact": "\#(artifact)"}, "profile": "4k"}"#, "enum", "$.profile"),
+        BadInput("image.storyboard", #"{"images": [{"artifact": "\#(artifact)"}], "columns": 9}"#, "maximum", "$.columns"),
+        BadInput("image.storyboard", #"{"images": [{"artifact": "\#(artifact)"}], "background": "red"}"#, "pattern", "$.background"),
+        BadInput("image.denoise", #"{"image": {"artifact": "\#(artifact)"}, "strength": 1.5}"#, "maximum", "$.strength"),
+        BadInput("video.grade", #"{"video": {"artifact": "\#(artifact)"}, "grain": 2}"#, "maximum", "$.grain"),
+        BadInput("video.grade", #"{"video": {"artifact": "\#(artifact)"}, "style": "sepia"}"#, "enum", "$.style"),
+        BadInput("video.from_image", #"{"image": {"artifact": "\#(artifact)"}, "motion": "orbit"}"#, "enum", "$.motion"),
     ]
 
     // MARK: - Helpers

@@ -25,6 +25,20 @@ public struct PluginManifest: Codable, Sendable, Hashable {
     public var resultRetentionSeconds: Int?
     public var maxConcurrency: Int?
     public var extensions: [String]
+    /// Executables the plugin may run through sy.process/1 (bare names, resolved on the host's PATH).
+    public var processes: [String]
+    /// Small files the conformance kit stores before running example_inputs.
+    public var exampleArtifacts: [ExampleArtifact]
+
+    public struct ExampleArtifact: Codable, Sendable, Hashable {
+        public var mediaType: String
+        public var dataBase64: String
+
+        enum CodingKeys: String, CodingKey {
+            case mediaType = "media_type"
+            case dataBase64 = "data_base64"
+        }
+    }
 
     public struct Capability: Codable, Sendable, Hashable {
         public var id: String
@@ -65,7 +79,8 @@ public struct PluginManifest: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case id, name, version, vendor, description, abi, library, platform, toolchain, sha256
-        case capabilities, secrets, network, extensions
+        case capabilities, secrets, network, extensions, processes
+        case exampleArtifacts = "example_artifacts"
         case schemaVersion = "schema_version"
         case configSchema = "config_schema"
         case resultRetentionSeconds = "result_retention_seconds"
@@ -92,6 +107,8 @@ public struct PluginManifest: Codable, Sendable, Hashable {
         resultRetentionSeconds = try c.decodeIfPresent(Int.self, forKey: .resultRetentionSeconds)
         maxConcurrency = try c.decodeIfPresent(Int.self, forKey: .maxConcurrency)
         extensions = try c.decodeIfPresent([String].self, forKey: .extensions) ?? []
+        processes = try c.decodeIfPresent([String].self, forKey: .processes) ?? []
+        exampleArtifacts = try c.decodeIfPresent([ExampleArtifact].self, forKey: .exampleArtifacts) ?? []
     }
 
     public var capabilityIDs: [String] { capabilities.map(\.id) }
@@ -123,6 +140,7 @@ public struct PluginManifest: Codable, Sendable, Hashable {
 
     static let idPattern = try! NSRegularExpression(pattern: "^[a-z0-9][a-z0-9._-]{0,63}$")
     static let capabilityPattern = try! NSRegularExpression(pattern: "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$")
+    static let processPattern = try! NSRegularExpression(pattern: "^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
     static let secretPattern = try! NSRegularExpression(pattern: "^[A-Z][A-Z0-9_]{0,63}$")
 
     static func matches(_ regex: NSRegularExpression, _ s: String) -> Bool {
@@ -178,6 +196,9 @@ public struct PluginManifest: Codable, Sendable, Hashable {
         }
         for (i, host) in network.hosts.enumerated() where host.isEmpty || host.contains("/") || host.contains(":") && !host.hasPrefix("[") {
             throw invalid("$.network.hosts[\(i)]", "\"\(host)\" is not a host name.", "Write a bare host such as api.runpod.ai (no scheme, path or port).")
+        }
+        for (i, name) in processes.enumerated() where !Self.matches(Self.processPattern, name) {
+            throw invalid("$.processes[\(i)]", "\"\(name)\" is not a bare executable name.", "Write the program's name as found on PATH, e.g. ffmpeg (no directories).")
         }
         if let maxConcurrency, maxConcurrency < 1 {
             throw invalid("$.max_concurrency", "max_concurrency must be at least 1.", "Write a positive number.")
