@@ -77,7 +77,9 @@ public struct PipelineScope: Sendable {
         case .quality: return .string(quality)
         case .step(let step, let members):
             var current: JSONValue? = stepOutputs[step].map { .object($0) }
-            for member in members { current = current?[member] }
+            for member in members {
+                if let index = Int(member), let items = current?.arrayValue { current = index < items.count ? items[index] : nil } else { current = current?[member] }
+            }
             return current
         }
     }

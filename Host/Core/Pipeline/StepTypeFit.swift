@@ -82,9 +82,25 @@ struct StepTypeFit {
                                          message: "\(field) uses steps.\(producer).outputs.\(members[0]), but \(producerStep.capability) has no output \(members[0]).",
                                          remediation: "Use one of \(properties.keys.sorted().joined(separator: ", ")).", field: field))
             }
-            if members.count > 1 { return (ValueShape(kind: .unknown), nil) }
-            return (ValueShape(schema: property, root: output.document), nil)
+            // Deeper paths (images.0.file) follow items and properties.
+            var schema = property
+            for member in members.dropFirst() {
+                schema = Self.dereference(schema, root: output.document)
+                guard let next = Int(member) != nil ? schema["items"] : schema["properties"]?[member] else {
+                    return (nil, PlanFinding(step: step, code: "UNKNOWN_OUTPUT", message: "\(field) uses steps.\(producer).outputs.\(members.joined(separator: ".")), which \(producerStep.capability)'s outputs do not have.",
+                                             remediation: "Check the output's structure in Registry/capabilities/\(producerStep.capability).json.", field: field))
+                }
+                schema = next
+            }
+            return (ValueShape(schema: schema, root: output.document), nil)
         }
+    }
+
+    /// A local `$ref` other than the file shape, followed once.
+    static func dereference(_ schema: JSONValue, root: JSONValue) -> JSONValue {
+        guard let ref = schema["$ref"]?.stringValue, !ref.hasSuffix("/file"), let name = ref.split(separator: "/").last,
+              let target = root["$defs"]?[String(name)] else { return schema }
+        return target
     }
 
     /// Producer → consumer compatibility.
@@ -178,12 +194,12 @@ struct StepTypeFit {
             }
             return (try? PipelineTemplate.resolve(template, in: planningScope)) ?? template
         case .array(let items):
-            let itemSchema = schema?["items"]
+            let itemSchema = schema.map { Self.dereference($0, root: root) }?["items"]
             return .array(items.enumerated().compactMap { i, item in walk(item, schema: itemSchema, root: root, step: step, field: "\(field)[\(i)]") })
         case .object(let members):
             var result: [String: JSONValue] = [:]
             for (key, value) in members {
-                if let v = walk(value, schema: schema?["properties"]?[key], root: root, step: step, field: "\(field).\(key)") { result[key] = v }
+                if let v = walk(value, schema: schema.map { Self.dereference($0, root: root) }?["properties"]?[key], root: root, step: step, field: "\(field).\(key)") { result[key] = v }
             }
             return .object(result)
         default:
