@@ -18,7 +18,9 @@ struct PipelineRequest {
     var inputs: [String: JSONValue]
 
     init(reference: String, rawInputs: [String], engine: JobEngine) throws {
-        (definition, source) = try PipelineDefinition.locate(reference, presets: PresetLibrary.standard())
+        let located = try PipelineDefinition.locate(reference, presets: PresetLibrary.standard())
+        definition = located.0
+        source = located.source
         inputs = try RunCommand.parseInputs(rawInputs, artifacts: engine.artifacts)
     }
 }

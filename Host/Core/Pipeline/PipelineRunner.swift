@@ -102,11 +102,12 @@ public final class PipelineRunner: @unchecked Sendable {
                         let dependencies = step.dependencies.compactMap { rows[$0]?.state }
                         guard dependencies.allSatisfy({ $0 == .succeeded || $0 == .skipped }) else { continue }
                         if let when = step.when, !when.evaluate(in: scope()) {
-                            rows[step.name] = try store.updateStep(runID: runID, name: step.name) { r in
+                            let skipped = try store.updateStep(runID: runID, name: step.name) { r in
                                 r.state = .skipped
                                 r.finishedAt = Date()
                             }
-                            onUpdate(PipelineStepUpdate(runID: runID, step: rows[step.name]!, job: nil))
+                            rows[step.name] = skipped
+                            onUpdate(PipelineStepUpdate(runID: runID, step: skipped, job: nil))
                             changed = true
                             continue
                         }
@@ -237,6 +238,10 @@ public final class PipelineRunner: @unchecked Sendable {
                     attempts.append(EngineAttempt(engine: choice.engine, ok: false, code: first?.code, message: first?.message, remediation: first?.remediation, charged: "no"))
                     logger.info("engine refused in pre-flight; trying the next", metadata: ["step": "\(step.name)", "engine": "\(choice.engine)", "code": "\(first?.code ?? "?")"])
                     continue
+                } catch let error as YardError {
+                    // Not a pre-flight refusal: the job may exist, so no other engine is tried.
+                    attempts.append(EngineAttempt(engine: choice.engine, ok: false, code: error.code.rawValue, message: error.message, remediation: error.remediation))
+                    return try finish(.failed, error: ["code": .string(error.code.rawValue), "message": .string(error.message), "remediation": .string(error.remediation)])
                 }
             }
             let jobID = job.id
