@@ -82,6 +82,10 @@ struct PipelineRunFlow {
                 if global.json { printJSON(checked) } else { PipelineText.printPlan(checked) }
                 throw ExitCode(1)
             }
+            if !global.json {
+                let chosen = checked.steps.map { "\($0.name) on \($0.engine ?? ($0.runs == .no ? "(skipped)" : "?"))" }.joined(separator: ", ")
+                print("plan: \(chosen); estimate \(Money.format(checked.estimate?.amountMinor ?? 0, checked.estimate?.currency ?? "USD"))")
+            }
             let prepared = PipelinePlanner.prepareInputs(request.definition, given: request.inputs).values
             runID = try runner.create(request.definition, source: request.source, inputs: prepared, quality: checked.quality, noCache: options.noCache).id
         }

@@ -110,7 +110,7 @@ extension PipelineDefinition {
     /// written as a mapping are shown in file order.
     public static func parse(yaml text: String, source: String) throws -> PipelineDefinition {
         let document = try parseYAML(text, source: source)
-        let order = (try? Yams.compose(yaml: text))?["steps"]?.mapping?.keys.compactMap(\.string)
+        let order = ((try? Yams.compose(yaml: text))?["steps"]?.mapping?.keys).map { Array($0.compactMap(\.string)) }
         return try parse(document, source: source, stepOrder: order)
     }
 
