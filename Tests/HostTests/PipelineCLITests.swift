@@ -172,8 +172,10 @@ final class PresetTests: TemporaryDirectoryTestCase {
             for step in plan.steps where step.runs != .no {
                 XCTAssertFalse(step.attempts.isEmpty && step.engine == nil && plan.findings.isEmpty, "\(preset.id).\(step.name) was judged")
             }
-            if !preset.identityInputs.isEmpty {
+            if let identity = preset.identityInputs.first {
                 var withoutConsent = inputs
+                let face = try engine.artifacts.put(Data(contentsOf: library.samplesDirectory.appendingPathComponent("portrait.png")), mediaType: "image/png")
+                withoutConsent[identity] = ["artifact": .string("sha256:\(face)"), "media_type": "image/png"]
                 withoutConsent["consent_given"] = false
                 let refused = await planner.plan(preset, inputs: withoutConsent)
                 XCTAssertTrue(refused.findings.contains { $0.code == "CONSENT_MISSING" }, "\(preset.id) demands consent")
