@@ -143,7 +143,8 @@ enum PipelineText {
             if !f.remediation.isEmpty { print("        fix: \(f.remediation)") }
         }
         if !plan.missingSecrets.isEmpty {
-            print("Missing secrets (engines passed over): " + plan.missingSecrets.map { "\($0.secret) for \($0.engine)" }.joined(separator: ", "))
+            let named = plan.missingSecrets.map { "\($0.secret) for \($0.engine)" }
+            print("Missing secrets (engines passed over): " + named.enumerated().filter { !named[..<$0.offset].contains($0.element) }.map(\.element).joined(separator: ", "))
         }
         if !plan.unhealthyEngines.isEmpty {
             print("Unhealthy engines: " + plan.unhealthyEngines.map { "\($0.engine) (\($0.code))" }.joined(separator: ", "))

@@ -89,8 +89,10 @@ public struct PipelinePlanner: Sendable {
             if let when = step.when {
                 if when.dependsOnSteps { plan.runs = .conditional } else if !when.evaluate(in: scope) { plan.runs = .no }
             }
-            if step.dependencies.contains(where: skipped.contains) && plan.runs == .yes {
-                // Still runs when its references have alternatives; pre-flight tells.
+            // A reference whose every alternative is a skipped step has no value.
+            let references = step.inputs.values.flatMap { (try? PipelineTemplate.references(in: $0)) ?? [] }
+            if plan.runs == .yes, references.contains(where: { r in r.alternatives.allSatisfy { path in
+                if case .step(let name, _) = path.root { return skipped.contains(name) } else { return false } } }) {
                 plan.runs = .conditional
             }
             guard let entry = engine.catalog.entries[step.capability] else {
