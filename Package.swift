@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "SyCMinimal", type: .dynamic, targets: ["CMinimalPlugin"]),
         .library(name: "SyRunPod", type: .dynamic, targets: ["RunPodPlugin"]),
         .library(name: "SyFal", type: .dynamic, targets: ["FalPlugin"]),
+        .library(name: "SyLocalMedia", type: .dynamic, targets: ["LocalMediaPlugin"]),
+        .library(name: "SyLocalSpeech", type: .dynamic, targets: ["LocalSpeechPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -100,6 +102,18 @@ let package = Package(
             name: "FalPlugin",
             dependencies: ["SwitchyardPluginSDK"],
             path: "Plugins/fal",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "LocalMediaPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/local-media",
+            exclude: ["plugin.json"]
+        ),
+        .target(
+            name: "LocalSpeechPlugin",
+            dependencies: ["SwitchyardPluginSDK"],
+            path: "Plugins/local-speech",
             exclude: ["plugin.json"]
         ),
         .target(

@@ -34,9 +34,20 @@ public struct ConformanceChild: @unchecked Sendable {
     }
 
     func services(tempDir: URL) -> HostServiceSet {
-        HostServiceSet(log: log, clock: SystemClock(), http: BlockingHTTPTransport(defaultTimeoutMs: 10_000),
-                       secrets: EnvironmentSecrets(environment: [:], values: canaries),
-                       artifacts: ArtifactDirectory(root: tempDir), kv: MemoryKeyValueStore(), crypto: true)
+        let artifacts = ArtifactDirectory(root: tempDir)
+        seedExampleArtifacts(artifacts)
+        return HostServiceSet(log: log, clock: SystemClock(), http: BlockingHTTPTransport(defaultTimeoutMs: 10_000),
+                              secrets: EnvironmentSecrets(environment: [:], values: canaries),
+                              artifacts: artifacts, kv: MemoryKeyValueStore(), crypto: true,
+                              process: HostProcessService(artifacts: artifacts, workRoot: tempDir.appendingPathComponent("process")))
+    }
+
+    /// The manifest's example_artifacts, so example_inputs can name them by sha256.
+    func seedExampleArtifacts(_ artifacts: ArtifactDirectory) {
+        let manifest = (try? Data(contentsOf: manifestURL)).flatMap { try? PluginManifest.parse($0, source: "") }
+        for example in manifest?.exampleArtifacts ?? [] {
+            if let data = Data(base64Encoded: example.dataBase64) { _ = try? artifacts.put(data, mediaType: example.mediaType) }
+        }
     }
 
     public func run(_ id: String) -> ConformanceCheck {

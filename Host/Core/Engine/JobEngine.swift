@@ -32,6 +32,8 @@ public final class JobEngine: @unchecked Sendable {
     let logger = Logger(label: "switchyard.engine")
     let http: any HTTPTransport
     public let downloader: ArtifactDownloader
+    /// sy.process/1 for local engines; scratch folders under YARD_HOME/tmp/process.
+    public let processes: HostProcessService
     public var policy = Policy()
 
     private let lock = NSLock()
@@ -67,6 +69,8 @@ public final class JobEngine: @unchecked Sendable {
         self.secrets = secrets
         self.artifacts = ArtifactDirectory(root: paths.home.appendingPathComponent("artifacts"))
         self.downloader = ArtifactDownloader(directory: artifacts)
+        self.processes = HostProcessService(artifacts: RecordingArtifactSink(directory: artifacts, store: store),
+                                            workRoot: paths.home.appendingPathComponent("tmp/process"))
         self.clock = clock
         self.http = http
     }
@@ -85,7 +89,7 @@ public final class JobEngine: @unchecked Sendable {
     func services() -> HostServiceSet {
         HostServiceSet(log: StoreLogSink(store: store), clock: clock, http: http, secrets: secrets,
                        artifacts: RecordingArtifactSink(directory: artifacts, store: store),
-                       kv: StoreKeyValueStore(store: store, clock: clock), crypto: true)
+                       kv: StoreKeyValueStore(store: store, clock: clock), crypto: true, process: processes)
     }
 
     public func plugin(_ id: String) throws -> LoadedPlugin {

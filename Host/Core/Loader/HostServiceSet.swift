@@ -135,10 +135,12 @@ public struct HostServiceSet: Sendable {
     public var artifacts: (any ArtifactSink)?
     public var kv: (any PluginKeyValueStore)?
     public var crypto: Bool
+    /// sy.process/1: child processes from the manifest's processes allow-list.
+    public var process: HostProcessService?
 
     public init(log: (any HostLogSink)? = nil, clock: (any HostClock)? = SystemClock(), http: (any HTTPTransport)? = nil,
                 secrets: (any SecretSource)? = nil, artifacts: (any ArtifactSink)? = nil,
-                kv: (any PluginKeyValueStore)? = nil, crypto: Bool = true) {
+                kv: (any PluginKeyValueStore)? = nil, crypto: Bool = true, process: HostProcessService? = nil) {
         self.log = log
         self.clock = clock
         self.http = http
@@ -146,6 +148,7 @@ public struct HostServiceSet: Sendable {
         self.artifacts = artifacts
         self.kv = kv
         self.crypto = crypto
+        self.process = process
     }
 
     /// No services at all: how `plugin test` checks that a plugin copes.

@@ -298,6 +298,7 @@ enum ServiceTables {
         case SY_SERVICE_ARTIFACTS: return s.artifacts == nil ? nil : artifacts
         case SY_SERVICE_CRYPTO: return s.crypto ? crypto : nil
         case SY_SERVICE_KV: return s.kv == nil ? nil : kv
+        case SY_SERVICE_PROCESS: return s.process == nil ? nil : ProcessServiceTable.table
         default: return nil
         }
     }

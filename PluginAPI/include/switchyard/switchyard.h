@@ -36,5 +36,6 @@
 #include "ext/balance.h"
 #include "ext/webhook.h"
 #include "ext/reconcile.h"
+#include "ext/process.h"
 
 #endif
