@@ -64,6 +64,8 @@ public struct EngineChoice: Sendable, Hashable {
     public var engine: String
     public var inputs: [String: JSONValue]
     public var config: [String: JSONValue]
+    /// Per quality level, inputs only this engine takes (Kling's `mode: pro`).
+    public var quality: [String: [String: JSONValue]] = [:]
 }
 
 public struct PipelineStep: Sendable {
@@ -85,6 +87,7 @@ public struct PipelineStep: Sendable {
         var merged = inputs
         merged.merge(quality[level] ?? [:]) { _, new in new }
         merged.merge(engine.inputs) { _, new in new }
+        merged.merge(engine.quality[level] ?? [:]) { _, new in new }
         return merged
     }
 }
@@ -183,6 +186,17 @@ extension PipelineDefinition {
             throw fail("$.quality", "quality \(defaultQuality) is not one of \(qualityLevels.joined(separator: ", ")).", "Write low, standard or pro.")
         }
 
+        func levels(_ value: JSONValue?, field: String) throws -> [String: [String: JSONValue]] {
+            var levels: [String: [String: JSONValue]] = [:]
+            for (level, overrides) in value?.objectValue ?? [:] {
+                guard Self.qualityLevels.contains(level), let map = overrides.objectValue else {
+                    throw fail("\(field).\(level)", "quality levels are low, standard and pro, each a mapping of inputs.", "Fix the level.")
+                }
+                levels[level] = map
+            }
+            return levels
+        }
+
         guard let stepDocs = root["steps"] else { throw fail("$.steps", "a pipeline needs steps.", "Add `steps:` with at least one step.") }
         // Steps as a mapping (YAML's natural form) or a list of {name: …, …}.
         var stepList: [(String, JSONValue)] = []
@@ -218,21 +232,16 @@ extension PipelineDefinition {
                 if let id = entry.stringValue {
                     engines.append(EngineChoice(engine: id, inputs: [:], config: [:]))
                 } else if let id = entry["engine"]?.stringValue {
-                    engines.append(EngineChoice(engine: id, inputs: entry["inputs"]?.objectValue ?? [:], config: entry["config"]?.objectValue ?? [:]))
+                    engines.append(EngineChoice(engine: id, inputs: entry["inputs"]?.objectValue ?? [:], config: entry["config"]?.objectValue ?? [:],
+                                                quality: try levels(entry["quality"], field: "\(field).engines[\(i)].quality")))
                 } else {
-                    throw fail("\(field).engines[\(i)]", "an engine is an id or {engine: id, inputs: …, config: …}.", "Write e.g. `- local-media`.")
+                    throw fail("\(field).engines[\(i)]", "an engine is an id or {engine: id, inputs: …, config: …, quality: …}.", "Write e.g. `- local-media`.")
                 }
             }
             guard !engines.isEmpty else {
                 throw fail("\(field).engines", "a step needs at least one engine in its preference list.", "Add `engines: [ENGINE]`; `yard plugin list` shows what offers \(capability).")
             }
-            var quality: [String: [String: JSONValue]] = [:]
-            for (level, overrides) in object["quality"]?.objectValue ?? [:] {
-                guard qualityLevels.contains(level), let map = overrides.objectValue else {
-                    throw fail("\(field).quality.\(level)", "quality levels are low, standard and pro, each a mapping of inputs.", "Fix the level.")
-                }
-                quality[level] = map
-            }
+            let quality = try levels(object["quality"], field: "\(field).quality")
             let after = object["after"]?.arrayValue?.compactMap(\.stringValue) ?? object["after"]?.stringValue.map { [$0] } ?? []
             let when: PipelineCondition?
             do { when = try object["when"].map { try PipelineCondition(parsing: $0) } } catch let error as PipelineReferenceError {
@@ -241,7 +250,8 @@ extension PipelineDefinition {
             let templateInputs = object["inputs"]?.objectValue ?? [:]
             var references: [PipelineReference] = when?.references ?? []
             do {
-                for value in Array(templateInputs.values) + engines.flatMap({ Array($0.inputs.values) }) + quality.values.flatMap({ Array($0.values) }) {
+                let engineValues = engines.flatMap { Array($0.inputs.values) + $0.quality.values.flatMap { Array($0.values) } }
+                for value in Array(templateInputs.values) + engineValues + quality.values.flatMap({ Array($0.values) }) {
                     references += try PipelineTemplate.references(in: value)
                 }
             } catch let error as PipelineReferenceError {

@@ -215,6 +215,7 @@ public final class PipelineRunner: @unchecked Sendable {
                 }
             }
 
+            // Recorded before the job exists: the index is part of its idempotency key.
             let list = attemptsText(attempts)
             row = try store.updateStep(runID: run.id, name: step.name) { r in
                 r.state = .running
@@ -223,7 +224,6 @@ public final class PipelineRunner: @unchecked Sendable {
                 r.attemptsJSON = list
                 r.startedAt = r.startedAt ?? Date()
             }
-            onUpdate(PipelineStepUpdate(runID: run.id, step: row, job: nil))
 
             // A job under this step's idempotency key exists when the host
             // stopped mid-step: follow it rather than submitting again.
@@ -251,6 +251,7 @@ public final class PipelineRunner: @unchecked Sendable {
                 r.estimateMinor = estimate
             }
             let current = row
+            onUpdate(PipelineStepUpdate(runID: run.id, step: current, job: nil))
             if !job.phase.isTerminal {
                 job = try await engine.drive(job.id) { update in onUpdate(PipelineStepUpdate(runID: run.id, step: current, job: update.job)) }
             }
@@ -279,7 +280,7 @@ public final class PipelineRunner: @unchecked Sendable {
                 return try finish(.failed, error: .object(error))
             }
         }
-        let summary = attempts.map { "\($0.engine): \($0.code ?? "?")" }.joined(separator: "; ")
+        let summary = attempts.map { "\($0.engine): \($0.code ?? "?")\($0.message.map { " (\($0))" } ?? "")" }.joined(separator: "; ")
         return try finish(.failed, error: ["code": "NO_ENGINE", "message": .string("No engine could run \(step.name) (\(step.capability)): \(summary)."),
                                            "remediation": .string(attempts.compactMap(\.remediation).first ?? "Install an engine that offers \(step.capability)."),
                                            "charged": "no"])
