@@ -58,9 +58,17 @@ final class UGCPresetTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(clipSeconds, speechSeconds, accuracy: 0.5, "the clip lasts as long as the speech")
     }
 
+    /// Fresh copies per engine: a plugin library loaded once in this process
+    /// keeps the host services (and secrets) of the engine that loaded it first.
+    func enginePlugins() throws -> URL {
+        let plugins = dir.appendingPathComponent("plugins-\(UUID().uuidString.prefix(6))")
+        for id in ["fal", "local-media", "local-speech"] { try copyPlugin(id, to: plugins) }
+        return plugins
+    }
+
     func testTheSamePresetPrefersFalWhenItsKeyIsSet() async throws {
         try requireLocalEngines()
-        let engine = try makeTestEngine(home: home, plugins: Build.plugins, secrets: ["FAL_KEY": "fal-test-key"])
+        let engine = try makeTestEngine(home: home, plugins: try enginePlugins(), secrets: ["FAL_KEY": "fal-test-key"])
         let planner = PipelinePlanner(engine: engine, configs: EngineConfigs(paths: engine.paths))
         let preset = try PipelineDefinition.load(Build.repository.appendingPathComponent("Registry/presets/ugc-product-clip.yaml"))
         let digest = try engine.artifacts.put(Data(contentsOf: Build.repository.appendingPathComponent("Registry/samples/product.png")), mediaType: "image/png")
@@ -69,11 +77,11 @@ final class UGCPresetTests: TemporaryDirectoryTestCase {
         let withKey = await planner.plan(preset, inputs: inputs)
         XCTAssertTrue(withKey.ready, "\(withKey.findings)")
         let chosen = Dictionary(uniqueKeysWithValues: withKey.steps.map { ($0.name, $0.engine ?? "-") })
-        XCTAssertEqual(chosen["speech"], "fal")
+        XCTAssertEqual(chosen["speech"], "fal", "\(withKey.steps.map { ($0.name, $0.attempts) })")
         XCTAssertEqual(chosen["motion"], "fal")
         XCTAssertEqual(chosen["grade"], "local-media")
 
-        let keyless = try makeTestEngine(home: dir.appendingPathComponent("home2"), plugins: Build.plugins)
+        let keyless = try makeTestEngine(home: dir.appendingPathComponent("home2"), plugins: try enginePlugins())
         let digest2 = try keyless.artifacts.put(Data(contentsOf: Build.repository.appendingPathComponent("Registry/samples/product.png")), mediaType: "image/png")
         var inputs2 = inputs
         inputs2["product_image"] = ["artifact": .string("sha256:\(digest2)"), "media_type": "image/png"]
