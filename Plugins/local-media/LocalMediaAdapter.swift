@@ -15,7 +15,8 @@ struct LocalMediaAdapter: EngineAdapter {
     init() {}
 
     var descriptor: PluginDescriptor {
-        PluginDescriptor(id: "local-media", version: "0.1.0", name: "Local media (ffmpeg)", capabilities: Self.capabilities)
+        PluginDescriptor(id: "local-media", version: "0.1.0", name: "Local media (ffmpeg)", capabilities: Self.capabilities,
+                         extensions: [SY_EXTENSION_RECONCILE])
     }
 
     func validate(_ request: JobRequest, context: HostContext) -> [Diagnostic] {
@@ -79,6 +80,10 @@ struct LocalMediaAdapter: EngineAdapter {
         }
         return result
     }
+
+    /// A host that died between starting the child and storing the ref took
+    /// the child with it: nothing was spent, so the job is simply submitted again.
+    func reconcile(_ request: JobRequest, context: HostContext) throws -> JSONValue? { nil }
 
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
         try ProcessJob.cancel(request.ref, context: context)

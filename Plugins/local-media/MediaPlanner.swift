@@ -215,7 +215,9 @@ struct MediaPlanner {
         }
         if !eq.isEmpty { chain.append("eq=" + eq.joined(separator: ":")) }
         if let curve = string("tone_map") {
-            chain.append("zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=linear:npl=100,format=gbrpf32le,tonemap=tonemap=\(curve):desat=0,zscale=t=bt709:m=bt709:p=bt709:r=tv")
+            // Untagged sources are taken as BT.709; zscale needs to know where it starts.
+            chain.append("setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv,zscale=t=linear:npl=100,format=gbrpf32le,"
+                         + "zscale=p=bt709,tonemap=tonemap=\(curve):desat=0,zscale=t=bt709:m=bt709:r=tv")
         }
         if let grain = number("grain"), grain > 0 {
             chain.append("noise=c0s=\(max(1, Int((grain * 30).rounded()))):c0f=t+u")
@@ -383,7 +385,8 @@ struct MediaPlanner {
             graph.append("[new]atrim=0:\(Self.format(length))[a]")
         }
         let extend = length > dv + 0.05
-        let copyable = video.videoCodec == "h264" && video.pixelFormat == "yuv420p" && !extend
+        // A copied stream cannot be cut between keyframes: shortening re-encodes too.
+        let copyable = video.videoCodec == "h264" && video.pixelFormat == "yuv420p" && abs(length - dv) <= 0.05
         var args = ["-i", "{input:src}", "-i", "{input:sound}"]
         if extend {
             graph.append("[0:v]tpad=stop_mode=clone:stop_duration=\(Self.format(length - dv)),format=yuv420p[v]")

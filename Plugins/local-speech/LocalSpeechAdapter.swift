@@ -16,7 +16,8 @@ struct LocalSpeechAdapter: EngineAdapter {
     init() {}
 
     var descriptor: PluginDescriptor {
-        PluginDescriptor(id: "local-speech", version: "0.1.0", name: "Local speech (espeak-ng)", capabilities: [Self.capability])
+        PluginDescriptor(id: "local-speech", version: "0.1.0", name: "Local speech (espeak-ng)", capabilities: [Self.capability],
+                         extensions: [SY_EXTENSION_RECONCILE])
     }
 
     func validate(_ request: JobRequest, context: HostContext) -> [Diagnostic] {
@@ -80,6 +81,10 @@ struct LocalSpeechAdapter: EngineAdapter {
             ])
         }
     }
+
+    /// A host that died between starting the child and storing the ref took
+    /// the child with it: nothing was spent, so the job is simply submitted again.
+    func reconcile(_ request: JobRequest, context: HostContext) throws -> JSONValue? { nil }
 
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
         try ProcessJob.cancel(request.ref, context: context)

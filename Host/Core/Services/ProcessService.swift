@@ -67,7 +67,7 @@ public final class HostProcessService: @unchecked Sendable {
     }
 
     func check(_ name: String, allowed: [String], pluginID: String) throws -> String {
-        guard allowed.contains(name) else {
+        guard allowed.contains(name), !name.contains("/") else {
             throw Failure(kind: .denied, code: "PROCESS_DENIED", message: "\(pluginID) may not run \(name): it is not in plugin.json's processes (\(allowed.joined(separator: ", ")))." ,
                           remediation: "List \(name) under processes in \(pluginID)'s plugin.json.")
         }
@@ -119,26 +119,24 @@ public final class HostProcessService: @unchecked Sendable {
                 try bytes.write(to: file)
                 paths["input:\(name)"] = file.path
             }
+            /// The scratch file for one declared output or text file, its name checked.
+            func declared(_ kind: String, _ name: String, _ spec: [String: Any], defaultExtension: String) throws -> URL {
+                let ext = (spec["extension"] as? String) ?? defaultExtension
+                guard Self.safeName(name), Self.safeName(ext) else {
+                    throw Failure(kind: .invalid, code: "INVALID_REQUEST", message: "\(kind) \(name).\(ext) is not a plain name.", remediation: "Use letters, digits, '-' and '_'.")
+                }
+                let file = folder.appendingPathComponent("\(kind)-\(name).\(ext)")
+                paths["\(kind):\(name)"] = file.path
+                return file
+            }
             var outputs: [String: (URL, String)] = [:]
             for (name, value) in (request["outputs"] as? [String: Any]) ?? [:] {
                 let spec = value as? [String: Any] ?? [:]
-                let ext = (spec["extension"] as? String) ?? "bin"
-                guard Self.safeName(name), Self.safeName(ext) else {
-                    throw Failure(kind: .invalid, code: "INVALID_REQUEST", message: "Output \(name).\(ext) is not a plain name.", remediation: "Use letters, digits, '-' and '_'.")
-                }
-                let file = folder.appendingPathComponent("out-\(name).\(ext)")
-                outputs[name] = (file, (spec["media_type"] as? String) ?? "application/octet-stream")
-                paths["output:\(name)"] = file.path
+                outputs[name] = (try declared("output", name, spec, defaultExtension: "bin"), (spec["media_type"] as? String) ?? "application/octet-stream")
             }
             for (name, value) in (request["files"] as? [String: Any]) ?? [:] {
                 let spec = value as? [String: Any] ?? [:]
-                let ext = (spec["extension"] as? String) ?? "txt"
-                guard Self.safeName(name), Self.safeName(ext) else {
-                    throw Failure(kind: .invalid, code: "INVALID_REQUEST", message: "File \(name).\(ext) is not a plain name.", remediation: "Use letters, digits, '-' and '_'.")
-                }
-                let file = folder.appendingPathComponent("file-\(name).\(ext)")
-                try Data(((spec["text"] as? String) ?? "").utf8).write(to: file)
-                paths["file:\(name)"] = file.path
+                try Data(((spec["text"] as? String) ?? "").utf8).write(to: try declared("file", name, spec, defaultExtension: "txt"))
             }
             let args = try ((request["args"] as? [Any]) ?? []).map { arg -> String in
                 guard let text = arg as? String else {
@@ -148,7 +146,7 @@ public final class HostProcessService: @unchecked Sendable {
             }
             let progress = request["progress"] as? [String: Any]
             let record = ChildRecord(handle: handle, pluginID: pluginID, executable: executable, folder: folder, outputs: outputs,
-                                     duration: (progress?["format"] as? String) == "ffmpeg" ? progress?["duration_seconds"] as? Double : nil)
+                                     duration: (progress?["format"] as? String) == "ffmpeg" ? (progress?["duration_seconds"] as? NSNumber)?.doubleValue : nil)
             let environment = ["PATH=\(searchPath)", "HOME=\(folder.path)", "TMPDIR=\(folder.path)", "LANG=C.UTF-8"]
             lock.withLock { records[handle] = record }
             do {
@@ -158,7 +156,7 @@ public final class HostProcessService: @unchecked Sendable {
                 throw error
             }
             try? Data("\(record.pid) \(executable)".utf8).write(to: folder.appendingPathComponent("pgid"))
-            if let timeout = request["timeout_ms"] as? Int, timeout > 0 {
+            if let timeout = (request["timeout_ms"] as? NSNumber)?.intValue, timeout > 0 {
                 DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) { record.kill(reason: .timedOut) }
             }
             return handle

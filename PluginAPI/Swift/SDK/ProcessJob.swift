@@ -38,11 +38,15 @@ public enum ProcessJob {
         return (handle, request, ref["extra"] ?? .null)
     }
 
+    /// How long one poll waits for the child to finish: a short long-poll, so
+    /// a step ends within milliseconds of its process rather than a poll interval later.
+    public static let pollWaitMs: Int64 = 250
+
     public static func poll(_ ref: JSONValue, context: HostContext) throws -> Outcome {
         let (handle, request, extra) = try parts(ref)
         let status: ProcessStatus
         do {
-            status = try context.processStatus(handle)
+            status = try context.waitProcess(handle, timeoutMs: pollWaitMs)
         } catch let error as PluginError where error.code == "PROCESS_NOT_FOUND" {
             let again = try context.startProcess(request)
             context.log(.warning, "\(request.executable): the host lost the child (restart?); started it again as \(again)")
@@ -51,7 +55,7 @@ public enum ProcessJob {
         switch status.state {
         case .running:
             return .running(PollResult(state: .running, progress: status.progress, message: "\(request.executable) running",
-                                       nextPollAfterMs: 200))
+                                       nextPollAfterMs: 10))
         case .killed:
             return .ended(PollResult(state: .cancelled, message: "\(request.executable) was stopped"))
         case .timedOut:
