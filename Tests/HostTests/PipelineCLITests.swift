@@ -34,16 +34,7 @@ final class PipelineCLITests: TemporaryDirectoryTestCase {
 
     /// Starts `yard run FILE`, waits until the middle step's job is running, SIGKILLs it.
     func killMidPipeline(_ file: URL) throws -> String {
-        let process = Process()
-        process.executableURL = Build.yard
-        process.arguments = ["run", file.path, "--json"]
-        var env = ProcessInfo.processInfo.environment
-        env["YARD_HOME"] = home.path
-        env["YARD_PLUGIN_PATH"] = ""
-        process.environment = env
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try startYard(["run", file.path, "--json"], home: home)
         let deadline = Date().addingTimeInterval(60)
         var runID: String?
         while Date() < deadline && runID == nil {
