@@ -1,26 +1,36 @@
 #!/usr/bin/env bash
-# The first command of the README: build everything, then show the plugin host
-# at work on the embedded defaults (no keys, no network): list the bundled
-# plugins, run the conformance kit on the Swift and the C reference plugin,
-# and run a durable job end to end.
+# The first command of the README, the main job: on a fresh machine with no
+# keys, install what the local engines need (ffmpeg, espeak-ng, gcc), build
+# yard and the bundled plugins, plan and run the UGC/product clip preset on the
+# sample product photo, and print where the 9:16 MP4 is. With FAL_KEY (or
+# Kling's keys) set, the same preset uses those engines first and falls back
+# to the local ones for whatever they cannot do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v cc >/dev/null 2>&1; then
-  echo "installing gcc (needed for the C reference plugin's tests)…"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc
+need=()
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} (the local engines and the C reference plugin need them)…"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 scripts/build.sh debug
 bin="$(swift build --show-bin-path)"
 export YARD_HOME="${YARD_HOME:-$PWD/.build/yard-home}"
+out="${OUT:-$PWD/.build/demo}"
+script="${SCRIPT:-Meet Tide, the bottle that keeps water cold for a whole day. Refill it, take it anywhere.}"
 echo
 "$bin/yard" plugin list
 echo
-"$bin/yard" plugin test echo
+"$bin/yard" plan ugc-product-clip --input product_image=@Registry/samples/product.png --input script="$script" || true
 echo
-"$bin/yard" plugin test c-minimal
+"$bin/yard" run ugc-product-clip --input product_image=@Registry/samples/product.png --input script="$script" --output-dir "$out"
 echo
-"$bin/yard" run debug.echo --engine echo --input text="hello from switchyard" --input polls=3
+if command -v ffprobe >/dev/null 2>&1 && [ -f "$out/video.mp4" ]; then
+  ffprobe -v error -show_entries stream=codec_type,codec_name,width,height -show_entries format=duration -of compact=p=0 "$out/video.mp4"
+fi
 echo
-"$bin/yard" jobs list --limit 5
-echo
-echo "yard is at $bin/yard (data in $YARD_HOME). Try: $bin/yard plugin --help"
+echo "Your clip: $out/video.mp4 (speech: $out/speech.*)"
+echo "yard is at $bin/yard (data in $YARD_HOME). Next: $bin/yard presets list; $bin/yard run --help"

@@ -75,7 +75,7 @@ struct JobsCommand: AsyncParsableCommand {
 
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Resume every unfinished job from its stored ref (after a crash or a detached run).",
+            abstract: "Resume every unfinished job from its stored ref, then every unfinished pipeline run (after a crash or a detached run).",
             discussion: "Jobs caught between submit and storing their ref are reconciled with the provider, or set to needs_attention; never resubmitted on a guess.")
         @OptionGroup var global: GlobalOptions
 
@@ -84,11 +84,14 @@ struct JobsCommand: AsyncParsableCommand {
                 let engine = try JobEngine.standard(paths: global.paths, registry: global.registry)
                 let progress = ProgressPrinter(enabled: !global.json)
                 let jobs = try await engine.resumeAll { progress.show($0.job) }
+                // Pipeline runs continue after their jobs: finished steps are not run again.
+                let runs = try await PipelineRunner(engine: engine, configs: EngineConfigs(paths: global.paths)).resumeAll()
                 progress.finish()
                 await engine.deliverUsage()
                 if global.json { printJSON(jobs.map(JobView.init)); return }
-                if jobs.isEmpty { print("Nothing to resume.") }
+                if jobs.isEmpty && runs.isEmpty { print("Nothing to resume.") }
                 for job in jobs { print("\(job.id)  \(job.pluginID)  \(job.phase.rawValue)\(job.errorCode.map { "  \($0)" } ?? "")") }
+                for run in runs { print("\(run.id)  pipeline \(run.pipelineID)  \(run.state.rawValue)") }
             } catch { throw fail(error, json: global.json) }
         }
     }

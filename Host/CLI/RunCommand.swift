@@ -6,15 +6,18 @@ import SwitchyardJSON
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run one capability on an engine: validate everything first, then submit, follow and summarise.",
+        abstract: "Run one capability on an engine, or a pipeline (a file or a preset): validate everything first, then submit, follow and summarise.",
         discussion: """
             Inputs: --input key=value (value parsed as JSON when it is JSON, else a string), --input key=@file (stored as an artifact).
             Examples:
               yard run debug.echo --engine echo --input text=hello --input polls=3
               yard run debug.echo --input text=hi --dry-run      # the whole pre-flight verdict, nothing spent
+              yard run ugc-product-clip --input product_image=@photo.png --input script="Meet the bottle."
+              yard run my-pipeline.yaml --input k=v --quality pro --no-cache
+              yard run --resume run_1234…                        # continue a run after a crash, or retry a failed one
             """)
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "Capability id, e.g. image.generate or debug.echo.") var capability: String
+    @Argument(help: "Capability id (e.g. debug.echo), pipeline file (.yaml/.json) or preset name (see `yard presets list`).") var capability: String?
     @Option(help: "Engine (plugin id). Default: the only installed engine offering the capability.") var engine: String?
     @Option(name: .customLong("input"), help: "An input as key=value or key=@file (repeatable).") var inputs: [String] = []
     @Option(help: "Engine configuration as a JSON object (merged over $YARD_HOME/config/ENGINE.json).") var config: String?
@@ -24,12 +27,19 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Submit and return at once; follow later with `yard jobs resume` or `yard jobs logs --follow`.") var detach = false
     @Option(help: "Account whose credits and budgets pay for the job (default: billing.json default_account).") var account: String?
     @Option(help: "An extra budget id the job counts against, e.g. a pipeline run's (repeatable).") var budget: [String] = []
+    @OptionGroup var pipeline: PipelineRunOptions
 
     func run() async throws {
         do {
-            let engineID = try engine ?? chooseEngine()
+            if pipeline.resume != nil || capability.map({ PipelineDefinition.looksLikePipeline($0, presets: PresetLibrary.standard()) }) == true {
+                return try await PipelineRunFlow(global: global, options: pipeline, reference: capability, rawInputs: inputs).run()
+            }
+            guard let capability else {
+                throw YardError(.usage, "Name a capability, a pipeline file or a preset.", remediation: "Run e.g. `yard run debug.echo --input text=hi` or `yard presets list`.", field: "CAPABILITY")
+            }
+            let engineID = try engine ?? chooseEngine(capability)
             let jobEngine = try JobEngine.standard(paths: global.paths, registry: global.registry)
-            var spec = JobSpec(pluginID: engineID, capability: capability, inputs: try parseInputs(jobEngine),
+            var spec = JobSpec(pluginID: engineID, capability: capability, inputs: try Self.parseInputs(inputs, artifacts: jobEngine.artifacts),
                                config: try loadConfig(engineID), idempotencyKey: idempotencyKey)
             if account != nil || !budget.isEmpty { spec.billing = BillingScope(account: account, budgets: budget) }
             if dryRun {
@@ -57,7 +67,7 @@ struct RunCommand: AsyncParsableCommand {
         } catch let exit as ExitCode { throw exit } catch { throw fail(error, json: global.json) }
     }
 
-    func chooseEngine() throws -> String {
+    func chooseEngine(_ capability: String) throws -> String {
         let offering = global.registry.list().filter { $0.status == .ok && $0.capabilities.contains(capability) }.map(\.id)
         guard let first = offering.first else {
             throw YardError(.contractMismatch, "No installed engine offers \(capability).",
@@ -71,7 +81,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func loadConfig(_ engineID: String) throws -> [String: JSONValue] {
-        var merged = try engineConfigFile(global.paths, engineID)
+        var merged = try EngineConfigs(paths: global.paths).config(for: engineID)
         if let config {
             guard let object = (try? JSONValue(parsing: Data(config.utf8)))?.objectValue else {
                 throw YardError("CONFIG_INVALID", "--config is not a JSON object.", remediation: "Pass e.g. --config '{\"base_url\":\"http://127.0.0.1:8080\"}'.", field: "--config")
@@ -81,7 +91,7 @@ struct RunCommand: AsyncParsableCommand {
         return merged
     }
 
-    func parseInputs(_ engine: JobEngine) throws -> [String: JSONValue] {
+    static func parseInputs(_ inputs: [String], artifacts: ArtifactDirectory) throws -> [String: JSONValue] {
         var result: [String: JSONValue] = [:]
         for raw in inputs {
             guard let eq = raw.firstIndex(of: "="), eq != raw.startIndex else {
@@ -94,7 +104,7 @@ struct RunCommand: AsyncParsableCommand {
                     throw YardError(.usage, "Cannot read \(url.path) for input \(key).", remediation: "Check the path.", field: "$.inputs.\(key)")
                 }
                 let mediaType = Self.mediaType(for: url)
-                let digest = try engine.artifacts.put(data, mediaType: mediaType)
+                let digest = try artifacts.put(data, mediaType: mediaType)
                 result[key] = .object(["artifact": .string("sha256:\(digest)"), "media_type": .string(mediaType)])
             } else if let parsed = try? JSONValue(parsing: Data(value.utf8)) {
                 result[key] = parsed

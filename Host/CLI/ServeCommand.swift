@@ -7,16 +7,6 @@ import NIOCore
 import SwitchyardHost
 import SwitchyardJSON
 
-/// The engine's saved configuration, `$YARD_HOME/config/ENGINE.json` (absent: empty).
-func engineConfigFile(_ paths: YardPaths, _ engineID: String) throws -> [String: JSONValue] {
-    let file = paths.home.appendingPathComponent("config/\(engineID).json")
-    guard let data = try? Data(contentsOf: file) else { return [:] }
-    guard let object = (try? JSONValue(parsing: data))?.objectValue else {
-        throw YardError("CONFIG_INVALID", "\(file.path) is not a JSON object.", remediation: "Fix or remove the file.")
-    }
-    return object
-}
-
 /// Webhook intake: providers POST finished jobs to /webhooks/ENGINE; the
 /// engine's plugin verifies the signature, the host applies the update.
 struct ServeCommand: AsyncParsableCommand {
@@ -49,7 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
             do {
                 let body = try await request.body.collect(upTo: limit)
                 let outcome = try await engine.receiveWebhook(pluginID: engineID, headers: headers, body: Data(body.readableBytesView),
-                                                              config: try engineConfigFile(paths, engineID))
+                                                              config: try EngineConfigs(paths: paths).config(for: engineID))
                 var doc: [String: Any] = ["outcome": outcome.kind.rawValue]
                 if let id = outcome.jobID { doc["job_id"] = id }
                 if let phase = outcome.phase { doc["phase"] = phase }

@@ -34,7 +34,7 @@ struct Yard: AsyncParsableCommand {
             validates them, and runs their jobs. Data lives in $YARD_HOME (default ~/.local/share/switchyard).
             """,
         version: HostPlatform.hostVersion,
-        subcommands: [RunCommand.self, JobsCommand.self, EnginesCommand.self, SecretsCommand.self, DoctorCommand.self, PluginCommand.self, StandinCommand.self, ServeCommand.self, ModelsCommand.self, CreditsCommand.self, BenchEngineCommand.self, BenchInflightCommand.self, BenchDownloadCommand.self]
+        subcommands: [RunCommand.self, PlanCommand.self, PresetsCommand.self, JobsCommand.self, EnginesCommand.self, SecretsCommand.self, DoctorCommand.self, PluginCommand.self, StandinCommand.self, ServeCommand.self, ModelsCommand.self, CreditsCommand.self, BenchEngineCommand.self, BenchInflightCommand.self, BenchDownloadCommand.self]
     )
 }
 

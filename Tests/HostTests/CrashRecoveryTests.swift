@@ -44,16 +44,7 @@ final class CrashRecoveryTests: TemporaryDirectoryTestCase {
     }
 
     func testKilledWhileRunning() throws {
-        let process = Process()
-        process.executableURL = Build.yard
-        process.arguments = ["run", "debug.echo", "--engine", "echo", "--input", "text=x", "--input", "polls=40", "--json"]
-        var env = ProcessInfo.processInfo.environment
-        env["YARD_HOME"] = home.path
-        env["YARD_PLUGIN_PATH"] = ""
-        process.environment = env
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try startYard(["run", "debug.echo", "--engine", "echo", "--input", "text=x", "--input", "polls=40", "--json"], home: home)
         // Wait until the job is running at the provider, then kill without warning.
         let deadline = Date().addingTimeInterval(30)
         var running = false

@@ -113,6 +113,22 @@ func yard(_ arguments: [String], home: URL, extraEnvironment: [String: String] =
     return try runProcess(Build.yard, arguments, environment: env)
 }
 
+/// Starts the built yard in the background with its own YARD_HOME (output
+/// discarded), for tests that kill it mid-work.
+func startYard(_ arguments: [String], home: URL) throws -> Process {
+    let process = Process()
+    process.executableURL = Build.yard
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    env["YARD_HOME"] = home.path
+    env["YARD_PLUGIN_PATH"] = ""
+    process.environment = env
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
 func XCTAssertRefusal(_ code: YardError.Code, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
     do {
         try body()

@@ -127,6 +127,7 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         }
         migrator.registerMigration("2026-11-22 models.catalog", migrate: ModelCatalog.migrate)
         LedgerSchema.register(&migrator)
+        migrator.registerMigration("2026-11-22 pipeline.runs") { db in try PipelineRunStore.createTables(db) }
         return migrator
     }
 

@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import SwitchyardHost
+import SwitchyardJSON
+
+/// Options of `yard run` that apply to pipelines.
+struct PipelineRunOptions: ParsableArguments {
+    @Option(help: "Quality level of a pipeline: low, standard or pro (default: the pipeline's).") var quality: String?
+    @Flag(name: .customLong("no-cache"), help: "Run every pipeline step again instead of reusing cached step results.") var noCache = false
+    @Option(help: "Continue pipeline run RUN where it stopped (after a crash), or retry its failed steps.") var resume: String?
+    @Option(name: .customLong("output-dir"), help: "Copy the pipeline's output files into this folder when it succeeds.") var outputDir: String?
+}
+
+/// Loads a pipeline and its inputs the same way for `yard plan` and `yard run`.
+struct PipelineRequest {
+    var definition: PipelineDefinition
+    var source: String
+    var inputs: [String: JSONValue]
+
+    init(reference: String, rawInputs: [String], engine: JobEngine) throws {
+        let located = try PipelineDefinition.locate(reference, presets: PresetLibrary.standard())
+        definition = located.0
+        source = located.source
+        inputs = try RunCommand.parseInputs(rawInputs, artifacts: engine.artifacts)
+    }
+}
+
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Check a pipeline before anything runs: inputs, step-to-step types, engines, secrets, health and cost.",
+        discussion: """
+            Each step is pre-flighted on its engines in preference order; the first that passes is the one `yard run` would use.
+            Exit status 0 when the pipeline is ready to run, 1 otherwise.
+            Examples:
+              yard plan ugc-product-clip --input product_image=@Registry/samples/product.png --input script="Meet the bottle."
+              yard plan my-pipeline.yaml --input photo=@me.jpg --json
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Pipeline file (.yaml/.json) or preset name.") var pipeline: String
+    @Option(name: .customLong("input"), help: "A pipeline input as key=value or key=@file (repeatable).") var inputs: [String] = []
+    @Option(help: "Quality level: low, standard or pro (default: the pipeline's).") var quality: String?
+
+    func run() async throws {
+        do {
+            let engine = try JobEngine.standard(paths: global.paths, registry: global.registry)
+            let request = try PipelineRequest(reference: pipeline, rawInputs: inputs, engine: engine)
+            let plan = await PipelinePlanner(engine: engine, configs: EngineConfigs(paths: global.paths))
+                .plan(request.definition, inputs: request.inputs, quality: quality)
+            if global.json { printJSON(plan) } else { PipelineText.printPlan(plan) }
+            if !plan.ready { throw ExitCode(1) }
+        } catch let exit as ExitCode { throw exit } catch { throw fail(error, json: global.json) }
+    }
+}
+
+/// `yard run FILE|PRESET` and `yard run --resume RUN`.
+struct PipelineRunFlow {
+    var global: GlobalOptions
+    var options: PipelineRunOptions
+    var reference: String?
+    var rawInputs: [String]
+
+    struct Result: Encodable {
+        var run: PipelineRunView
+        var plan: PipelinePlan?
+    }
+
+    func run() async throws {
+        let engine = try JobEngine.standard(paths: global.paths, registry: global.registry)
+        let configs = EngineConfigs(paths: global.paths)
+        let runner = try PipelineRunner(engine: engine, configs: configs)
+        var plan: PipelinePlan?
+        let runID: String
+        if let resume = options.resume {
+            runID = try runner.reopen(resume).id
+        } else {
+            guard let reference else { throw YardError(.usage, "Name a pipeline file or preset.", remediation: "Run `yard presets list`.", field: "FILE") }
+            let request = try PipelineRequest(reference: reference, rawInputs: rawInputs, engine: engine)
+            let checked = await PipelinePlanner(engine: engine, configs: configs).plan(request.definition, inputs: request.inputs, quality: options.quality)
+            plan = checked
+            guard checked.ready else {
+                if global.json { printJSON(checked) } else { PipelineText.printPlan(checked) }
+                throw ExitCode(1)
+            }
+            if !global.json {
+                let chosen = checked.steps.map { "\($0.name) on \($0.engine ?? ($0.runs == .no ? "(skipped)" : "?"))" }.joined(separator: ", ")
+                print("plan: \(chosen); estimate \(Money.format(checked.estimate?.amountMinor ?? 0, checked.estimate?.currency ?? "USD"))")
+            }
+            let prepared = PipelinePlanner.prepareInputs(request.definition, given: request.inputs).values
+            runID = try runner.create(request.definition, source: request.source, inputs: prepared, quality: checked.quality, noCache: options.noCache).id
+        }
+        let view = PipelineProgressView(enabled: !global.json, runID: runID)
+        view.start(steps: try runner.store.steps(runID: runID))
+        let finished = try await runner.execute(runID) { view.update($0) }
+        view.finish()
+        let steps = try runner.store.steps(runID: runID)
+        var copied: [String: String] = [:]
+        if finished.state == .succeeded, let outputDir = options.outputDir {
+            copied = try PipelineText.copyOutputs(finished, to: URL(fileURLWithPath: outputDir), artifacts: engine.artifacts)
+        }
+        let result = PipelineRunView(finished, steps: steps, artifacts: engine.artifacts, copied: copied)
+        if global.json { printJSON(Result(run: result, plan: plan)) } else { PipelineText.printSummary(result) }
+        if finished.state != .succeeded { throw ExitCode(1) }
+    }
+}
+
+struct PresetsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "presets", abstract: "The pipeline presets shipped in Registry/presets.", subcommands: [List.self, Show.self])
+
+    static func library() throws -> PresetLibrary {
+        guard let library = PresetLibrary.standard() else {
+            throw YardError("PRESET_NOT_FOUND", "The Registry folder (with presets/) was not found next to yard.",
+                            remediation: "Run yard from the source tree, or set YARD_REGISTRY to the Registry folder.")
+        }
+        return library
+    }
+
+    struct Summary: Encodable {
+        var id, title, description, file: String
+        var capabilities: [String]
+        var inputs: [String]
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every preset: id, title, the capabilities it chains.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            do {
+                let library = try PresetsCommand.library()
+                let presets = try library.files().map { url -> Summary in
+                    let p = try PipelineDefinition.load(url)
+                    return Summary(id: p.id, title: p.title, description: p.description, file: url.path, capabilities: p.steps.map(\.capability),
+                                   inputs: p.inputs.keys.sorted())
+                }
+                if global.json { printJSON(presets); return }
+                print(table(["PRESET", "TITLE", "STEPS"], presets.map { [$0.id, $0.title, $0.capabilities.joined(separator: " → ")] }))
+            } catch { throw fail(error, json: global.json) }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One preset: inputs, steps and engines, quality levels, safety notes, consent rules, failure modes.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Preset id, e.g. ugc-product-clip.") var id: String
+
+        func run() throws {
+            do {
+                let library = try PresetsCommand.library()
+                let preset = try library.load(id)
+                if global.json { printJSON(preset.document); return }
+                PipelineText.printPreset(preset, library: library)
+            } catch { throw fail(error, json: global.json) }
+        }
+    }
+}
