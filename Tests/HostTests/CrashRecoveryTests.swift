@@ -44,12 +44,16 @@ final class CrashRecoveryTests: TemporaryDirectoryTestCase {
     }
 
     func testKilledWhileRunning() throws {
-        let process = try startYard(["run", "debug.echo", "--engine", "echo", "--input", "text=x", "--input", "polls=40", "--json"], home: home)
+        let process = try startYard(["run", "debug.echo", "--engine", "echo", "--input", "text=x", "--input", "polls=50", "--json"], home: home)
         // Wait until the job is running at the provider, then kill without warning.
+        // One store for the whole wait: opening it runs every migration check, which
+        // on a loaded machine is slower than the job's polls.
         let deadline = Date().addingTimeInterval(30)
         var running = false
+        var watcher: SQLiteJobStore?
         while Date() < deadline && !running {
-            running = (try? store().unfinishedJobs().contains { $0.phase == .running && $0.pollCount >= 3 }) ?? false
+            if watcher == nil { watcher = try? store() }
+            running = (try? watcher?.unfinishedJobs().contains { $0.phase == .running && $0.pollCount >= 3 }) ?? false
             if !running { usleep(20_000) }
         }
         XCTAssertTrue(running, "the job never reached running")
