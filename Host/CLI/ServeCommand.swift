@@ -24,6 +24,36 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port (0: any free port; the first line printed names it).") var port = 8790
     @Option(help: "Largest delivery body accepted, in bytes.") var maxBodyBytes = 10 << 20
 
+    /// Stripe top-ups (`/webhooks/stripe`): Stripe-Signature verified against
+    /// STRIPE_WEBHOOK_SECRET, replays refused, credits granted once. A repeated
+    /// event is answered 200 so Stripe stops redelivering what is already credited.
+    static func stripeTopUp(_ request: Request, engine: JobEngine, paths: YardPaths, limit: Int) async -> (Int, [String: Any]) {
+        func refusal(_ status: Int, _ error: YardError) -> (Int, [String: Any]) {
+            (status, ["error": ["code": error.code.rawValue, "message": error.message, "remediation": error.remediation]])
+        }
+        guard let ledger = engine.ledger else {
+            return refusal(404, YardError("WEBHOOK_UNSUPPORTED", "This host keeps no credits ledger.", remediation: "Configure billing (README: Credits and billing)."))
+        }
+        guard let secret = SecretVault(paths: paths).value(of: "STRIPE_WEBHOOK_SECRET") else {
+            return refusal(503, YardError("AUTH_MISSING", "STRIPE_WEBHOOK_SECRET is not set.", remediation: "Run `yard secrets set STRIPE_WEBHOOK_SECRET` with the endpoint's whsec_… secret."))
+        }
+        do {
+            let body = try await request.body.collect(upTo: limit)
+            let outcome = try ledger.receiveStripeWebhook(payload: Data(body.readableBytesView), signatureHeader: request.headers[.init("stripe-signature")!] ?? "", secret: secret)
+            let doc = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(outcome))) as? [String: Any] ?? [:]
+            return (200, doc)
+        } catch let error as YardError {
+            switch error.code.rawValue {
+            case "WEBHOOK_SIGNATURE_INVALID": return refusal(401, error)
+            case "WEBHOOK_REPLAYED" where error.message.hasPrefix("Event"): return (200, ["outcome": "duplicate", "message": error.message])
+            case "WEBHOOK_REPLAYED", "WEBHOOK_INVALID": return refusal(400, error)
+            default: return refusal(503, error) // e.g. no account linked yet: Stripe retries
+            }
+        } catch {
+            return refusal(413, YardError("WEBHOOK_TOO_LARGE", "The delivery is larger than \(limit) bytes.", remediation: "Raise --max-body-bytes."))
+        }
+    }
+
     func run() async throws {
         let engine: JobEngine
         do { engine = try JobEngine.standard(paths: global.paths, registry: global.registry) } catch { throw fail(error, json: global.json) }
@@ -36,6 +66,12 @@ struct ServeCommand: AsyncParsableCommand {
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
             let reply: (Int, [String: Any])
+            if engineID == "stripe" {
+                reply = await Self.stripeTopUp(request, engine: engine, paths: paths, limit: limit)
+                FileHandle.standardError.write(Data("webhook stripe: HTTP \(reply.0)\n".utf8))
+                let data = (try? JSONSerialization.data(withJSONObject: reply.1, options: [.sortedKeys])) ?? Data()
+                return Response(status: .init(code: reply.0), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            }
             do {
                 let body = try await request.body.collect(upTo: limit)
                 let outcome = try await engine.receiveWebhook(pluginID: engineID, headers: headers, body: Data(body.readableBytesView),

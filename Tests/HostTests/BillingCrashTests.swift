@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import SwitchyardJSON
 import SwitchyardTesting
@@ -145,6 +146,34 @@ final class BillingCrashTests: TemporaryDirectoryTestCase {
         let bad = try cli(["credits", "grant", "--amount", "ten"])
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.stderr.contains("fix:"), bad.stderr)
+    }
+
+    func testYardServeCreditsAStripeTopUpOnceAndRefusesForgeries() async throws {
+        let (serve, base) = try startYardServe(home: home, environment: ["STRIPE_API_KEY": stripe.apiKey, "STRIPE_WEBHOOK_SECRET": webhookSecret])
+        defer { serve.terminate(); serve.waitUntilExit() }
+        let event: [String: Any] = ["id": "evt_serve_1", "type": "billing.credit_grant.created", "data": ["object": [
+            "id": "credgr_serve_1", "customer": "cus_ACME", "category": "paid", "amount": ["type": "monetary", "monetary": ["value": 700, "currency": "usd"]]]]]
+        let delivery = StripeStandIn.signedDelivery(event: event, secrets: [webhookSecret], at: Int64(Date().timeIntervalSince1970))
+        func post(_ header: String) async throws -> (Int, [String: Any]) {
+            var request = HTTPClientRequest(url: "\(base)/webhooks/stripe")
+            request.method = .POST
+            request.headers.add(name: "Stripe-Signature", value: header)
+            request.body = .bytes(Array(delivery.payload))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            return (Int(response.status.code), (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:])
+        }
+        let before = try XCTUnwrap(try cli(["credits", "balance", "--account", "acme", "--json"]).json as? [String: Any])
+        let (status, credited) = try await post(delivery.header)
+        XCTAssertEqual(status, 200, "\(credited)")
+        XCTAssertEqual(credited["result"] as? String, "credited")
+        let (again, duplicate) = try await post(delivery.header)
+        XCTAssertEqual(again, 200, "a redelivery is acknowledged so Stripe stops retrying")
+        XCTAssertEqual(duplicate["outcome"] as? String, "duplicate")
+        let (forged, _) = try await post("t=\(Int(Date().timeIntervalSince1970)),v1=00")
+        XCTAssertEqual(forged, 401)
+        let after = try XCTUnwrap(try cli(["credits", "balance", "--account", "acme", "--json"]).json as? [String: Any])
+        XCTAssertEqual((after["available_minor"] as? Int ?? 0) - (before["available_minor"] as? Int ?? 0), 700, "credited exactly once: \(after)")
     }
 
     func testTheWebhookCommandCreditsASignedTopUpOnce() async throws {

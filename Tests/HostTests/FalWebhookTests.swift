@@ -181,22 +181,9 @@ final class FalWebhookTests: TemporaryDirectoryTestCase {
     func testYardServeTakesDeliveriesOverHTTP() async throws {
         let home = dir.appendingPathComponent("served")
         try FileManager.default.createDirectory(at: home.appendingPathComponent("config"), withIntermediateDirectories: true)
-        var env = ProcessInfo.processInfo.environment
-        env["YARD_HOME"] = home.path
-        env["YARD_PLUGIN_PATH"] = ""
-        env["FAL_KEY"] = standIn.key
-        let serve = Process()
-        serve.executableURL = Build.yard
-        serve.arguments = ["serve", "--port", "0"]
-        serve.environment = env
-        let out = Pipe()
-        serve.standardOutput = out
-        serve.standardError = FileHandle.nullDevice
-        try serve.run()
+        let (serve, base) = try startYardServe(home: home, environment: ["FAL_KEY": standIn.key])
         defer { serve.terminate(); serve.waitUntilExit() }
-        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
-        let base = try XCTUnwrap(line.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }, line)
-        XCTAssertTrue(base.hasPrefix("http://127.0.0.1:"), line)
+        XCTAssertTrue(base.hasPrefix("http://127.0.0.1:"), base)
 
         let config: [String: String] = ["queue_url": standIn.baseURL, "rest_url": standIn.baseURL, "webhook_url": "\(base)/webhooks/fal",
                                         "webhook_jwks_url": "\(standIn.baseURL)/.well-known/jwks.json"]

@@ -186,3 +186,25 @@ func makeTestEngine(home: URL, plugins: URL, secrets: [String: String] = [:], ca
     engine.policy.baseBackoffMs = 2
     return engine
 }
+
+/// Starts `yard serve --port 0` and returns it with its base URL (read from the first line it prints).
+func startYardServe(home: URL, environment extra: [String: String] = [:]) throws -> (Process, String) {
+    let serve = Process()
+    serve.executableURL = Build.yard
+    serve.arguments = ["serve", "--port", "0"]
+    var env = ProcessInfo.processInfo.environment
+    env["YARD_HOME"] = home.path
+    env["YARD_PLUGIN_PATH"] = ""
+    for (k, v) in extra { env[k] = v }
+    serve.environment = env
+    let out = Pipe()
+    serve.standardOutput = out
+    serve.standardError = FileHandle.nullDevice
+    try serve.run()
+    let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+    guard let base = line.split(separator: " ").last.map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }), base.hasPrefix("http://") else {
+        serve.terminate()
+        throw XCTSkip("yard serve did not start: \(line)")
+    }
+    return (serve, base)
+}
