@@ -175,7 +175,7 @@ struct ModalAdapter: EngineAdapter {
         case (202, _):
             return PollResult(state: .running, progress: 0.3, message: "pending at Modal (queued, booting or running)", nextPollAfterMs: 3_000)
         case (200, "SUCCESS"):
-            return PollResult(state: .succeeded, progress: 1, outputs: try harvestable(answer?["outputs"] ?? .null, context: context))
+            return PollResult(state: .succeeded, progress: 1, outputs: try context.harvestableOutputs(answer?["outputs"] ?? .null))
         case (200, "FAILURE"):
             return failed("ENGINE_ERROR", "The model raised an error on Modal: \(error)", "Check the app's logs in the Modal dashboard.", charged: .yes)
         case (200, "INIT_FAILURE"):
@@ -198,25 +198,6 @@ struct ModalAdapter: EngineAdapter {
 
     func failed(_ code: String, _ message: String, _ remediation: String, charged: Charged) -> PollResult {
         PollResult(state: .failed, error: PluginError(code: code, message: message, remediation: remediation, charged: charged))
-    }
-
-    /// data: URIs become artifacts in the host's store; http(s) URLs {"url"} for the host to download.
-    func harvestable(_ outputs: JSONValue, context: HostContext) throws -> [String: JSONValue] {
-        func convert(_ value: JSONValue) throws -> JSONValue {
-            switch value {
-            case .string(let s) where s.hasPrefix("https://") || s.hasPrefix("http://"):
-                return ["url": .string(s)]
-            case .string(let s) where s.hasPrefix("data:"):
-                guard let comma = s.firstIndex(of: ","), let bytes = Data(base64Encoded: String(s[s.index(after: comma)...])) else { return value }
-                let mediaType = String(s.dropFirst(5).prefix { $0 != ";" && $0 != "," })
-                let handle = try context.putArtifact(bytes, mediaType: mediaType.isEmpty ? "application/octet-stream" : mediaType)
-                return ["artifact": .string(handle.artifact), "media_type": .string(mediaType), "size": .number(Double(handle.size))]
-            case .array(let items): return .array(try items.map(convert))
-            default: return value
-            }
-        }
-        if case .object(let object) = outputs { return try object.mapValues(convert) }
-        return ["output": try convert(outputs)]
     }
 
     // MARK: cancel, health

@@ -133,7 +133,7 @@ struct RunPodAdapter: EngineAdapter {
                 return PollResult(state: .failed, error: PluginError(code: "ENGINE_ERROR", message: "RunPod reports COMPLETED with no output: the worker returned nothing.",
                                                                      remediation: "Check the worker's handler and logs in the RunPod console.", charged: .yes))
             }
-            var outputs = try harvestable(output, context: context)
+            var outputs = try context.harvestableOutputs(output)
             if let executionMs {
                 outputs["runpod_metrics"] = ["execution_time_ms": .number(Double(executionMs)), "delay_time_ms": answer["delayTime"] ?? .null,
                                              "cost_minor": .number((Double(executionMs) / 1000 * config.gpuRateMinorPerSecond).rounded(.up))]
@@ -150,26 +150,6 @@ struct RunPodAdapter: EngineAdapter {
         case let other:
             throw PluginError(code: "ENGINE_ERROR", message: "RunPod answered an unknown status \"\(other)\".", remediation: "Retried automatically.", retryable: true)
         }
-    }
-
-    /// Worker output as host outputs: http(s) URLs become {"url"} for the host
-    /// to download before retention ends; data: URIs are stored as artifacts.
-    func harvestable(_ output: JSONValue, context: HostContext) throws -> [String: JSONValue] {
-        func convert(_ value: JSONValue) throws -> JSONValue {
-            switch value {
-            case .string(let s) where s.hasPrefix("http://") || s.hasPrefix("https://"):
-                return ["url": .string(s)]
-            case .string(let s) where s.hasPrefix("data:"):
-                guard let comma = s.firstIndex(of: ","), let bytes = Data(base64Encoded: String(s[s.index(after: comma)...])) else { return value }
-                let mediaType = String(s.dropFirst(5).prefix { $0 != ";" && $0 != "," })
-                let handle = try context.putArtifact(bytes, mediaType: mediaType.isEmpty ? "application/octet-stream" : mediaType)
-                return ["artifact": .string(handle.artifact), "media_type": .string(mediaType), "size": .number(Double(handle.size))]
-            case .array(let items): return .array(try items.map(convert))
-            default: return value
-            }
-        }
-        if case .object(let object) = output { return try object.mapValues(convert) }
-        return ["output": try convert(output)]
     }
 
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
