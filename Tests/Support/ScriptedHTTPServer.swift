@@ -25,12 +25,28 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
         public var body: ResponseBody
 
         public enum ResponseBody: Sendable {
+            /// Bytes the body promises (its Content-Length).
+            var length: Int {
+                switch self {
+                case .bytes(let data): return data.count
+                case .generated(let count): return count
+                case .paced(let data, _, _): return data.count
+                }
+            }
+
             case bytes(Data)
             /// `count` bytes of a repeating pattern, streamed in chunks (large artifacts).
             case generated(count: Int)
-            /// Promises `body` (Content-Length) but closes the connection after
-            /// `after` bytes of it: a dropped connection mid-response.
-            case dropped(Data, after: Int)
+            /// `data` in chunks: at most `bytesPerSecond` (nil: at once), and,
+            /// with `dropAfter`, the connection closes after that many bytes of
+            /// the promised Content-Length (a dropped connection mid-response).
+            case paced(Data, bytesPerSecond: Int?, dropAfter: Int?)
+        }
+
+        public init(status: Int, headers: [String: String] = [:], body: Data, bytesPerSecond: Int?, dropAfter: Int?) {
+            self.status = status
+            self.headers = headers
+            self.body = bytesPerSecond == nil && dropAfter == nil ? .bytes(body) : .paced(body, bytesPerSecond: bytesPerSecond, dropAfter: dropAfter)
         }
 
         public init(status: Int, headers: [String: String] = [:], body: Data = Data()) {
@@ -48,7 +64,7 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
         /// This answer, cut off after `bytes` bytes of its body.
         public func dropped(after bytes: Int) -> Response {
             var copy = self
-            if case .bytes(let data) = body { copy.body = .dropped(data, after: min(bytes, max(0, data.count - 1))) }
+            if case .bytes(let data) = body { copy.body = .paced(data, bytesPerSecond: nil, dropAfter: min(bytes, max(0, data.count - 1))) }
             return copy
         }
 
@@ -56,7 +72,7 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
         public init(status: Int, headers: [String: String] = [:], droppedAfter partial: Data) {
             self.status = status
             self.headers = headers
-            self.body = .dropped(partial + Data(count: 4096), after: partial.count)
+            self.body = .paced(partial + Data(count: 4096), bytesPerSecond: nil, dropAfter: partial.count)
         }
 
         public static func json(_ object: Any, status: Int = 200) -> Response {
@@ -93,15 +109,28 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
             let answer = respond(incoming)
             var fields = HTTPFields()
             for (name, value) in answer.headers { if let field = HTTPField.Name(name) { fields[field] = value } }
+            if incoming.method == "HEAD" {
+                // What GET would send, without the body.
+                if fields[.contentLength] == nil { fields[.contentLength] = String(answer.body.length) }
+                return Hummingbird.Response(status: .init(code: answer.status), headers: fields, body: .init())
+            }
             switch answer.body {
             case .bytes(let data):
                 return Hummingbird.Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-            case .dropped(let data, let after):
+            case .paced(let data, let rate, let dropAfter):
                 fields[.contentLength] = String(data.count)
                 return Hummingbird.Response(status: .init(code: answer.status), headers: fields, body: .init { writer in
-                    if after > 0 { try await writer.write(ByteBuffer(bytes: data.prefix(after))) }
+                    let chunk = 32 << 10
+                    var offset = 0
+                    while offset < min(data.count, dropAfter ?? .max) {
+                        let end = min(data.count, offset + chunk, dropAfter ?? .max)
+                        try await writer.write(ByteBuffer(bytes: data[offset..<end]))
+                        if let rate, rate > 0 { try await Task.sleep(nanoseconds: UInt64(Double(end - offset) / Double(rate) * 1e9)) }
+                        offset = end
+                    }
                     // Throwing mid-body makes the server close the connection short of Content-Length.
-                    throw DroppedConnection()
+                    if let dropAfter, dropAfter < data.count { throw DroppedConnection() }
+                    try await writer.finish(nil)
                 })
             case .generated(let count):
                 fields[.contentLength] = String(count)

@@ -1,9 +1,5 @@
 import Crypto
 import Foundation
-import HTTPTypes
-import Hummingbird
-import Logging
-import NIOCore
 
 /// The Hugging Face Hub, its LFS CDN, the inference router and Civitai's
 /// download API on loopback (PROVIDERS.md: Hugging Face), faithful enough
@@ -131,7 +127,7 @@ public final class HubStandIn: @unchecked Sendable {
     private var civitai: [Int: CivitaiVersion] = [:]
     private var faultState = Faults()
     private var recorded: [Recorded] = []
-    private var task: Task<Void, Error>?
+    private var server: ScriptedHTTPServer?
     public private(set) var port = 0
 
     public init(token: String = "hf_STANDIN_read_token_000000000000", ungrantedToken: String = "hf_STANDIN_other_user_token_0000000") {
@@ -205,36 +201,20 @@ public final class HubStandIn: @unchecked Sendable {
     /// Starts listening on 127.0.0.1 (`port` 0: an ephemeral one); returns once bound.
     /// The server also answers on `localhost`, which serves as the CDN host.
     public func start(port requested: Int = 0) async throws {
-        let router = Router()
-        let handler: @Sendable (Hummingbird.Request, BasicRequestContext) async throws -> Hummingbird.Response = { [self] request, _ in
-            let body = try await request.body.collect(upTo: 16 << 20)
-            var headers: [String: String] = [:]
-            for field in request.headers { headers[field.name.canonicalName] = field.value }
-            if let authority = request.head.authority { headers["host"] = authority }
-            let incoming = Incoming(method: request.method.rawValue, path: request.uri.path, query: request.uri.query ?? "",
-                                    headers: headers, body: Data(body.readableBytesView))
-            lock.withLock { recorded.append(Recorded(method: incoming.method, path: incoming.path, query: incoming.query, headers: headers)) }
-            return respond(incoming).response(head: incoming.method == "HEAD")
+        let server = ScriptedHTTPServer { [unowned self] request in
+            lock.withLock { recorded.append(Recorded(method: request.method, path: request.path, query: request.query, headers: request.headers)) }
+            let answer = respond(Incoming(method: request.method, path: request.path, query: request.query, headers: request.headers, body: request.body))
+            return ScriptedHTTPServer.Response(status: answer.status, headers: answer.headers, body: answer.body,
+                                               bytesPerSecond: answer.throttle, dropAfter: answer.dropAfter)
         }
-        for method in [HTTPRequest.Method.get, .post, .head] { router.on("**", method: method, use: handler) }
-        let bound = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "hub-standin")
-        logger.logLevel = .critical
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: requested)),
-                              onServerRunning: { channel in bound.continuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
-        task = Task { try await app.runService() }
-        for await port in bound.stream {
-            self.port = port
-            break
-        }
+        try await server.start(port: requested)
+        self.server = server
+        port = server.port
     }
 
-    public func waitUntilStopped() async { _ = try? await task?.value }
+    public func waitUntilStopped() async { await server?.waitUntilStopped() }
 
-    public func stop() async {
-        task?.cancel()
-        _ = try? await task?.value
-    }
+    public func stop() async { await server?.stop() }
 
     struct Incoming {
         var method: String
@@ -258,34 +238,7 @@ public final class HubStandIn: @unchecked Sendable {
             all["content-type"] = "application/json; charset=utf-8"
             return Answer(status: status, headers: all, body: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data())
         }
-
-        func response(head: Bool) -> Hummingbird.Response {
-            var fields = HTTPFields()
-            for (name, value) in headers { if let field = HTTPField.Name(name) { fields[field] = value } }
-            if fields[.contentLength] == nil { fields[.contentLength] = String(body.count) }
-            let status = HTTPResponse.Status(code: status)
-            if head { return Hummingbird.Response(status: status, headers: fields, body: .init()) }
-            guard throttle != nil || dropAfter != nil else {
-                return Hummingbird.Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
-            }
-            let data = body, throttle = throttle, dropAfter = dropAfter
-            return Hummingbird.Response(status: status, headers: fields, body: .init { writer in
-                let chunk = 32 << 10
-                var offset = 0
-                while offset < data.count {
-                    if let dropAfter, offset >= dropAfter { throw HubStandInError.droppedConnection }
-                    let end = min(data.count, offset + chunk, dropAfter.map { max($0, offset + 1) } ?? Int.max)
-                    try await writer.write(ByteBuffer(bytes: data[offset..<end]))
-                    if let throttle, throttle > 0 { try await Task.sleep(nanoseconds: UInt64(Double(end - offset) / Double(throttle) * 1e9)) }
-                    offset = end
-                }
-                if let dropAfter, dropAfter < data.count { throw HubStandInError.droppedConnection }
-                try await writer.finish(nil)
-            })
-        }
     }
-
-    enum HubStandInError: Error { case droppedConnection }
 
     // MARK: routing
 
