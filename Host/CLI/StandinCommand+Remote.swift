@@ -7,7 +7,7 @@ extension StandinCommand {
     struct Kling: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "kling", abstract: "Kling's video API: JWT auth, text2video/image2video tasks, error codes 1000–5002, 30-day result retention.")
-        @Option(help: "Port on 127.0.0.1 (0: any free port).") var port = 8789
+        @Option(help: "Port on 127.0.0.1 (0: any free port).") var port = 8792
         @Option(help: "Access key it accepts; \"any\" accepts every well-formed token (signature unchecked).") var accessKey = "ak_standin_0000000000"
         @Option(help: "Secret key tokens must be signed with.") var secretKey = "sk_standin_secret_0000000000"
         @Option(help: "Tasks in flight before submits answer 1303 (the account's parallel limit).") var parallelLimit = 20
@@ -32,7 +32,7 @@ extension StandinCommand {
     struct Modal: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "modal", abstract: "The deployed Switchyard Modal app: proxy auth, spawn, 202 while pending, 303 past 150 s, 7-day expiry.")
-        @Option(help: "Port on 127.0.0.1 (0: any free port).") var port = 8790
+        @Option(help: "Port on 127.0.0.1 (0: any free port).") var port = 8793
         @Option(help: "Modal-Key it accepts; \"any\" accepts every non-empty pair.") var key = "wk-standin0000"
         @Option(help: "Modal-Secret it accepts.") var secret = "ws-standin0000secret"
         @Option(help: "Model the app serves.") var model = "black-forest-labs/FLUX.1-schnell"

@@ -59,7 +59,7 @@ struct StandinCommand: AsyncParsableCommand {
     struct Stripe: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "stripe", abstract: "Stripe's billing API: meter events, credit grants, customer balance, with idempotency keys and 429/5xx faults.")
-        @Option(help: "Port on 127.0.0.1 (0: any free port).") var port = 8789
+        @Option(help: "Port on 127.0.0.1 (0: any free port).") var port = 8791
         @Option(help: "Secret key it accepts; \"any\" accepts every key.") var apiKey = "sk_test_STANDIN_0000000000000000"
 
         func run() async throws {
