@@ -169,7 +169,7 @@ struct CreditsCommand: AsyncParsableCommand {
     struct Webhook: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Take one Stripe webhook delivery: verify Stripe-Signature, refuse replays, credit top-ups.",
-            discussion: "Credits billing.credit_grant.created and customer.balance_transaction.created (negative amount) to the account linked to the customer. The endpoint secret is the STRIPE_WEBHOOK_SECRET secret.")
+            discussion: "Credits what Stripe documents as a top-up — checkout.session.completed with payment_status paid, checkout.session.async_payment_succeeded, billing.credit_grant.created — to the account linked to the customer (or named by the Checkout's client_reference_id); other event types are acknowledged and ignored. The endpoint secret is the STRIPE_WEBHOOK_SECRET secret.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "File holding the raw request body, byte for byte.") var payload: String
         @Option(help: "The Stripe-Signature header value (t=…,v1=…).") var signature: String
@@ -202,6 +202,7 @@ func costLine(_ job: JobRecord, paths: YardPaths) -> String {
     var line = "estimated \(MinorUnits.text(charge.estimateMinor, charge.currency))"
     if let actual = charge.actualMinor { line += ", actual \(MinorUnits.text(actual, charge.currency))" }
     if let charged = charge.chargedMinor { line += ", charged \(MinorUnits.text(charged, charge.currency))" }
+    if charge.state == "parked" { line += ", \(MinorUnits.text(charge.reservedMinor, charge.currency)) held until resolved (`yard jobs resolve \(job.id)`)" }
     line += " [\(charge.mode == .byok ? "your own key: not charged" : charge.state)]"
     return line
 }

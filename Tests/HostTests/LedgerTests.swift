@@ -120,17 +120,38 @@ final class LedgerTests: TemporaryDirectoryTestCase {
         XCTAssertLedgerBalances(ledger)
     }
 
-    func testAJobThatMayStillBeChargedIsHeldProvisionally() async throws {
+    func testAJobStoppedAtItsDeadlineIsSettledByWhatTheCancelSaid() async throws {
         let (engine, ledger) = try makeLedgerEngine(home: home, plugins: try pricedEcho(in: dir, amountMinor: 300), billing: platformBilling())
         engine.policy.jobTimeoutSeconds = 0.05
         try ledger.grant(account: "acme", amountMinor: 1_000)
         let job = try await engine.drive(try await engine.start(echoSpec(polls: 50)).id)
         XCTAssertEqual(job.errorCode, "ENGINE_TIMEOUT")
+        XCTAssertNotNil(job.cancelOutcomeJSON, "the host cancelled it at the provider and kept the answer")
+        let charge = try XCTUnwrap(try ledger.charge(jobID: job.id))
+        XCTAssertEqual(charge.providerCharged, "no", "echo's cancel said it charged nothing")
+        XCTAssertEqual(charge.state, "refunded", "not held at the reservation on a guess")
+        XCTAssertEqual(try ledger.balance(account: "acme").availableMinor, 1_000)
+        XCTAssertLedgerBalances(ledger)
+    }
+
+    func testAJobThatMayStillBeChargedAndMeasuredNothingIsHeldProvisionallyForReview() async throws {
+        let plugins = dir.appendingPathComponent("plugins-billed")
+        _ = try fixturePlugin("billed_failure_echo", in: plugins) { manifest in
+            manifest["id"] = "billed-echo"
+            manifest["capabilities"] = [["id": "debug.echo", "pricing": ["unit": "gpu_second", "amount_minor": 1, "estimate_seconds": 300]]]
+        }
+        var billing = platformBilling()
+        billing.engines["billed-echo"] = BillingConfig.Engine(mode: .platform)
+        let (engine, ledger) = try makeLedgerEngine(home: home, plugins: plugins, billing: billing)
+        try ledger.grant(account: "acme", amountMinor: 1_000)
+        let job = try await engine.drive(try await engine.start(JobSpec(pluginID: "billed-echo", capability: "debug.echo", inputs: ["text": "hi"])).id)
+        XCTAssertEqual(job.phase, .failed)
         let charge = try XCTUnwrap(try ledger.charge(jobID: job.id))
         XCTAssertEqual(charge.providerCharged, "unknown")
-        XCTAssertEqual(charge.state, "provisional", "the provider may still bill: kept, and flagged for review")
+        XCTAssertEqual(charge.state, "provisional", "it may have billed GPU time and reported none: kept, and flagged")
         XCTAssertEqual(charge.chargedMinor, 300)
-        XCTAssertEqual(try ledger.balance(account: "acme").availableMinor, 700)
+        let event = try XCTUnwrap(try engine.store.events(jobID: job.id, afterID: 0).last { $0.kind == "ledger" })
+        XCTAssertTrue(event.message.contains("measured nothing") && event.message.contains("for review"), event.message)
         XCTAssertLedgerBalances(ledger)
     }
 

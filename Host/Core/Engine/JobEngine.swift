@@ -238,10 +238,8 @@ public final class JobEngine: @unchecked Sendable {
         // 6. Engine health, cached with its age.
         let health = await health(of: plugin, config: spec.config, maxAge: policy.healthTTLSeconds)
         if health.status == "offline" {
-            return refuse("health", health.code ?? "ENGINE_OFFLINE", "\(manifest.id) reports offline\(health.message.map { ": \($0)" } ?? "") (checked \(Int(now.timeIntervalSince(health.checkedAt))) s ago).",
-                          health.code == "DEPENDENCY_MISSING"
-                              ? "Install the program with the command above, then `yard engines --refresh`."
-                              : "Check the engine's status page or your deployment; `yard engines` shows every engine.")
+            let refusal = Self.healthRefusal(health, manifest: manifest, age: Int(now.timeIntervalSince(health.checkedAt)))
+            return refuse("health", refusal.code, refusal.message, refusal.remediation)
         }
         verdict.stepsPassed.append("health")
 
@@ -250,12 +248,24 @@ public final class JobEngine: @unchecked Sendable {
            let estimate = await callExtension(plugin, SY_EXTENSION_ESTIMATE, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil),
            estimate.isOK, let doc = estimate.json, let amount = doc["amount_minor"] as? Int {
             verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: doc["currency"] as? String ?? "USD", basis: doc["basis"] as? String ?? "")
-        } else if let pricing = model?.pricing ?? declared.pricing, let amount = pricing["amount_minor"]?.intValue {
-            verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: pricing["currency"]?.stringValue ?? "USD", basis: "per \(pricing["unit"]?.stringValue ?? "request") (manifest pricing)")
         }
-        if let ledger, let quote = ledger.quote(manifest: manifest, capability: spec.capability, inputs: spec.inputs, config: spec.config, pluginEstimate: verdict.estimate) {
-            verdict.estimate = CostEstimateInfo(amountMinor: quote.amountMinor, currency: quote.currency, basis: quote.basis)
-            if let finding = ledger.fundsFinding(engine: manifest.id, scope: spec.billing, quote: quote) { verdict.findings.append(finding); return verdict }
+        // The price rule (price files, then the manifest) follows the inputs that change the price.
+        let prices = ledger?.prices ?? PriceBook(directories: [])
+        do {
+            if let ledger {
+                if let quote = try ledger.quote(manifest: manifest, capability: spec.capability, inputs: spec.inputs, config: spec.config, pluginEstimate: verdict.estimate) {
+                    verdict.estimate = CostEstimateInfo(amountMinor: quote.amountMinor, currency: quote.currency, basis: quote.basis)
+                    if let finding = ledger.fundsFinding(engine: manifest.id, scope: spec.billing, quote: quote) { verdict.findings.append(finding); return verdict }
+                }
+            } else if let rule = try prices.rule(for: manifest, capability: spec.capability, model: model?.id) {
+                let (cost, basis) = rule.estimate(inputs: spec.inputs, config: spec.config, capability: spec.capability)
+                guard let amount = PriceQuote.minorChecked(cost, margin: 0) else { throw JobLedger.unpriceable(manifest.id, spec.capability, basis) }
+                verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: rule.currency, basis: basis + " (\(rule.source))")
+            }
+        } catch let error as YardError {
+            return refuse("estimate", error.code.rawValue, error.message, error.remediation, field: error.field)
+        } catch {
+            return refuse("estimate", "PRICING_INVALID", "\(error)", "Fix the engine's price rule.")
         }
         verdict.stepsPassed.append("estimate")
         return verdict
@@ -300,19 +310,79 @@ public final class JobEngine: @unchecked Sendable {
         limits?["properties"]?.objectValue?.filter { $0.value["x-identity"]?.boolValue == true }.map(\.key) ?? []
     }
 
-    public func health(of plugin: LoadedPlugin, config: [String: JSONValue], maxAge: Double) async -> EngineHealthRecord {
-        if let cached = try? store.health(pluginID: plugin.manifest.id), now.timeIntervalSince(cached.checkedAt) < maxAge {
+    /// What a health check of `plugin` with `config` is cached under: the
+    /// plugin and version, a digest of the effective configuration and a
+    /// one-way fingerprint of the secrets the plugin declares. Change any of
+    /// them (another --config, a new key) and the old answer no longer applies.
+    public func healthCacheKey(_ plugin: LoadedPlugin, config: [String: JSONValue]) -> (key: String, configDigest: String, secretFingerprint: String) {
+        let configDigest = SHA256.hash(data: JSONValue.object(config).serialized()).map { String(format: "%02x", $0) }.joined()
+        var material = Data()
+        for secret in plugin.manifest.secrets.sorted(by: { $0.name < $1.name }) {
+            guard let value = secrets.value(of: secret.name) else { continue }
+            // A digest of each value, never the value: the row may be read by anyone who can read the store.
+            let digest = SHA256.hash(data: Data(value.utf8)).map { String(format: "%02x", $0) }.joined()
+            material.append(Data("\(secret.name)=\(digest)\n".utf8))
+        }
+        let fingerprint = String(SHA256.hash(data: material).map { String(format: "%02x", $0) }.joined().prefix(24))
+        let digest = String(configDigest.prefix(32))
+        return (EngineHealthRecord.key(pluginID: plugin.manifest.id, version: plugin.manifest.version, configDigest: digest, secretFingerprint: fingerprint),
+                digest, fingerprint)
+    }
+
+    /// The engine's health with this effective configuration and these
+    /// secrets, from the cache when a check of exactly that is younger than
+    /// `maxAge` seconds. With `balance`, the plugin's sy.balance/1 answer is
+    /// fetched in the same check (and a cached check without one is redone).
+    public func health(of plugin: LoadedPlugin, config: [String: JSONValue], maxAge: Double, balance: Bool = false) async -> EngineHealthRecord {
+        let (key, configDigest, fingerprint) = healthCacheKey(plugin, config: config)
+        let wantsBalance = balance && plugin.extensionTable(SY_EXTENSION_BALANCE) != nil
+        if let cached = try? store.health(cacheKey: key), now.timeIntervalSince(cached.checkedAt) < maxAge, !wantsBalance || cached.balanceJSON != nil {
             return cached
         }
         let result = await call(plugin, .health, ["config": jsonObject(.object(config))], jobID: nil)
+        var balanceText: String?
+        if wantsBalance {
+            let answer = await callExtension(plugin, SY_EXTENSION_BALANCE, ["config": jsonObject(.object(config))], jobID: nil)
+            let doc: Any = answer.flatMap { $0.json.map { $0 as Any } } ?? ["error": ["code": "PLUGIN_INTERNAL", "message": "balance returned no document"]]
+            balanceText = text(doc).map(plugin.context.redact)
+        }
+        let details = result.json?["details"] as? [String: Any]
+        let error = result.json?["error"] as? [String: Any]
         let record = EngineHealthRecord(pluginID: plugin.manifest.id,
                                         status: result.isOK ? (result.json?["status"] as? String ?? "offline") : "offline",
                                         message: (result.json?["message"] as? String).map(plugin.context.redact)
-                                            ?? ((result.json?["error"] as? [String: Any])?["message"] as? String).map(plugin.context.redact),
+                                            ?? (error?["message"] as? String).map(plugin.context.redact),
                                         checkedAt: now,
-                                        code: (result.json?["details"] as? [String: Any])?["code"] as? String)
+                                        code: details?["code"] as? String ?? error?["code"] as? String,
+                                        pluginVersion: plugin.manifest.version, configDigest: configDigest, secretFingerprint: fingerprint,
+                                        balanceJSON: balanceText)
         try? store.saveHealth(record)
         return record
+    }
+
+    /// The pre-flight refusal for an engine that is not healthy, worded by why.
+    public static func healthRefusal(_ health: EngineHealthRecord, manifest: PluginManifest, age: Int) -> (code: String, message: String, remediation: String) {
+        let said = health.message.map { ": \($0)" } ?? ""
+        let checked = "(checked \(age) s ago)"
+        let secretNames = manifest.secrets.filter(\.required).map(\.name)
+        let setSecrets = secretNames.map { "`yard secrets set \($0)`" }.joined(separator: " / ")
+        switch health.code ?? "ENGINE_OFFLINE" {
+        case "AUTH_FAILED":
+            return ("AUTH_FAILED", "\(manifest.id) refused the credentials\(said) \(checked).",
+                    "Check \(secretNames.isEmpty ? "the engine's credentials" : secretNames.joined(separator: ", ")) (\(setSecrets.isEmpty ? "`yard secrets list`" : setSecrets)), then `yard engines test \(manifest.id)`.")
+        case "AUTH_MISSING":
+            return ("AUTH_MISSING", "\(manifest.id) has no credentials to use\(said) \(checked).",
+                    "Set them (\(setSecrets.isEmpty ? "`yard secrets set NAME`" : setSecrets)), then `yard engines test \(manifest.id)`.")
+        case "DEPENDENCY_MISSING":
+            return ("DEPENDENCY_MISSING", "\(manifest.id) is missing a program it needs\(said) \(checked).",
+                    "Install the program with the command above, then `yard engines test \(manifest.id)`.")
+        case "CONFIG_INVALID":
+            return ("CONFIG_INVALID", "\(manifest.id)'s configuration does not work\(said) \(checked).",
+                    "Fix --config or $YARD_HOME/config/\(manifest.id).json, then `yard engines test \(manifest.id)`.")
+        case let code:
+            return (code, "\(manifest.id) reports offline\(said) \(checked).",
+                    "Check the engine's service or deployment (its URL in --config or $YARD_HOME/config/\(manifest.id).json); `yard engines test \(manifest.id)` checks it again with the same configuration.")
+        }
     }
 
     // MARK: submit
@@ -435,12 +505,7 @@ public final class JobEngine: @unchecked Sendable {
         while !job.phase.isTerminal {
             if job.cancelRequested { return try await cancel(jobID) }
             if let deadline = job.deadlineAt, now > deadline {
-                _ = await call(plugin, .cancel, refRequest(job), jobID: job.id)
-                job = try store.updateJob(id: jobID) { row in
-                    row.phase = .failed
-                    row.finishedAt = Date()
-                    row.errorJSON = #"{"charged":"unknown","code":"ENGINE_TIMEOUT","message":"The job ran past its deadline and was cancelled at the provider.","remediation":"Raise the timeout or try a faster engine.","retryable":true}"#
-                }
+                job = try await stopAtDeadline(job, plugin: plugin)
                 break
             }
             let wait = (job.nextPollAt ?? now).timeIntervalSince(now)
@@ -455,6 +520,37 @@ public final class JobEngine: @unchecked Sendable {
             onUpdate(JobUpdate(job: job, note: nil))
         }
         return job
+    }
+
+    /// Cancels a job that ran past its deadline and fails it with
+    /// ENGINE_TIMEOUT, keeping what the provider said about billing and
+    /// usage: a job cancelled in the queue was not billed, one cancelled while
+    /// running is settled from the time it used.
+    func stopAtDeadline(_ job: JobRecord, plugin: LoadedPlugin) async throws -> JobRecord {
+        let result = await call(plugin, .cancel, refRequest(job), jobID: job.id)
+        let answer = result.isOK ? result.json : nil
+        let charged = answer?["charged"] as? String ?? "unknown"
+        let usageText = (answer?["usage"] as? [String: Any]).flatMap { text($0) }
+        let outcomeText = answer.flatMap { text($0) }
+        try? store.appendEvent(jobID: job.id, kind: "cancel", message: "deadline passed; provider answered \(answer?["outcome"] as? String ?? "nothing (cancel failed)")", data: outcomeText)
+        if answer?["outcome"] as? String == "already_finished" {
+            // It ended just now: record how it really ended, not a timeout.
+            let polled = await call(plugin, .poll, refRequest(job), jobID: job.id)
+            if polled.isOK, let doc = polled.json, ["succeeded", "failed", "cancelled"].contains(doc["state"] as? String ?? "") {
+                return try await apply(pollDocument: doc, to: job.id, plugin: plugin)
+            }
+        }
+        let error: [String: Any] = ["charged": charged, "code": "ENGINE_TIMEOUT", "message": "The job ran past its deadline and was cancelled at the provider.",
+                                    "remediation": "Raise the timeout or try a faster engine.", "retryable": true]
+        let errorText = text(error)
+        return try store.updateJob(id: job.id) { row in
+            guard !row.phase.isTerminal else { return }
+            row.phase = .failed
+            row.finishedAt = Date()
+            row.errorJSON = errorText
+            if let outcomeText { row.cancelOutcomeJSON = outcomeText }
+            if let usageText { row.usageJSON = usageText }
+        }
     }
 
     func recordPollError(_ result: PluginCallResult, job: JobRecord, plugin: LoadedPlugin) throws -> JobRecord {
@@ -495,6 +591,7 @@ public final class JobEngine: @unchecked Sendable {
             harvestedText = text(harvested).map(plugin.context.redact)
         }
         let outputsText = harvestedText
+        let usageText = (doc["usage"] as? [String: Any]).flatMap { text($0) }
         let errorText = text(doc["error"]).map(plugin.context.redact)
         let message = (doc["message"] as? String).map(plugin.context.redact)
         let delay = clampPoll(doc["next_poll_after_ms"] as? Int)
@@ -504,6 +601,7 @@ public final class JobEngine: @unchecked Sendable {
             guard !row.phase.isTerminal else { return }
             row.pollCount += 1
             row.consecutiveErrors = 0
+            if let usageText { row.usageJSON = usageText }
             if let message { row.message = message }
             if let progress { row.progress = max(row.progress ?? 0, min(progress, 1)) }
             switch state {
@@ -520,6 +618,8 @@ public final class JobEngine: @unchecked Sendable {
                 row.finishedAt = when
             case "cancelled":
                 row.phase = .cancelled
+                // What the provider said about billing a cancel it reported itself.
+                if let errorText { row.errorJSON = errorText }
                 row.finishedAt = when
             default:
                 row.consecutiveErrors += 1
@@ -635,13 +735,76 @@ public final class JobEngine: @unchecked Sendable {
         }
     }
 
-    /// Resumes every unfinished job, concurrently, until each is terminal.
+    // MARK: parked jobs
+
+    /// When a parked job's window ends: by then a job the provider had
+    /// received would have run past its deadline and its result retention,
+    /// so a provider that never reported it never ran it for us. A job that
+    /// never reached the provider is refunded then, if reconcile could not
+    /// prove it sooner.
+    public func parkedWindowEnd(_ job: JobRecord, manifest: PluginManifest?) -> Date {
+        let timeout = manifest?.capabilities.first { $0.id == job.capability }?.timeoutSeconds.map(Double.init) ?? policy.jobTimeoutSeconds
+        let deadline = job.deadlineAt ?? job.createdAt.addingTimeInterval(timeout)
+        return deadline.addingTimeInterval(Double(manifest?.resultRetentionSeconds ?? 0))
+    }
+
+    /// Settles a parked job by hand (`yard jobs resolve`), with an audit event naming who did it.
+    @discardableResult
+    public func resolveParked(_ jobID: String, _ resolution: ParkedResolution, actor: String, note: String? = nil) throws -> JobRecord {
+        let what: String
+        switch resolution {
+        case .notSubmitted: what = "resolved by \(actor): the provider never received the job"
+        case .submitted(let ref): what = "resolved by \(actor): the provider has the job as \(ref)"
+        }
+        return try store.resolveParked(jobID: jobID, resolution, audit: what + (note.map { " (\($0))" } ?? ""), at: now)
+    }
+
+    /// Looks again at every parked job: reconcile finds it at the provider
+    /// (it is queued and polled), or proves it absent (refunded); without an
+    /// answer, a job whose window has passed is refunded. Returns the jobs it
+    /// settled or re-opened.
+    public func sweepParked() async -> [JobRecord] {
+        guard let sqlite = store as? SQLiteJobStore, let parked = try? sqlite.parkedJobs() else { return [] }
+        var changed: [JobRecord] = []
+        for job in parked {
+            let plugin = try? self.plugin(job.pluginID)
+            if let plugin, plugin.extensionTable(SY_EXTENSION_RECONCILE) != nil {
+                let request: [String: Any] = ["capability": job.capability, "inputs": parse(job.inputsJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
+                if let answer = await callExtension(plugin, SY_EXTENSION_RECONCILE, request, jobID: job.id), answer.isOK, let doc = answer.json, doc.keys.contains("ref") {
+                    let resolution: ParkedResolution
+                    if let ref = doc["ref"], !(ref is NSNull), let refText = text(ref).map(plugin.context.redact) {
+                        resolution = .submitted(ref: refText)
+                    } else {
+                        resolution = .notSubmitted
+                    }
+                    if let resolved = try? resolveParked(job.id, resolution, actor: "reconcile") { changed.append(resolved) }
+                    continue
+                }
+            }
+            if now > parkedWindowEnd(job, manifest: plugin?.manifest) {
+                if let resolved = try? store.resolveParked(jobID: job.id, .notSubmitted,
+                                                           audit: "window passed (deadline and result retention) with no sign the provider received the job: refunded", at: now) {
+                    changed.append(resolved)
+                }
+            }
+        }
+        return changed
+    }
+
+    /// Resumes every unfinished job, concurrently, until each is terminal;
+    /// parked jobs are looked at again first (sweepParked).
     public func resumeAll(onUpdate: @escaping @Sendable (JobUpdate) -> Void = { _ in }) async throws -> [JobRecord] {
+        let swept = await sweepParked()
         let unfinished = try store.unfinishedJobs()
         return try await withThrowingTaskGroup(of: JobRecord.self) { group in
             for job in unfinished { group.addTask { try await self.drive(job.id, onUpdate: onUpdate) } }
-            var finished: [JobRecord] = []
+            var finished: [JobRecord] = swept.filter { $0.phase.isTerminal }
             for try await job in group { finished.append(job) }
+            // A job parked just now whose window has already passed is settled in the same pass.
+            let late = await self.sweepParked()
+            for settled in late {
+                if let i = finished.firstIndex(where: { $0.id == settled.id }) { finished[i] = settled } else { finished.append(settled) }
+            }
             return finished
         }
     }
@@ -680,10 +843,12 @@ public final class JobEngine: @unchecked Sendable {
             let polled = await call(plugin, .poll, refRequest(job), jobID: jobID)
             if polled.isOK, let doc = polled.json { return try await apply(pollDocument: doc, to: jobID, plugin: plugin) }
         }
+        let usageText = (result.json?["usage"] as? [String: Any]).flatMap { text($0) }
         return try store.updateJob(id: jobID) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .cancelled
             row.cancelOutcomeJSON = outcomeText
+            if let usageText { row.usageJSON = usageText }
             row.finishedAt = Date()
         }
     }

@@ -60,6 +60,7 @@ public final class JobLedger: @unchecked Sendable {
         self.prices = prices
         self.clock = clock
         store.finishHook = { [weak self] db, job in try self?.settle(db, job) }
+        store.parkedHook = { [weak self] db, job, resolution, audit in try self?.resolveParked(db, job, resolution, audit: audit) }
     }
 
     public static func standard(store: SQLiteJobStore, paths: YardPaths) throws -> JobLedger {
@@ -78,17 +79,33 @@ public final class JobLedger: @unchecked Sendable {
 
     /// The price of a job from data (pricing files, then the manifest); else
     /// the plugin's own estimate (sy.estimate/1), with the margin either way.
+    /// Throws PRICING_INVALID for a rule that cannot be used (negative, not
+    /// finite, a total no ledger can hold): a broken price never becomes 0.
     public func quote(manifest: PluginManifest, capability: String, inputs: [String: JSONValue], config engineConfig: [String: JSONValue],
-                      pluginEstimate: CostEstimateInfo? = nil) -> PriceQuote? {
+                      pluginEstimate: CostEstimateInfo? = nil) throws -> PriceQuote? {
         let margin = mode(for: manifest.id) == .platform ? config.margin(for: manifest.id) : 0
-        if let rule = prices.rule(for: manifest, capability: capability) {
-            let (cost, basis) = rule.estimate(inputs: inputs, config: engineConfig)
-            return PriceQuote(amountMinor: PriceQuote.minor(cost, margin: margin), currency: rule.currency,
+        let model = engineConfig["models"]?[capability]?.stringValue
+        if let rule = try prices.rule(for: manifest, capability: capability, model: model) {
+            let (cost, basis) = rule.estimate(inputs: inputs, config: engineConfig, capability: capability)
+            guard let amount = PriceQuote.minorChecked(cost, margin: margin) else { throw Self.unpriceable(manifest.id, capability, basis) }
+            return PriceQuote(amountMinor: amount, currency: rule.currency,
                               basis: basis + (margin > 0 ? " + \(margin) % margin" : "") + " (\(rule.source))", rule: rule, marginPercent: margin)
         }
         guard let pluginEstimate else { return nil }
-        return PriceQuote(amountMinor: PriceQuote.minor(Decimal(pluginEstimate.amountMinor), margin: margin), currency: pluginEstimate.currency,
+        guard pluginEstimate.amountMinor >= 0 else {
+            throw YardError("PRICING_INVALID", "\(manifest.id) estimated \(capability) at \(pluginEstimate.amountMinor) minor units, a negative price.",
+                            remediation: "Report this to the plugin's author, or price the capability in $YARD_HOME/pricing/\(manifest.id).json.", field: "estimate")
+        }
+        guard let amount = PriceQuote.minorChecked(Decimal(pluginEstimate.amountMinor), margin: margin) else {
+            throw Self.unpriceable(manifest.id, capability, pluginEstimate.basis)
+        }
+        return PriceQuote(amountMinor: amount, currency: pluginEstimate.currency,
                           basis: pluginEstimate.basis + (margin > 0 ? " + \(margin) % margin" : ""), rule: nil, marginPercent: margin)
+    }
+
+    static func unpriceable(_ engine: String, _ capability: String, _ basis: String) -> YardError {
+        YardError("PRICING_INVALID", "\(engine) prices \(capability) beyond what a ledger can hold (\(basis)).",
+                  remediation: "Fix the price in $YARD_HOME/pricing/\(engine).json or Registry/pricing/\(engine).json: prices are minor units per unit.", field: "amount_minor")
     }
 
     /// For the pre-flight verdict: would this job be refused for money? The
@@ -125,7 +142,7 @@ public final class JobLedger: @unchecked Sendable {
     /// row back too. A repeated idempotency key returns the stored job.
     public func insertReserving(_ record: JobRecord, spec: JobSpec, manifest: PluginManifest, estimate: CostEstimateInfo?) throws -> (JobRecord, created: Bool) {
         // The verdict's estimate already carries the margin; a data rule is kept for settlement.
-        var quote = quote(manifest: manifest, capability: spec.capability, inputs: spec.inputs, config: spec.config)
+        var quote = try quote(manifest: manifest, capability: spec.capability, inputs: spec.inputs, config: spec.config)
         if quote == nil, let estimate {
             quote = PriceQuote(amountMinor: estimate.amountMinor, currency: estimate.currency, basis: estimate.basis, rule: nil, marginPercent: 0)
         }
@@ -164,9 +181,17 @@ public final class JobLedger: @unchecked Sendable {
     func settle(_ db: Database, _ job: JobRecord) throws {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM ledger_job WHERE job_id = ?", arguments: [job.id]) else { return }
         let charge = JobCharge(row: row)
-        guard charge.state == "held" else { return }
+        // A parked job that reconcile or a person re-opened is settled when it ends.
+        guard charge.state == "held" || charge.state == "parked" else { return }
         let at = now
         let decision = Settlement.decide(job: job, charge: charge, pricingJSON: row["pricing_json"])
+        if decision.state == "parked" {
+            guard charge.state != "parked" else { return }
+            try db.execute(sql: "UPDATE ledger_job SET state = 'parked', provider_charged = ? WHERE job_id = ?", arguments: [decision.providerCharged, job.id])
+            var event = JobEvent(id: nil, jobID: job.id, at: at, kind: "ledger", message: "parked: \(decision.reason)", dataJSON: nil)
+            try event.insert(db)
+            return
+        }
         let paid = charge.mode == .platform ? decision.chargedMinor : 0
         if charge.mode == .platform {
             try LedgerBook.settle(db, account: charge.accountID, job: job.id, charge: paid, currency: charge.currency,
@@ -189,6 +214,33 @@ public final class JobLedger: @unchecked Sendable {
             db.afterNextTransaction(onCommit: { _ in for action in actions { action() } })
         }
         FaultInjection.point("settle-before-commit")
+    }
+
+    /// A parked job resolved: refunded when the provider never received it;
+    /// held again when it did (it is then polled and settled from usage).
+    func resolveParked(_ db: Database, _ job: JobRecord, _ resolution: ParkedResolution, audit: String) throws {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM ledger_job WHERE job_id = ?", arguments: [job.id]) else { return }
+        let charge = JobCharge(row: row)
+        guard charge.state == "parked" || charge.state == "held" else { return }
+        let at = now
+        switch resolution {
+        case .notSubmitted:
+            if charge.mode == .platform {
+                try LedgerBook.settle(db, account: charge.accountID, job: job.id, charge: 0, currency: charge.currency,
+                                      memo: "\(job.id) never reached the provider: \(MinorUnits.text(charge.reservedMinor, charge.currency)) refunded (\(audit))", now: at)
+            }
+            try db.execute(sql: "UPDATE ledger_job SET actual_minor = 0, charged_minor = 0, state = 'refunded', provider_charged = 'no', settled_at = ? WHERE job_id = ?",
+                           arguments: [at, job.id])
+            var event = JobEvent(id: nil, jobID: job.id, at: at, kind: "ledger",
+                                 message: "refunded: charged \(MinorUnits.text(0, charge.currency)) of \(MinorUnits.text(charge.reservedMinor, charge.currency)) reserved (never reached the provider: \(audit))", dataJSON: nil)
+            try event.insert(db)
+            try LedgerBudgets.fireAlerts(db, job: job.id, now: at)
+        case .submitted:
+            try db.execute(sql: "UPDATE ledger_job SET state = 'held' WHERE job_id = ?", arguments: [job.id])
+            var event = JobEvent(id: nil, jobID: job.id, at: at, kind: "ledger",
+                                 message: "held again: the provider has the job; it is settled from its usage when it ends (\(audit))", dataJSON: nil)
+            try event.insert(db)
+        }
     }
 
     // MARK: accounts and credits
@@ -311,7 +363,25 @@ extension YardError {
     }
 }
 
-/// How a finished job is settled, from its phase and what the provider said.
+/// How a finished job is settled, from its phase, what the provider said
+/// about billing and what it measured. The rules, in order:
+///
+/// 1. A job that may have reached the provider but whose submission was
+///    never confirmed (needs_attention without a ref) is *parked*: its
+///    reservation stays held, nothing is charged, until reconcile finds it,
+///    proves it absent (refund), its window passes (refund), or someone
+///    resolves it by hand (`yard jobs resolve`).
+/// 2. The provider said it did not bill (failed before it started, cancelled
+///    in the queue): refunded.
+/// 3. The price rule prices what the provider measured (usage: execution
+///    time, seconds of video, images…), on success, failure, cancel or
+///    timeout alike; the charge is capped at the reservation (the excess is
+///    recorded as overage).
+/// 4. The provider billed but measured nothing and the rule cannot guess
+///    (a GPU second): the job is provisional — held at the reservation and
+///    flagged for review, said so in its ledger event.
+/// 5. No price rule at all (a plugin's own estimate): the quoted estimate is
+///    the price, on success or when the provider billed.
 struct Settlement {
     var state: String
     var actualMinor: Int?
@@ -321,8 +391,13 @@ struct Settlement {
     var reason: String
     var basis: String?
 
+    static func object(_ text: String?) -> [String: JSONValue] { text.flatMap { try? JSONValue(parsing: Data($0.utf8)) }?.objectValue ?? [:] }
+
+    /// Whether a terminal job is parked: its submission was never confirmed, so
+    /// the host cannot know whether the provider has it.
+    static func isParked(_ job: JobRecord) -> Bool { job.phase == .needsAttention && job.refJSON == nil }
+
     static func decide(job: JobRecord, charge: JobCharge, pricingJSON: String?) -> Settlement {
-        func object(_ text: String?) -> [String: JSONValue] { text.flatMap { try? JSONValue(parsing: Data($0.utf8)) }?.objectValue ?? [:] }
         let error = object(job.errorJSON), cancel = object(job.cancelOutcomeJSON)
         let providerCharged: String
         switch job.phase {
@@ -331,30 +406,34 @@ struct Settlement {
         default: providerCharged = error["charged"]?.stringValue ?? cancel["charged"]?.stringValue ?? "unknown"
         }
         let reserved = charge.reservedMinor
+        if isParked(job) {
+            return Settlement(state: "parked", actualMinor: nil, chargedMinor: 0, overageMinor: nil, providerCharged: providerCharged,
+                              reason: "submission unconfirmed: \(MinorUnits.text(reserved, charge.currency)) stays held until reconcile finds the job, proves it absent or its window passes, or `yard jobs resolve \(job.id) --not-submitted | --submitted REF`",
+                              basis: nil)
+        }
         if providerCharged == "no" {
             return Settlement(state: "refunded", actualMinor: 0, chargedMinor: 0, overageMinor: nil, providerCharged: "no",
-                              reason: job.phase == .cancelled ? "cancelled before the provider charged: refunded" : "failed without charge: refunded", basis: nil)
+                              reason: job.phase == .cancelled ? "cancelled before the provider charged: refunded" : "\(job.phase.rawValue) without charge: refunded", basis: nil)
         }
-        // Measured cost, with the margin quoted at reservation.
         let snapshot = object(pricingJSON)
         let margin = snapshot["margin_percent"].flatMap(PriceRule.decimal) ?? 0
-        var measured: (Int, String)?
-        if let ruleValue = snapshot["rule"], let rule = PriceRule(ruleValue, source: "reservation"), job.phase == .succeeded {
-            let inputs = object(job.inputsJSON), config = object(job.configJSON), outputs = object(job.outputsJSON)
-            if let (cost, basis) = rule.actual(inputs: inputs, config: config, outputs: outputs) {
-                measured = (PriceQuote.minor(cost, margin: margin), basis + (margin > 0 ? " + \(margin) % margin" : ""))
+        let marginText = margin > 0 ? " + \(margin) % margin" : ""
+        if let ruleValue = snapshot["rule"], let rule = try? PriceRule(ruleValue, source: "reservation") {
+            if let (cost, basis) = rule.actual(phase: job.phase.rawValue, charged: providerCharged, inputs: object(job.inputsJSON), config: object(job.configJSON),
+                                               outputs: object(job.outputsJSON), usage: object(job.usageJSON), capability: job.capability) {
+                let actual = PriceQuote.minor(cost, margin: margin)
+                let paid = min(actual, reserved)
+                return Settlement(state: "settled", actualMinor: actual, chargedMinor: paid, overageMinor: actual > reserved ? actual - reserved : nil,
+                                  providerCharged: providerCharged, reason: "\(job.phase.rawValue): \(basis)\(marginText)", basis: basis + marginText)
             }
+            return Settlement(state: "provisional", actualMinor: reserved, chargedMinor: reserved, overageMinor: nil, providerCharged: providerCharged,
+                              reason: "\(job.phase.rawValue), charged: \(providerCharged), and the provider measured nothing to price \(rule.unit) by: held at the reservation for review; refund with `yard credits grant` after checking the provider's bill", basis: nil)
         }
-        if let (actual, basis) = measured {
-            let paid = min(actual, reserved)
-            return Settlement(state: "settled", actualMinor: actual, chargedMinor: paid, overageMinor: actual > reserved ? actual - reserved : nil,
-                              providerCharged: providerCharged, reason: "actual \(basis)", basis: basis)
-        }
-        if providerCharged == "yes" {
-            return Settlement(state: "settled", actualMinor: reserved, chargedMinor: reserved, overageMinor: nil, providerCharged: "yes",
-                              reason: job.phase == .succeeded ? "settled at the estimate (nothing measured)" : "the provider charged for it (\(job.phase.rawValue)): settled as reported", basis: nil)
+        if job.phase == .succeeded || providerCharged == "yes" {
+            return Settlement(state: "settled", actualMinor: reserved, chargedMinor: reserved, overageMinor: nil, providerCharged: providerCharged,
+                              reason: "\(job.phase.rawValue): no price rule for \(job.capability); priced at the quoted estimate (\(charge.basis))", basis: nil)
         }
         return Settlement(state: "provisional", actualMinor: reserved, chargedMinor: reserved, overageMinor: nil, providerCharged: providerCharged,
-                          reason: "the provider may still charge (\(job.phase.rawValue), charged: \(providerCharged)): held at the estimate; refund with `yard credits grant` after checking", basis: nil)
+                          reason: "\(job.phase.rawValue), charged: \(providerCharged): held at the quoted estimate for review; refund with `yard credits grant` after checking", basis: nil)
     }
 }

@@ -261,7 +261,7 @@ enum LedgerBook {
         for row in try Row.fetchAll(db, sql: """
             SELECT j.job_id, COALESCE(SUM(e.amount_minor), 0) AS held FROM ledger_job j
             LEFT JOIN ledger_entry e ON e.job_id = j.job_id AND e.account_id = 'reserved:' || j.account_id
-            WHERE j.state NOT IN ('held') GROUP BY j.job_id HAVING held != 0
+            WHERE j.state NOT IN ('held', 'parked') GROUP BY j.job_id HAVING held != 0
             """) {
             problems.append("job \(row["job_id"] as String) is settled but still holds \(row["held"] as Int)")
         }

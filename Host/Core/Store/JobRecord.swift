@@ -41,6 +41,9 @@ public struct JobRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
     public var cancelOutcomeJSON: String?
     public var deadlineAt: Date?
     public var estimateMinor: Int?
+    /// What the provider measured (the SDK's Usage document), from the last
+    /// poll, webhook or cancel answer that carried it: settlement prices it.
+    public var usageJSON: String? = nil
 
     public enum CodingKeys: String, CodingKey, ColumnExpression {
         case id, capability, phase, attempt, progress, message
@@ -64,6 +67,7 @@ public struct JobRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
         case cancelOutcomeJSON = "cancel_outcome_json"
         case deadlineAt = "deadline_at"
         case estimateMinor = "estimate_minor"
+        case usageJSON = "usage_json"
     }
 
     public typealias Columns = CodingKeys
@@ -110,26 +114,53 @@ public struct ArtifactRecord: Codable, Sendable, FetchableRecord, PersistableRec
     }
 }
 
+/// One health check of an engine, cached under the key of what it checked:
+/// the plugin and its version, the engine configuration and the secrets it
+/// saw. A check made with another config or another key is a different
+/// check: it is never reused for this one.
 public struct EngineHealthRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
-    public static let databaseTableName = "engine_health"
+    public static let databaseTableName = "engine_health_check"
+    public var cacheKey: String
     public var pluginID: String
+    public var pluginVersion: String
+    /// sha256 of the canonical effective configuration.
+    public var configDigest: String
+    /// A one-way digest of the declared secrets' values (never the values).
+    public var secretFingerprint: String
     public var status: String
     public var message: String?
     public var checkedAt: Date
     /// A stable code for why the engine is not ok (AUTH_FAILED, …), when it said.
     public var code: String?
+    /// The sy.balance/1 answer at the same moment (a CostEstimate document), or an error document.
+    public var balanceJSON: String?
 
-    public init(pluginID: String, status: String, message: String?, checkedAt: Date, code: String? = nil) {
+    public init(pluginID: String, status: String, message: String?, checkedAt: Date, code: String? = nil,
+                pluginVersion: String = "", configDigest: String = "", secretFingerprint: String = "", balanceJSON: String? = nil) {
         self.pluginID = pluginID
+        self.pluginVersion = pluginVersion
+        self.configDigest = configDigest
+        self.secretFingerprint = secretFingerprint
+        self.cacheKey = Self.key(pluginID: pluginID, version: pluginVersion, configDigest: configDigest, secretFingerprint: secretFingerprint)
         self.status = status
         self.message = message
         self.checkedAt = checkedAt
         self.code = code
+        self.balanceJSON = balanceJSON
     }
 
-    enum CodingKeys: String, CodingKey {
+    public static func key(pluginID: String, version: String, configDigest: String, secretFingerprint: String) -> String {
+        "\(pluginID)@\(version)#\(configDigest)#\(secretFingerprint)"
+    }
+
+    public enum CodingKeys: String, CodingKey {
         case status, message, code
+        case cacheKey = "cache_key"
         case pluginID = "plugin_id"
+        case pluginVersion = "plugin_version"
+        case configDigest = "config_digest"
+        case secretFingerprint = "secret_fingerprint"
         case checkedAt = "checked_at"
+        case balanceJSON = "balance_json"
     }
 }

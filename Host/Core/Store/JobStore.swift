@@ -18,8 +18,17 @@ public protocol JobStore: Sendable {
     func appendEvent(jobID: String, kind: String, message: String, data: String?) throws
     func events(jobID: String, afterID: Int64) throws -> [JobEvent]
     func recordArtifact(_ artifact: ArtifactRecord) throws
-    func health(pluginID: String) throws -> EngineHealthRecord?
+    /// The cached check with this key (EngineHealthRecord.key), if any.
+    func health(cacheKey: String) throws -> EngineHealthRecord?
+    /// The newest check of an engine under any key (for diagnostics).
+    func latestHealth(pluginID: String) throws -> EngineHealthRecord?
     func saveHealth(_ record: EngineHealthRecord) throws
+    /// Settles a parked job (needs_attention, its submission never confirmed)
+    /// by what is now known, in one transaction with its ledger row and an
+    /// audit event: the provider never received it (failed, refunded), or it
+    /// did, under `ref` (queued again, to be polled and settled from usage).
+    @discardableResult
+    func resolveParked(jobID: String, _ resolution: ParkedResolution, audit: String, at: Date) throws -> JobRecord
     // Plugin-scoped key-value store behind sy.kv/1.
     func kvGet(pluginID: String, key: String, now: Date) throws -> Data?
     func kvPut(pluginID: String, key: String, value: Data, expiresAt: Date?) throws
@@ -30,12 +39,22 @@ public protocol JobStore: Sendable {
     func recordWebhookDelivery(_ record: WebhookDeliveryRecord) throws
 }
 
+/// What became of a job whose submission was never confirmed.
+public enum ParkedResolution: Sendable, Equatable {
+    /// The provider never received it: nothing to pay.
+    case notSubmitted
+    /// The provider has it under this ref (canonical JSON of the plugin's ref).
+    case submitted(ref: String)
+}
+
 /// SQLite in WAL mode under $YARD_HOME, through GRDB.
 public final class SQLiteJobStore: JobStore, @unchecked Sendable {
     public let pool: DatabasePool
     /// Runs inside the transaction that moves a job to a terminal phase (the
     /// credits ledger settles there). Set once, before jobs run.
     public var finishHook: (@Sendable (Database, JobRecord) throws -> Void)?
+    /// Runs inside the transaction that resolves a parked job (the ledger refunds or re-holds there).
+    public var parkedHook: (@Sendable (Database, JobRecord, ParkedResolution, String) throws -> Void)?
 
     public init(path: URL) throws {
         try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -128,6 +147,22 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         migrator.registerMigration("2026-11-22 models.catalog", migrate: ModelCatalog.migrate)
         LedgerSchema.register(&migrator)
         migrator.registerMigration("2026-11-22 pipeline.runs") { db in try PipelineRunStore.createTables(db) }
+        migrator.registerMigration("2026-12-01 job.usage_json, engine_health_check") { db in
+            try db.alter(table: "job") { t in t.add(column: "usage_json", .text) }
+            // Keyed by what was checked; engine_health (keyed by plugin only) stays, unused.
+            try db.create(table: "engine_health_check") { t in
+                t.primaryKey("cache_key", .text)
+                t.column("plugin_id", .text).notNull().indexed()
+                t.column("plugin_version", .text).notNull()
+                t.column("config_digest", .text).notNull()
+                t.column("secret_fingerprint", .text).notNull()
+                t.column("status", .text).notNull()
+                t.column("message", .text)
+                t.column("code", .text)
+                t.column("checked_at", .datetime).notNull()
+                t.column("balance_json", .text)
+            }
+        }
         return migrator
     }
 
@@ -172,9 +207,52 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         }
     }
 
+    public func resolveParked(jobID: String, _ resolution: ParkedResolution, audit: String, at: Date) throws -> JobRecord {
+        try pool.write { db in
+            guard var job = try JobRecord.fetchOne(db, key: jobID) else { throw YardError.jobNotFound(jobID) }
+            guard job.phase == .needsAttention, job.refJSON == nil else {
+                throw YardError("JOB_NOT_PARKED", "Job \(jobID) is \(job.phase.rawValue)\(job.refJSON != nil ? " with a ref" : ""); only a job whose submission was never confirmed (needs_attention, no ref) is resolved this way.",
+                                remediation: "See it with `yard jobs show \(jobID)`; cancel a running job with `yard jobs cancel \(jobID)`.", field: "id")
+            }
+            switch resolution {
+            case .notSubmitted:
+                job.phase = .failed
+                job.errorJSON = #"{"charged":"no","code":"SUBMIT_NOT_RECEIVED","message":"The provider never received this job.","remediation":"Run it again if it is still wanted.","retryable":false}"#
+                job.finishedAt = job.finishedAt ?? at
+            case .submitted(let ref):
+                job.phase = .queued
+                job.refJSON = ref
+                job.errorJSON = nil
+                job.finishedAt = nil
+                job.submittedAt = job.submittedAt ?? at
+                job.nextPollAt = at
+                job.consecutiveErrors = 0
+                // A new deadline from now: the time parked is not the job's to lose.
+                if let deadline = job.deadlineAt { job.deadlineAt = at.addingTimeInterval(max(60, deadline.timeIntervalSince(job.createdAt))) }
+            }
+            job.message = audit
+            job.updatedAt = at
+            try job.update(db)
+            var state = JobEvent(id: nil, jobID: jobID, at: at, kind: "state", message: job.phase.rawValue, dataJSON: job.errorJSON)
+            try state.insert(db)
+            var event = JobEvent(id: nil, jobID: jobID, at: at, kind: "audit", message: audit, dataJSON: nil)
+            try event.insert(db)
+            try parkedHook?(db, job, resolution, audit)
+            return job
+        }
+    }
+
     public func unfinishedJobs() throws -> [JobRecord] {
         try pool.read { db in
             try JobRecord.filter([JobPhase.submitting, .queued, .running].map(\.rawValue).contains(JobRecord.Columns.phase))
+                .order(JobRecord.Columns.createdAt).fetchAll(db)
+        }
+    }
+
+    /// Jobs parked because their submission was never confirmed, oldest first.
+    public func parkedJobs() throws -> [JobRecord] {
+        try pool.read { db in
+            try JobRecord.filter(JobRecord.Columns.phase == JobPhase.needsAttention.rawValue && JobRecord.Columns.refJSON == nil)
                 .order(JobRecord.Columns.createdAt).fetchAll(db)
         }
     }
@@ -204,8 +282,14 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         try pool.write { db in try artifact.save(db) }
     }
 
-    public func health(pluginID: String) throws -> EngineHealthRecord? {
-        try pool.read { db in try EngineHealthRecord.fetchOne(db, key: pluginID) }
+    public func health(cacheKey: String) throws -> EngineHealthRecord? {
+        try pool.read { db in try EngineHealthRecord.fetchOne(db, key: cacheKey) }
+    }
+
+    public func latestHealth(pluginID: String) throws -> EngineHealthRecord? {
+        try pool.read { db in
+            try EngineHealthRecord.filter(Column("plugin_id") == pluginID).order(Column("checked_at").desc).fetchOne(db)
+        }
     }
 
     public func saveHealth(_ record: EngineHealthRecord) throws {
