@@ -44,7 +44,7 @@ struct DoctorCommand: AsyncParsableCommand {
                 ["job": $0.id, "engine": $0.pluginID, "state": $0.phase.rawValue, "error": $0.errorJSON ?? "", "message": $0.message ?? ""]
             }
             bundle["engine_health"] = rows.compactMap { row -> [String: String]? in
-                guard let health = try? store.health(pluginID: row.id) else { return nil }
+                guard let health = try? store.latestHealth(pluginID: row.id) else { return nil }
                 return ["engine": row.id, "status": health.status, "checked_at": ISO8601DateFormatter().string(from: health.checkedAt), "message": health.message ?? ""]
             }
         }

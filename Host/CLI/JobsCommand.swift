@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import SwitchyardHost
+import SwitchyardJSON
 
 struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
         abstract: "List, inspect, cancel, resume and follow jobs.",
-        subcommands: [List.self, Show.self, Cancel.self, Resume.self, Logs.self])
+        subcommands: [List.self, Show.self, Cancel.self, Resume.self, Resolve.self, Logs.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Recent jobs, newest first.")
@@ -96,6 +97,61 @@ struct JobsCommand: AsyncParsableCommand {
         }
     }
 
+    struct Resolve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Settle a parked job (needs_attention: its submission was never confirmed) by what you found at the provider.",
+            discussion: """
+                --not-submitted: the provider has no such job; its reservation is refunded.
+                --submitted REF: the provider has it; REF is its ref as JSON (e.g. '{"id":"…"}'), or a bare provider job id, \
+                stored as {"id": REF}. The job is polled from there and settled from the usage the provider reports.
+                Either way an audit event records who resolved it (`yard jobs logs ID`).
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The parked job's id.") var id: String
+        @Flag(name: .customLong("not-submitted"), help: "The provider never received the job: refund it.") var notSubmitted = false
+        @Option(help: "The provider has the job under this ref (JSON, or a bare job id).") var submitted: String?
+        @Option(help: "A note for the audit event (e.g. what the dashboard showed).") var note: String?
+        @Flag(help: "With --submitted: return at once instead of following the job.") var detach = false
+
+        func run() async throws {
+            do {
+                guard notSubmitted != (submitted != nil) else {
+                    throw YardError(.usage, "Say what the provider has: exactly one of --not-submitted or --submitted REF.",
+                                    remediation: "Check the provider's dashboard, then run `yard jobs resolve \(id) --not-submitted` or `yard jobs resolve \(id) --submitted '{\"id\":\"…\"}'`.", field: "--submitted")
+                }
+                let engine = try JobEngine.standard(paths: global.paths, registry: global.registry)
+                let resolution: ParkedResolution
+                if let submitted {
+                    let trimmed = submitted.trimmingCharacters(in: .whitespaces)
+                    guard !trimmed.isEmpty else { throw YardError(.usage, "--submitted needs the provider's ref.", remediation: "Pass the job id the provider shows.", field: "--submitted") }
+                    let ref: JSONValue = trimmed.hasPrefix("{") ? try Self.parseRef(trimmed) : .object(["id": .string(trimmed)])
+                    resolution = .submitted(ref: String(decoding: ref.serialized(), as: UTF8.self))
+                } else {
+                    resolution = .notSubmitted
+                }
+                let actor = ProcessInfo.processInfo.environment["USER"].map { "\($0) (yard jobs resolve)" } ?? "yard jobs resolve"
+                var job = try engine.resolveParked(id, resolution, actor: actor, note: note)
+                if !job.phase.isTerminal && !detach {
+                    let progress = ProgressPrinter(enabled: !global.json)
+                    job = try await engine.drive(job.id) { progress.show($0.job) }
+                    progress.finish()
+                }
+                await engine.deliverUsage()
+                let cost = engine.ledger.flatMap { try? $0.charge(jobID: job.id) }
+                if global.json { printJSON(JobView(job, cost: cost)); return }
+                print("\(job.id): \(job.phase.rawValue)")
+                print("cost      \(costLine(job, paths: global.paths))")
+            } catch let exit as ExitCode { throw exit } catch { throw fail(error, json: global.json) }
+        }
+
+        static func parseRef(_ text: String) throws -> JSONValue {
+            guard let value = try? JSONValue(parsing: Data(text.utf8)), value.objectValue != nil else {
+                throw YardError(.usage, "--submitted \(text) is not a JSON object.", remediation: "Pass the ref as JSON, e.g. '{\"id\":\"…\"}', or a bare job id.", field: "--submitted")
+            }
+            return value
+        }
+    }
+
     struct Logs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A job's events: state changes, progress, provider messages.")
         @OptionGroup var global: GlobalOptions
@@ -133,52 +189,183 @@ struct JobsCommand: AsyncParsableCommand {
 
 struct EnginesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "engines", abstract: "Health and balance of every installed engine, with what to do about problems.")
-    @OptionGroup var global: GlobalOptions
-    @Flag(help: "Ask every engine now instead of using cached health.") var refresh = false
+        commandName: "engines", abstract: "Health and balance of every installed engine, with what to do about problems.",
+        subcommands: [List.self, Test.self], defaultSubcommand: List.self)
+
+    /// An engine's effective configuration: $YARD_HOME/config/ENGINE.json with --config merged over it, as `yard run` uses it.
+    static func effectiveConfig(_ engine: String, paths: YardPaths, override: String?) throws -> [String: JSONValue] {
+        var overrides: [String: JSONValue] = [:]
+        if let override {
+            guard let object = (try? JSONValue(parsing: Data(override.utf8)))?.objectValue else {
+                throw YardError("CONFIG_INVALID", "--config is not a JSON object.", remediation: "Pass e.g. --config '{\"base_url\":\"http://127.0.0.1:8080\"}'.", field: "--config")
+            }
+            overrides = object
+        }
+        return try EngineConfigs(paths: paths).config(for: engine, overrides: overrides)
+    }
+
+    /// A balance document (sy.balance/1) as one short cell.
+    static func balanceText(_ json: String?, declared: Bool) -> String {
+        guard declared else { return "n/a" }
+        guard let json, let doc = (try? JSONValue(parsing: Data(json.utf8)))?.objectValue else { return "-" }
+        if let error = doc["error"] {
+            return "unavailable (\(error["code"]?.stringValue ?? "error"))"
+        }
+        if let quantity = doc["quantity"]?.doubleValue, let unit = doc["unit"]?.stringValue {
+            let shown = quantity == quantity.rounded() ? String(Int64(quantity)) : String(format: "%.2f", quantity)
+            return "\(shown) \(unit)"
+        }
+        guard let amount = doc["amount_minor"]?.intValue else { return "-" }
+        return MinorUnits.text(amount, doc["currency"]?.stringValue ?? "USD")
+    }
+
+    static func statusText(_ health: EngineHealthRecord) -> String {
+        switch health.code {
+        case "AUTH_FAILED" where health.status != "ok": return "auth_failed"
+        case "AUTH_MISSING" where health.status != "ok": return "auth_missing"
+        default: return health.status
+        }
+    }
 
     struct Row: Encodable {
         var engine, status: String
         var balance: String?
         var checkedAt: Date?
+        var code: String?
         var message: String?
         var remediation: String?
         enum CodingKeys: String, CodingKey {
-            case engine, status, balance, message, remediation
+            case engine, status, balance, code, message, remediation
             case checkedAt = "checked_at"
         }
     }
 
-    func run() async throws {
-        do {
-            let engine = try JobEngine.standard(paths: global.paths, registry: global.registry)
-            var rows: [Row] = []
-            for installed in global.registry.list() {
-                guard installed.status == .ok else {
-                    rows.append(Row(engine: installed.id, status: installed.status.rawValue, message: installed.problem?.message, remediation: installed.problem?.remediation))
-                    continue
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "The matrix: each engine's health and balance (checked with its effective configuration and secrets; cached 60 s).")
+        @OptionGroup var global: GlobalOptions
+        @Flag(help: "Ask every engine now instead of using cached health.") var refresh = false
+        @Option(help: "Only this engine (repeatable).") var engine: [String] = []
+        @Option(help: "Engine configuration as a JSON object, merged over $YARD_HOME/config/ENGINE.json (needs exactly one --engine).") var config: String?
+
+        func run() async throws {
+            do {
+                if config != nil && engine.count != 1 {
+                    throw YardError(.usage, "--config applies to one engine.", remediation: "Name it: `yard engines --engine ID --config '{…}'`.", field: "--config")
                 }
-                do {
-                    let plugin = try engine.plugin(installed.id)
-                    let missing = plugin.manifest.secrets.filter { $0.required && engine.secrets.value(of: $0.name) == nil }.map(\.name)
-                    if !missing.isEmpty {
-                        rows.append(Row(engine: installed.id, status: "auth_missing", message: "missing secrets: \(missing.joined(separator: ", "))",
-                                        remediation: missing.map { "yard secrets set \($0)" }.joined(separator: "; ")))
+                let jobEngine = try JobEngine.standard(paths: global.paths, registry: global.registry)
+                var rows: [Row] = []
+                for installed in global.registry.list() where engine.isEmpty || engine.contains(installed.id) {
+                    guard installed.status == .ok else {
+                        rows.append(Row(engine: installed.id, status: installed.status.rawValue, message: installed.problem?.message, remediation: installed.problem?.remediation))
                         continue
                     }
-                    let health = await engine.health(of: plugin, config: [:], maxAge: refresh ? 0 : engine.policy.healthTTLSeconds)
-                    rows.append(Row(engine: installed.id, status: health.status, balance: nil, checkedAt: health.checkedAt, message: health.message,
-                                    remediation: health.status == "ok" ? nil : "Check the engine's service or deployment, then `yard engines --refresh`."))
-                } catch let error as YardError {
-                    rows.append(Row(engine: installed.id, status: "unloadable", message: error.message, remediation: error.remediation))
+                    do {
+                        let plugin = try jobEngine.plugin(installed.id)
+                        let declaresBalance = plugin.manifest.extensions.contains("sy.balance/1")
+                        let missing = plugin.manifest.secrets.filter { $0.required && jobEngine.secrets.value(of: $0.name) == nil }.map(\.name)
+                        if !missing.isEmpty {
+                            rows.append(Row(engine: installed.id, status: "auth_missing", balance: declaresBalance ? "-" : "n/a", code: "AUTH_MISSING",
+                                            message: "missing secrets: \(missing.joined(separator: ", "))",
+                                            remediation: missing.map { "yard secrets set \($0)" }.joined(separator: "; ")))
+                            continue
+                        }
+                        let effective = try EnginesCommand.effectiveConfig(installed.id, paths: global.paths, override: config)
+                        let health = await jobEngine.health(of: plugin, config: effective, maxAge: refresh ? 0 : jobEngine.policy.healthTTLSeconds, balance: true)
+                        let age = Int(Date().timeIntervalSince(health.checkedAt))
+                        rows.append(Row(engine: installed.id, status: EnginesCommand.statusText(health),
+                                        balance: EnginesCommand.balanceText(health.balanceJSON, declared: declaresBalance),
+                                        checkedAt: health.checkedAt, code: health.status == "ok" ? nil : health.code, message: health.message,
+                                        remediation: health.status == "ok" ? nil : JobEngine.healthRefusal(health, manifest: plugin.manifest, age: age).remediation))
+                    } catch let error as YardError {
+                        rows.append(Row(engine: installed.id, status: error.code.rawValue == "CONFIG_INVALID" ? "config_invalid" : "unloadable",
+                                        message: error.message, remediation: error.remediation))
+                    }
                 }
-            }
-            if global.json { printJSON(rows); return }
-            let now = Date()
-            print(table(["ENGINE", "STATUS", "CHECKED", "MESSAGE", "FIX"], rows.map {
-                [$0.engine, $0.status, $0.checkedAt.map { "\(Int(now.timeIntervalSince($0))) s ago" } ?? "-", $0.message ?? "", $0.remediation ?? ""]
-            }))
-        } catch { throw fail(error, json: global.json) }
+                if global.json { printJSON(rows); return }
+                let now = Date()
+                print(table(["ENGINE", "STATUS", "BALANCE", "CHECKED", "MESSAGE", "FIX"], rows.map {
+                    [$0.engine, $0.status, $0.balance ?? "", $0.checkedAt.map { "\(Int(now.timeIntervalSince($0))) s ago" } ?? "-", $0.message ?? "", $0.remediation ?? ""]
+                }))
+            } catch { throw fail(error, json: global.json) }
+        }
+    }
+
+    /// The setup page's Test Connection, on the command line.
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Test one engine's connection now: secrets, configuration, reachability, credentials, a cheap read, balance.",
+            discussion: "Uses the engine's effective configuration ($YARD_HOME/config/ENGINE.json, then --config) and never the cache. Exit status 0 when every check passes.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Engine (plugin id).") var engine: String
+        @Option(help: "Engine configuration as a JSON object, merged over $YARD_HOME/config/ENGINE.json.") var config: String?
+
+        struct Check: Encodable {
+            var id: String
+            var result: String
+            var detail: String
+        }
+
+        struct Report: Encodable {
+            var engine: String
+            var ok: Bool
+            var checks: [Check]
+            var remediation: String?
+        }
+
+        func run() async throws {
+            do {
+                let jobEngine = try JobEngine.standard(paths: global.paths, registry: global.registry)
+                let plugin = try jobEngine.plugin(engine)
+                let manifest = plugin.manifest
+                var checks: [Check] = []
+                var fix: String?
+                let missing = manifest.secrets.filter { $0.required && jobEngine.secrets.value(of: $0.name) == nil }.map(\.name)
+                checks.append(Check(id: "secrets", result: missing.isEmpty ? "pass" : "fail",
+                                    detail: missing.isEmpty ? "\(manifest.secrets.filter(\.required).count) required secret(s) set" : "missing \(missing.joined(separator: ", "))"))
+                if !missing.isEmpty { fix = missing.map { "`yard secrets set \($0)`" }.joined(separator: "; ") }
+                let effective = try EnginesCommand.effectiveConfig(engine, paths: global.paths, override: config)
+                if let schema = manifest.configSchema, let compiled = try? JSONSchema(schema), let first = compiled.validate(.object(effective)).first {
+                    checks.append(Check(id: "config", result: "fail", detail: "\(first.path): \(first.message)"))
+                    fix = fix ?? "Fix --config or $YARD_HOME/config/\(engine).json."
+                } else {
+                    checks.append(Check(id: "config", result: "pass", detail: effective.isEmpty ? "no configuration (defaults)" : "keys: \(effective.keys.sorted().joined(separator: ", "))"))
+                }
+                if missing.isEmpty {
+                    let health = await jobEngine.health(of: plugin, config: effective, maxAge: 0, balance: true)
+                    let code = health.code ?? (health.status == "ok" ? nil : "ENGINE_OFFLINE")
+                    let authProblem = code == "AUTH_FAILED" || code == "AUTH_MISSING"
+                    let reached = health.status != "offline" || authProblem
+                    checks.append(Check(id: "reachable", result: reached ? "pass" : "fail", detail: reached ? "the provider answered" : health.message ?? "no answer"))
+                    checks.append(Check(id: "auth", result: !reached ? "skip" : authProblem ? "fail" : "pass",
+                                        detail: !reached ? "not reached" : authProblem ? health.message ?? "credentials refused" : "credentials accepted"))
+                    checks.append(Check(id: "read", result: health.status == "ok" ? "pass" : health.status == "degraded" ? "warn" : "fail",
+                                        detail: "\(health.status): \(health.message ?? "")"))
+                    if health.status != "ok" && fix == nil {
+                        fix = JobEngine.healthRefusal(health, manifest: manifest, age: 0).remediation
+                    }
+                    let declaresBalance = manifest.extensions.contains("sy.balance/1")
+                    let text = EnginesCommand.balanceText(health.balanceJSON, declared: declaresBalance)
+                    var detail = text
+                    if let json = health.balanceJSON, let doc = (try? JSONValue(parsing: Data(json.utf8)))?.objectValue {
+                        detail = doc["error"]?["message"]?.stringValue.map { "\(text): \($0)" } ?? "\(text) (\(doc["basis"]?.stringValue ?? ""))"
+                    }
+                    checks.append(Check(id: "balance", result: !declaresBalance ? "n/a" : text.hasPrefix("unavailable") ? "warn" : "pass",
+                                        detail: declaresBalance ? detail : "\(engine) reports no balance"))
+                }
+                let ok = !checks.contains { $0.result == "fail" }
+                let report = Report(engine: engine, ok: ok, checks: checks, remediation: ok ? nil : fix)
+                if global.json {
+                    printJSON(report)
+                } else {
+                    print("Connection test of \(engine) \(manifest.version)")
+                    for check in checks { print("  \(check.result.padding(toLength: 5, withPad: " ", startingAt: 0)) \(check.id.padding(toLength: 10, withPad: " ", startingAt: 0)) \(check.detail)") }
+                    if let fix = report.remediation { print("  fix: \(fix)") }
+                    print(ok ? "Connection OK." : "Connection failed.")
+                }
+                if !ok { throw ExitCode(1) }
+            } catch let exit as ExitCode { throw exit } catch { throw fail(error, json: global.json) }
+        }
     }
 }
 

@@ -67,10 +67,12 @@ struct ComfyUIServer {
     }
 
     /// Whether ComfyUI knows the prompt at all (history, running or waiting).
+    /// Queue first, then history: a prompt only moves from the queue into the
+    /// history, so one that leaves the queue between the two reads is still seen.
     func knows(_ promptID: String) throws -> Bool {
-        if try history(promptID) != nil { return true }
         let queue = try queue()
-        return queue.running.contains(promptID) || queue.pending.contains(promptID)
+        if queue.running.contains(promptID) || queue.pending.contains(promptID) { return true }
+        return try history(promptID) != nil
     }
 
     /// Uploads a file into ComfyUI's input folder (POST /upload/image, multipart)

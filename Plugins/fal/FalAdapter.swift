@@ -24,7 +24,7 @@ struct FalAdapter: EngineAdapter {
 
     var descriptor: PluginDescriptor {
         PluginDescriptor(id: "fal", version: "0.1.0", name: "fal queue", capabilities: Self.models.keys.sorted(),
-                         extensions: [SY_EXTENSION_WEBHOOK])
+                         extensions: [SY_EXTENSION_WEBHOOK, SY_EXTENSION_BALANCE])
     }
 
     struct Config {
@@ -175,10 +175,25 @@ struct FalAdapter: EngineAdapter {
             guard let output = try? result.decodeJSON([String: JSONValue].self) else {
                 throw PluginError(code: "ENGINE_ERROR", message: "fal's result is not JSON.", remediation: "Retried automatically.", retryable: true)
             }
-            return PollResult(state: .succeeded, progress: 1, outputs: output.mapValues(Self.harvestable))
+            return PollResult(state: .succeeded, progress: 1, outputs: output.mapValues(Self.harvestable), usage: Self.usage(output))
         default:
             throw PluginError(code: "ENGINE_ERROR", message: "fal answered an unknown status.", remediation: "Retried automatically.", retryable: true)
         }
+    }
+
+    /// What fal bills an image model by: the images it returned and their
+    /// megapixels (fal prices per image or per megapixel of output). Other
+    /// outputs are billed per second of video or per request, which the
+    /// price rule takes from the inputs.
+    static func usage(_ output: [String: JSONValue]) -> Usage? {
+        let images = output["images"]?.arrayValue ?? output["image"].map { [$0] } ?? []
+        guard !images.isEmpty else { return nil }
+        var megapixels = 0.0
+        var sized = true
+        for image in images {
+            if let w = image["width"]?.doubleValue, let h = image["height"]?.doubleValue, w > 0, h > 0 { megapixels += w * h / 1_000_000 } else { sized = false }
+        }
+        return Usage(images: images.count, megapixels: sized ? megapixels : nil)
     }
 
     /// fal names files as {url, content_type, …}: keep the metadata, let the host download.
@@ -211,11 +226,50 @@ struct FalAdapter: EngineAdapter {
         }
     }
 
+    /// One cheap authenticated read: the status of a request id that cannot
+    /// exist. fal answers 404 to a key it accepts and 401/403 to one it does
+    /// not, so this checks reachability and the key without running anything.
     func health(_ request: ConfigRequest, context: HostContext) -> HealthReport {
-        do { _ = try key(context) } catch let error as PluginError {
+        let headers: [String: String]
+        do { headers = try key(context) } catch let error as PluginError {
             return HealthReport(status: .offline, message: error.message, details: ["code": .string(error.code)])
-        } catch {}
-        // fal offers no health route for the queue; an unknown request id answers 404 when fal is up.
-        return HealthReport(status: .ok, message: "key present; fal has no queue health route")
+        } catch { return HealthReport(status: .offline, message: "\(error)") }
+        do {
+            let config = try Config(request.config, capability: "image.generate")
+            let probe = "\(config.queueURL)/\(config.model)/requests/00000000-0000-4000-8000-000000000000/status"
+            let response = try context.http(HTTPRequest(method: "GET", url: probe, headers: headers, timeoutMs: 10_000))
+            switch response.status {
+            case 200..<300, 404:
+                return HealthReport(status: .ok, message: "queue reachable; key accepted", details: ["read": .string("GET …/requests/{unknown}/status → \(response.status)")])
+            case 429:
+                return HealthReport(status: .degraded, message: "over fal's concurrency limit", details: ["code": "RATE_LIMITED"])
+            default:
+                let error = failure(response)
+                return HealthReport(status: .offline, message: error.message,
+                                    details: ["code": .string(error.code == "ENGINE_UNAVAILABLE" ? "ENGINE_OFFLINE" : error.code)])
+            }
+        } catch let error as PluginError {
+            return HealthReport(status: .offline, message: error.message, details: ["code": .string(error.code == "ENGINE_UNAVAILABLE" ? "ENGINE_OFFLINE" : error.code)])
+        } catch {
+            return HealthReport(status: .offline, message: "\(error)")
+        }
+    }
+
+    /// The account's credits: fal's Platform API, GET /v1/account/billing?expand=credits
+    /// → {"credits": {"current_balance", "currency"}}. Needs a key with billing read access.
+    func balance(_ request: ConfigRequest, context: HostContext) throws -> CostEstimate {
+        let base = (request.config["api_url"]?.stringValue ?? "https://api.fal.ai/v1").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let response = try context.http(HTTPRequest(method: "GET", url: "\(base)/account/billing?expand=credits", headers: try key(context), timeoutMs: 10_000))
+        if response.status == 403 {
+            throw PluginError(code: "AUTH_FAILED", message: "fal's key may not read billing (HTTP 403).",
+                              remediation: "Use a key with billing read access (the BILLING, READONLY or FULL preset in fal.ai/dashboard/keys) to see the balance.")
+        }
+        guard (200..<300).contains(response.status) else { throw failure(response) }
+        guard let credits = (try? response.decodeJSON([String: JSONValue].self))?["credits"],
+              let balance = credits["current_balance"]?.doubleValue ?? credits["current_balance"]?.stringValue.flatMap(Double.init), balance.isFinite else {
+            throw PluginError(code: "ENGINE_ERROR", message: "fal's billing answer has no credits.current_balance.", remediation: "Retry later.")
+        }
+        let currency = credits["currency"]?.stringValue.map { $0.uppercased() }.flatMap { $0.count == 3 ? $0 : nil } ?? "USD"
+        return CostEstimate(amountMinor: Int((balance * 100).rounded(.down)), currency: currency, basis: "fal credit balance")
     }
 }

@@ -26,7 +26,7 @@ struct KlingAdapter: EngineAdapter {
 
     var descriptor: PluginDescriptor {
         PluginDescriptor(id: "kling", version: "0.1.0", name: "Kling video", capabilities: Self.kinds.keys.sorted(),
-                         extensions: [SY_EXTENSION_RECONCILE])
+                         extensions: [SY_EXTENSION_RECONCILE, SY_EXTENSION_BALANCE])
     }
 
     struct Config {
@@ -344,10 +344,13 @@ struct KlingAdapter: EngineAdapter {
                 return PollResult(state: .failed, error: PluginError(code: "ENGINE_ERROR", message: "Kling reports task \(taskID) succeeded with no video.",
                                                                      remediation: "Contact Kling support with the task id.", charged: .yes))
             }
-            let seconds = video["duration"]?.stringValue.flatMap(Double.init) ?? video["duration"]?.doubleValue ?? 5
+            let measured = video["duration"]?.stringValue.flatMap(Double.init) ?? video["duration"]?.doubleValue
+            let seconds = measured ?? 5
             // Kling deletes videos after 30 days: the host downloads this URL at once.
+            // Kling bills by the duration rendered and the mode (priced from inputs.mode).
             return PollResult(state: .succeeded, progress: 1, outputs: ["video": ["url": .string(url), "media_type": "video/mp4"],
-                                                                         "duration_seconds": .number(seconds)])
+                                                                         "duration_seconds": .number(seconds)],
+                              usage: measured.map { Usage(videoSeconds: $0) })
         case "failed":
             ParallelSlots.remove(taskID, context: context)
             let reason = data["task_status_msg"]?.stringValue ?? "no reason given"
@@ -384,6 +387,22 @@ struct KlingAdapter: EngineAdapter {
             return CancelResult(outcome: .cancelledRunning, charged: .yes,
                                 message: "Kling has no cancel API: task \(taskID) keeps running and is billed; Switchyard stops following it")
         }
+    }
+
+    /// What is left of the account's resource packs: GET /account/costs over
+    /// the last year, summing `remaining_quantity` of the packs that are
+    /// online (expired and run-out packs cannot be spent). Kling counts these
+    /// in its own units, not money.
+    func balance(_ request: ConfigRequest, context: HostContext) throws -> CostEstimate {
+        let config = Config(request.config, capability: "video.from_text")
+        let end = context.nowUnixMs(), start = end - 365 * 24 * 3600 * 1000
+        let answer = try send("GET", "\(config.baseURL)/account/costs?start_time=\(start)&end_time=\(end)", context: context)
+        guard answer.code == 0, let data = answer.data else { throw failure(answer) }
+        let packs = data["resource_pack_subscribe_infos"]?.arrayValue ?? []
+        let live = packs.filter { $0["status"]?.stringValue == "online" }
+        let remaining = live.compactMap { $0["remaining_quantity"]?.doubleValue }.reduce(0, +)
+        return CostEstimate(amountMinor: 0, currency: "USD", basis: "\(live.count) of \(packs.count) resource pack(s) online (Kling reports remaining units with up to 12 h delay)",
+                            quantity: remaining, unit: "units")
     }
 
     func health(_ request: ConfigRequest, context: HostContext) -> HealthReport {

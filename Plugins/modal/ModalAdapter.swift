@@ -171,21 +171,22 @@ struct ModalAdapter: EngineAdapter {
         let answer = try? response.decodeJSON([String: JSONValue].self)
         let status = answer?["status"]?.stringValue
         let error = answer?["error"]?.stringValue ?? "no details"
+        let usage = Self.usage(answer?["usage"])
         switch (response.status, status) {
         case (202, _):
             return PollResult(state: .running, progress: 0.3, message: "pending at Modal (queued, booting or running)", nextPollAfterMs: 3_000)
         case (200, "SUCCESS"):
-            return PollResult(state: .succeeded, progress: 1, outputs: try context.harvestableOutputs(answer?["outputs"] ?? .null))
+            return PollResult(state: .succeeded, progress: 1, outputs: try context.harvestableOutputs(answer?["outputs"] ?? .null), usage: usage)
         case (200, "FAILURE"):
-            return failed("ENGINE_ERROR", "The model raised an error on Modal: \(error)", "Check the app's logs in the Modal dashboard.", charged: .yes)
+            return failed("ENGINE_ERROR", "The model raised an error on Modal: \(error)", "Check the app's logs in the Modal dashboard.", charged: .yes, usage: usage)
         case (200, "INIT_FAILURE"):
             return failed("ENGINE_UNAVAILABLE", "Modal could not start the container: \(error)",
-                          "Check the HF token secret (huggingface-secret), the model id and the GPU type, then redeploy.", charged: .unknown)
+                          "Check the HF token secret (huggingface-secret), the model id and the GPU type, then redeploy.", charged: .unknown, usage: usage)
         case (200, "TERMINATED"):
             return failed("ENGINE_ERROR", "Modal terminated the container running this call: \(error)",
-                          "Run again; if it repeats, check the app's memory and preemption in the Modal dashboard.", charged: .yes)
+                          "Run again; if it repeats, check the app's memory and preemption in the Modal dashboard.", charged: .yes, usage: usage)
         case (200, "TIMEOUT"):
-            return failed("ENGINE_TIMEOUT", "The call ran past the app's timeout on Modal.", "Redeploy with a longer SWITCHYARD_TIMEOUT or a faster GPU.", charged: .yes)
+            return failed("ENGINE_TIMEOUT", "The call ran past the app's timeout on Modal.", "Redeploy with a longer SWITCHYARD_TIMEOUT or a faster GPU.", charged: .yes, usage: usage)
         case (410, _), (404, "NOT_FOUND"):
             return failed("RESULT_EXPIRED", "Modal no longer has this call's result (kept 7 days): \(error)",
                           "Run the job again; Switchyard stores results as soon as they finish.", charged: .unknown)
@@ -196,8 +197,14 @@ struct ModalAdapter: EngineAdapter {
         }
     }
 
-    func failed(_ code: String, _ message: String, _ remediation: String, charged: Charged) -> PollResult {
-        PollResult(state: .failed, error: PluginError(code: code, message: message, remediation: remediation, charged: charged))
+    func failed(_ code: String, _ message: String, _ remediation: String, charged: Charged, usage: Usage? = nil) -> PollResult {
+        PollResult(state: .failed, error: PluginError(code: code, message: message, remediation: remediation, charged: charged), usage: usage)
+    }
+
+    /// The GPU time the app measured inside the function (its /result `usage`): what Modal bills.
+    static func usage(_ value: JSONValue?) -> Usage? {
+        guard let ms = value?["execution_ms"]?.doubleValue, ms.isFinite, ms >= 0 else { return nil }
+        return Usage(executionMs: Int(ms.rounded(.up)), gpu: value?["gpu"]?.stringValue)
     }
 
     // MARK: cancel, health

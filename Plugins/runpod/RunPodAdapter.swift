@@ -13,12 +13,13 @@ struct RunPodAdapter: EngineAdapter {
     static let capabilities = ["image.generate", "image.edit", "image.upscale", "video.from_image", "video.from_text", "audio.speech", "comfy.workflow",
                                "endpoint.deploy"]
     static let defaultBaseURL = "https://api.runpod.ai/v2"
+    static let defaultGraphQLURL = "https://api.runpod.io/graphql"
 
     init() {}
 
     var descriptor: PluginDescriptor {
         PluginDescriptor(id: "runpod", version: "0.1.0", name: "RunPod serverless", capabilities: Self.capabilities,
-                         extensions: [SY_EXTENSION_ESTIMATE, SY_EXTENSION_WEBHOOK])
+                         extensions: [SY_EXTENSION_ESTIMATE, SY_EXTENSION_WEBHOOK, SY_EXTENSION_BALANCE])
     }
 
     struct Config {
@@ -123,6 +124,8 @@ struct RunPodAdapter: EngineAdapter {
             throw PluginError(code: "ENGINE_ERROR", message: "RunPod's status answer is not JSON.", remediation: "Retried automatically.", retryable: true)
         }
         let executionMs = answer["executionTime"]?.intValue
+        // RunPod bills GPU time on every terminal state: executionTime is the usage.
+        let usage = executionMs.map { Usage(executionMs: $0) }
         switch answer["status"]?.stringValue ?? "" {
         case "IN_QUEUE":
             return PollResult(state: .queued, progress: 0, message: "waiting for a worker (delay \(answer["delayTime"]?.intValue ?? 0) ms)", nextPollAfterMs: 2000)
@@ -131,25 +134,47 @@ struct RunPodAdapter: EngineAdapter {
         case "COMPLETED":
             guard let output = answer["output"], output != .null else {
                 return PollResult(state: .failed, error: PluginError(code: "ENGINE_ERROR", message: "RunPod reports COMPLETED with no output: the worker returned nothing.",
-                                                                     remediation: "Check the worker's handler and logs in the RunPod console.", charged: .yes))
+                                                                     remediation: "Check the worker's handler and logs in the RunPod console.", charged: .yes), usage: usage)
             }
             var outputs = try context.harvestableOutputs(output)
             if let executionMs {
                 outputs["runpod_metrics"] = ["execution_time_ms": .number(Double(executionMs)), "delay_time_ms": answer["delayTime"] ?? .null,
                                              "cost_minor": .number((Double(executionMs) / 1000 * config.gpuRateMinorPerSecond).rounded(.up))]
             }
-            return PollResult(state: .succeeded, progress: 1, outputs: outputs)
+            return PollResult(state: .succeeded, progress: 1, outputs: outputs, usage: usage)
         case "FAILED":
-            return PollResult(state: .failed, error: PluginError(code: "ENGINE_ERROR", message: "The worker failed: \(answer["error"]?.stringValue ?? "no details")",
-                                                                 remediation: "Check the worker's logs in the RunPod console.", charged: .yes))
+            return PollResult(state: .failed, error: PluginError(code: "ENGINE_ERROR", message: "The worker failed: \(Self.workerError(answer["error"]))",
+                                                                 remediation: "Check the worker's logs in the RunPod console.", charged: executionMs == 0 ? .no : .yes), usage: usage)
         case "TIMED_OUT":
             return PollResult(state: .failed, error: PluginError(code: "ENGINE_TIMEOUT", message: "RunPod stopped the job at its execution timeout.",
-                                                                 remediation: "Raise execution_timeout_ms in the engine config, or use a faster GPU.", charged: .yes))
+                                                                 remediation: "Raise execution_timeout_ms in the engine config, or use a faster GPU.", charged: .yes), usage: usage)
         case "CANCELLED":
-            return PollResult(state: .cancelled, message: "cancelled at RunPod")
+            // A job cancelled before a worker took it used no GPU time.
+            let ran = (executionMs ?? 0) > 0
+            return PollResult(state: .cancelled, message: "cancelled at RunPod",
+                              error: PluginError(code: "CANCELLED", message: "The job was cancelled at RunPod\(ran ? " after \(executionMs ?? 0) ms on a worker" : " before a worker took it").",
+                                                 remediation: "Run it again if it is still wanted.", charged: ran ? .yes : .no), usage: usage)
         case let other:
             throw PluginError(code: "ENGINE_ERROR", message: "RunPod answered an unknown status \"\(other)\".", remediation: "Retried automatically.", retryable: true)
         }
+    }
+
+    /// What a FAILED job's `error` says. The official worker SDK (runpod-python,
+    /// rp_job.run_job) sends a JSON string {"error_type","error_message",
+    /// "error_traceback",…} for a handler that raised; a handler may also
+    /// return {"error": "text"} itself, which arrives as that text.
+    static func workerError(_ value: JSONValue?) -> String {
+        guard let value else { return "no details" }
+        if let text = value.stringValue {
+            if let data = text.data(using: .utf8), let object = try? JSONDecoder().decode([String: JSONValue].self, from: data),
+               let message = object["error_message"]?.stringValue {
+                let type = object["error_type"]?.stringValue.map { " (\($0.replacingOccurrences(of: "<class '", with: "").replacingOccurrences(of: "'>", with: "")))" } ?? ""
+                return message + type
+            }
+            return text.isEmpty ? "no details" : String(text.prefix(500))
+        }
+        if let message = value["error_message"]?.stringValue { return message }
+        return String(decoding: (try? JSONEncoder().encode(value)) ?? Data(), as: UTF8.self).prefix(500).description
     }
 
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
@@ -159,16 +184,33 @@ struct RunPodAdapter: EngineAdapter {
         let headers = try headers(context)
         let before = try context.http(HTTPRequest(method: "GET", url: config.url("status/\(id)"), headers: headers))
         if before.status == 404 { return CancelResult(outcome: .notFound, charged: .unknown, message: "RunPod no longer knows this job") }
-        let previous = (try? before.decodeJSON([String: JSONValue].self))?["status"]?.stringValue ?? ""
+        let answer = try? before.decodeJSON([String: JSONValue].self)
+        let previous = answer?["status"]?.stringValue ?? ""
+        let usedBefore = answer?["executionTime"]?.intValue.map { Usage(executionMs: $0) }
         if ["COMPLETED", "FAILED", "TIMED_OUT", "CANCELLED"].contains(previous) {
-            return CancelResult(outcome: previous == "CANCELLED" ? .cancelledInQueue : .alreadyFinished, charged: previous == "CANCELLED" ? .no : .yes)
+            if previous == "CANCELLED" {
+                let ran = (answer?["executionTime"]?.intValue ?? 0) > 0
+                return CancelResult(outcome: ran ? .cancelledRunning : .cancelledInQueue, charged: ran ? .yes : .no, usage: usedBefore)
+            }
+            return CancelResult(outcome: .alreadyFinished, charged: .yes, usage: usedBefore)
         }
         let response = try context.http(HTTPRequest(method: "POST", url: config.url("cancel/\(id)"), headers: headers))
         guard (200..<300).contains(response.status) else { throw failure(response, submitting: false) }
-        // Queued jobs never ran; a running job has used (and is billed for) GPU time.
-        return previous == "IN_QUEUE"
-            ? CancelResult(outcome: .cancelledInQueue, charged: .no)
-            : CancelResult(outcome: .cancelledRunning, charged: .yes, message: "RunPod bills the GPU time used before the cancel")
+        if previous == "IN_QUEUE" {
+            // It may have been taken by a worker between the two calls: /status says what it used.
+            let after = (try? context.http(HTTPRequest(method: "GET", url: config.url("status/\(id)"), headers: headers))).flatMap { try? $0.decodeJSON([String: JSONValue].self) }
+            let executionMs = after?["executionTime"]?.intValue ?? 0
+            if executionMs > 0 {
+                return CancelResult(outcome: .cancelledRunning, charged: .yes, message: "a worker had taken the job: RunPod bills the \(executionMs) ms it ran",
+                                    usage: Usage(executionMs: executionMs))
+            }
+            return CancelResult(outcome: .cancelledInQueue, charged: .no)
+        }
+        // A running job has used (and is billed for) GPU time: RunPod's CANCELLED answer carries executionTime.
+        let after = (try? context.http(HTTPRequest(method: "GET", url: config.url("status/\(id)"), headers: headers))).flatMap { try? $0.decodeJSON([String: JSONValue].self) }
+        let usage = (after?["executionTime"]?.intValue).map { Usage(executionMs: $0) } ?? usedBefore
+        return CancelResult(outcome: .cancelledRunning, charged: .yes,
+                            message: "RunPod bills the GPU time used before the cancel\(usage?.executionMs.map { " (\($0) ms)" } ?? "")", usage: usage)
     }
 
     func health(_ request: ConfigRequest, context: HostContext) -> HealthReport {
@@ -202,6 +244,27 @@ struct RunPodAdapter: EngineAdapter {
         } catch {
             return HealthReport(status: .offline, message: "\(error)")
         }
+    }
+
+    /// The account's credit balance: RunPod's GraphQL API, `myself { clientBalance }` (USD).
+    func balance(_ request: ConfigRequest, context: HostContext) throws -> CostEstimate {
+        let url = request.config["graphql_url"]?.stringValue ?? Self.defaultGraphQLURL
+        let body = try JSONEncoder().encode(["query": "query { myself { clientBalance } }"])
+        let response = try context.http(HTTPRequest(method: "POST", url: url, headers: try headers(context), bodyData: body, timeoutMs: 10_000))
+        guard (200..<300).contains(response.status) else { throw failure(response, submitting: false) }
+        guard let answer = try? response.decodeJSON([String: JSONValue].self) else {
+            throw PluginError(code: "ENGINE_ERROR", message: "RunPod's GraphQL answer is not JSON.", remediation: "Retry later.", retryable: true)
+        }
+        if let first = answer["errors"]?.arrayValue?.first {
+            let message = first["message"]?.stringValue ?? "error"
+            let auth = message.lowercased().contains("unauthorized") || message.lowercased().contains("api key")
+            throw PluginError(code: auth ? "AUTH_FAILED" : "ENGINE_ERROR", message: "RunPod's GraphQL API refused the balance query: \(message)",
+                              remediation: auth ? "Check RUNPOD_API_KEY (`yard secrets set RUNPOD_API_KEY`): it needs read access to the account." : "Retry later.")
+        }
+        guard let dollars = answer["data"]?["myself"]?["clientBalance"]?.doubleValue, dollars.isFinite else {
+            throw PluginError(code: "ENGINE_ERROR", message: "RunPod's GraphQL answer has no myself.clientBalance.", remediation: "Retry later.")
+        }
+        return CostEstimate(amountMinor: Int((dollars * 100).rounded(.down)), currency: "USD", basis: "RunPod account credit (myself.clientBalance)")
     }
 
     func estimate(_ request: JobRequest, context: HostContext) throws -> CostEstimate {

@@ -16,7 +16,8 @@ struct StripeBillingAdapter: EngineAdapter {
     init() {}
 
     var descriptor: PluginDescriptor {
-        PluginDescriptor(id: "stripe-billing", version: "0.1.0", name: "Stripe usage billing", capabilities: [Self.capability])
+        PluginDescriptor(id: "stripe-billing", version: "0.1.0", name: "Stripe usage billing", capabilities: [Self.capability],
+                         extensions: [SY_EXTENSION_BALANCE])
     }
 
     struct MeterEvent {
@@ -124,10 +125,64 @@ struct StripeBillingAdapter: EngineAdapter {
         CancelResult(outcome: .notFound, charged: .no, message: "meter events finish during submit")
     }
 
-    func health(_ request: ConfigRequest, context: HostContext) -> HealthReport {
-        guard (try? context.secret("STRIPE_API_KEY")) ?? nil != nil else {
-            return HealthReport(status: .offline, message: "STRIPE_API_KEY is not set", details: ["code": "AUTH_MISSING"])
+    func base(_ config: [String: JSONValue]) -> String {
+        (config["base_url"]?.stringValue ?? Self.defaultBaseURL).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+    }
+
+    func readHeaders(_ context: HostContext) throws -> [String: String] {
+        guard let key = try context.secret("STRIPE_API_KEY"), !key.isEmpty else {
+            throw PluginError(code: "AUTH_MISSING", message: "STRIPE_API_KEY is not set.", remediation: "Run `yard secrets set STRIPE_API_KEY`.")
         }
-        return HealthReport(status: .ok, message: "key present; events are checked when sent")
+        return ["authorization": "Bearer \(key)", "stripe-version": "2025-03-31.basil"]
+    }
+
+    /// Verifies the key with a read call (GET /v1/billing/meters?limit=1):
+    /// a key Stripe refuses is AUTH_FAILED here, not at the first meter event.
+    func health(_ request: ConfigRequest, context: HostContext) -> HealthReport {
+        do {
+            let response = try context.http(HTTPRequest(method: "GET", url: "\(base(request.config))/v1/billing/meters?limit=1", headers: try readHeaders(context), timeoutMs: 10_000))
+            let error = (try? response.decodeJSON([String: JSONValue].self))?["error"]
+            let message = error?["message"]?.stringValue ?? String(decoding: response.body.prefix(200), as: UTF8.self)
+            switch response.status {
+            case 200..<300:
+                let meters = (try? response.decodeJSON([String: JSONValue].self))?["data"]?.arrayValue?.count ?? 0
+                return HealthReport(status: .ok, message: "key accepted (billing meters readable\(meters == 0 ? "; no meter yet: create one for the event name in billing.json" : ""))",
+                                    details: ["read": "GET /v1/billing/meters → 200"])
+            case 401:
+                return HealthReport(status: .offline, message: "Stripe refused STRIPE_API_KEY: \(message)", details: ["code": "AUTH_FAILED"])
+            case 403:
+                // A restricted key without read access to meters can still write meter events.
+                return HealthReport(status: .degraded, message: "the key is valid but may not read billing meters: \(message)", details: ["code": "AUTH_FAILED"])
+            case 429:
+                return HealthReport(status: .degraded, message: "Stripe rate limit: \(message)", details: ["code": "RATE_LIMITED"])
+            default:
+                return HealthReport(status: .offline, message: "Stripe answered HTTP \(response.status): \(message)", details: ["code": "ENGINE_OFFLINE"])
+            }
+        } catch let error as PluginError {
+            return HealthReport(status: .offline, message: error.message, details: ["code": .string(error.code == "ENGINE_UNAVAILABLE" ? "ENGINE_OFFLINE" : error.code)])
+        } catch {
+            return HealthReport(status: .offline, message: "\(error)", details: ["code": "ENGINE_OFFLINE"])
+        }
+    }
+
+    /// A customer's Stripe credit balance: GET /v1/billing/credit_balance_summary
+    /// for config.customer_id (credit grants that apply to metered prices).
+    func balance(_ request: ConfigRequest, context: HostContext) throws -> CostEstimate {
+        guard let customer = request.config["customer_id"]?.stringValue, !customer.isEmpty else {
+            throw PluginError(code: "CONFIG_INVALID", message: "No customer_id configured: Stripe keeps credit balances per customer.",
+                              remediation: "Set customer_id (cus_…) in $YARD_HOME/config/stripe-billing.json to show its credit balance.", field: "$.config.customer_id")
+        }
+        let query = "customer=\(MeterEvent.encode(customer))&filter%5Btype%5D=applicability_scope&filter%5Bapplicability_scope%5D%5Bprice_type%5D=metered"
+        let response = try context.http(HTTPRequest(method: "GET", url: "\(base(request.config))/v1/billing/credit_balance_summary?\(query)", headers: try readHeaders(context), timeoutMs: 10_000))
+        let answer = try? response.decodeJSON([String: JSONValue].self)
+        guard (200..<300).contains(response.status) else {
+            let message = answer?["error"]?["message"]?.stringValue ?? "HTTP \(response.status)"
+            throw PluginError(code: response.status == 401 || response.status == 403 ? "AUTH_FAILED" : "ENGINE_ERROR",
+                              message: "Stripe did not give the credit balance: \(message)", remediation: "Check STRIPE_API_KEY and customer_id.")
+        }
+        let monetary = answer?["balances"]?.arrayValue?.compactMap { $0["available_balance"]?["monetary"] } ?? []
+        let total = monetary.compactMap { $0["value"]?.intValue }.reduce(0, +)
+        let currency = monetary.first?["currency"]?.stringValue?.uppercased() ?? "USD"
+        return CostEstimate(amountMinor: total, currency: currency, basis: "Stripe credit balance of \(customer)")
     }
 }

@@ -15,8 +15,11 @@ Contract (one web app, behind proxy auth):
                                 -> 200 {"call_id": "fc-…", "status": "PENDING"}
                                    (the same call again for a known idempotency key)
     GET  /result/{call_id}      -> 202 {"status": "PENDING"} while pending
-                                -> 200 {"status": "SUCCESS", "outputs": {…}}
-                                -> 200 {"status": FAILURE|INIT_FAILURE|TERMINATED|TIMEOUT, "error"}
+                                -> 200 {"status": "SUCCESS", "outputs": {…}, "usage": {"execution_ms", "gpu"}}
+                                -> 200 {"status": FAILURE|INIT_FAILURE|TERMINATED|TIMEOUT, "error", "usage"?}
+                                   (usage: the GPU time the call ran, as measured inside the
+                                   function; Modal bills container time, so this is what a
+                                   failed call costs too. A TIMEOUT ran for the whole timeout.)
                                 -> 410 {"status": "EXPIRED"} after 7 days (Modal keeps results a week)
                                 -> 404 {"status": "NOT_FOUND"} for an unknown call
     POST /cancel/{call_id}      -> 200 {"status": <status before>, "cancelled": bool}
@@ -28,6 +31,7 @@ Outputs are data: URIs (image/png, video/mp4); Switchyard stores them at once.
 import base64
 import io
 import os
+import time
 
 import modal
 
@@ -82,6 +86,16 @@ class Generator:
 
     @modal.method()
     def generate(self, capability: str, inputs: dict) -> dict:
+        # Timed here, so a failed call reports what it cost as well as a good one.
+        started = time.monotonic()
+        try:
+            outputs = self._generate(capability, inputs)
+        except Exception as error:  # the model raised: report it with the time it used
+            return {"error": f"{type(error).__name__}: {error}",
+                    "execution_ms": int((time.monotonic() - started) * 1000)}
+        return {"outputs": outputs, "execution_ms": int((time.monotonic() - started) * 1000)}
+
+    def _generate(self, capability: str, inputs: dict) -> dict:
         import torch
 
         seed = int(inputs.get("seed", torch.seed() % 2**32))
@@ -152,7 +166,7 @@ def web():
     async def result(call_id: str):
         try:
             call = modal.FunctionCall.from_id(call_id)
-            outputs = await call.get.aio(timeout=0)
+            answer = await call.get.aio(timeout=0)
         except TimeoutError:
             return JSONResponse({"status": "PENDING"}, status_code=202)
         except modal.exception.OutputExpiredError:
@@ -160,12 +174,15 @@ def web():
         except modal.exception.NotFoundError as error:
             return JSONResponse({"status": "NOT_FOUND", "error": str(error)}, status_code=404)
         except modal.exception.FunctionTimeoutError as error:
-            return {"status": "TIMEOUT", "error": str(error)}
+            return {"status": "TIMEOUT", "error": str(error), "usage": {"execution_ms": TIMEOUT_S * 1000, "gpu": GPU}}
         except Exception as error:  # the model raised, the container failed to start, or it was terminated
             status = await call_status(call)
             return {"status": status if status not in ("PENDING", "SUCCESS") else "FAILURE",
                     "error": f"{type(error).__name__}: {error}"}
-        return {"status": "SUCCESS", "outputs": outputs}
+        usage = {"execution_ms": answer.get("execution_ms"), "gpu": GPU}
+        if "error" in answer:
+            return {"status": "FAILURE", "error": answer["error"], "usage": usage}
+        return {"status": "SUCCESS", "outputs": answer["outputs"], "usage": usage}
 
     @api.post("/cancel/{call_id}")
     async def cancel(call_id: str):

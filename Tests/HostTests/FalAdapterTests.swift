@@ -74,9 +74,12 @@ final class FalAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(job.errorJSON?.contains(#""charged":"no""#) == true)
     }
 
-    func testAWrongKeyIsAuthFailed() async throws {
-        let job = try await run(try makeEngine(key: "wrong:key"), "image.generate", ["prompt": "x"])
-        XCTAssertEqual(job.errorCode, "AUTH_FAILED")
+    func testAWrongKeyIsAuthFailedBeforeAnythingIsSubmitted() async throws {
+        let engine = try makeEngine(key: "wrong:key")
+        let verdict = await engine.preflight(JobSpec(pluginID: "fal", capability: "image.generate", inputs: ["prompt": "x"], config: config))
+        XCTAssertEqual(verdict.firstError?.code, "AUTH_FAILED", "the health check reads the queue with the key")
+        XCTAssertTrue(verdict.firstError?.message.contains("refused the credentials") == true, verdict.firstError?.message ?? "")
+        XCTAssertTrue(verdict.firstError?.remediation.contains("FAL_KEY") == true, verdict.firstError?.remediation ?? "")
         XCTAssertEqual(standIn.submissions, 0)
     }
 
@@ -101,7 +104,7 @@ final class FalAdapterTests: TemporaryDirectoryTestCase {
     }
 
     func testCancellingAQueuedRequestIsFree() async throws {
-        standIn.configure { $0.queuePolls = 100 }
+        standIn.configure { $0.stuckInQueue = true }
         let engine = try makeEngine()
         let started = try await engine.start(JobSpec(pluginID: "fal", capability: "image.generate", inputs: ["prompt": "x"], config: config))
         let cancelled = try await engine.cancel(started.id)
@@ -121,13 +124,10 @@ final class FalAdapterTests: TemporaryDirectoryTestCase {
     }
 
     func testAResultPastFalsRetentionIsResultExpired() async throws {
-        standIn.configure { $0.queuePolls = 0; $0.runningPolls = 0 }
         let engine = try makeEngine()
         let started = try await engine.start(JobSpec(pluginID: "fal", capability: "image.generate", inputs: ["prompt": "x"], config: config))
-        let ref = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(started.refJSON).utf8)) as? [String: Any])
-        let plugin = try engine.plugin("fal")
         // The request finishes at fal while the host is away…
-        for _ in 0..<2 { _ = plugin.call(.poll, request: requestData(["ref": ref, "config": ["queue_url": standIn.baseURL]])) }
+        standIn.advance(ms: 1_000)
         standIn.advance(ms: standIn.retentionMs + 1000)
         // …and the host comes back after fal stopped keeping the result.
         let job = try await engine.drive(started.id)
@@ -135,13 +135,9 @@ final class FalAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(job.errorCode, "RESULT_EXPIRED")
     }
 
-    func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() async throws {
-        standIn.acceptAnyKey = true
-        let configJSON = #"{"queue_url":"\#(standIn.baseURL)","rest_url":"\#(standIn.baseURL)"}"#
-        let result = try yard(["plugin", "test", "fal", "--json", "--config", configJSON], home: dir.appendingPathComponent("h"))
-        let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
-        let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
-        XCTAssertEqual(failed.count, 0, "\(failed)")
+    /// The whole conformance kit against the built-in stand-in, as a plugin author runs it with no account.
+    func testTheAdapterPassesTheConformanceKitAgainstItsStandIn() throws {
+        try assertConformantAgainstItsStandIn("fal", home: dir.appendingPathComponent("h"))
     }
 
     func testTheManifestsModelTablePicksTheAppItsLimitsAndItsPrice() async throws {

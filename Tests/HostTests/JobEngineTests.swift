@@ -233,7 +233,7 @@ final class FileInputRuleTests: TemporaryDirectoryTestCase {
         try copyPlugin("runpod", to: plugins)
         let engine = try makeTestEngine(home: dir.appendingPathComponent("home"), plugins: plugins, secrets: ["RUNPOD_API_KEY": "k"])
         let config: [String: JSONValue] = ["endpoint_id": "e", "base_url": "http://127.0.0.1:9/v2"]
-        try engine.store.saveHealth(EngineHealthRecord(pluginID: "runpod", status: "ok", message: nil, checkedAt: Date())) // no live check
+        try cacheHealthy(engine, "runpod", config: config) // no live check
         let video = try engine.artifacts.put(Data("not an image".utf8), mediaType: "video/mp4")
         func verdict(_ image: JSONValue) async -> PreflightVerdict {
             await engine.preflight(JobSpec(pluginID: "runpod", capability: "image.upscale", inputs: ["image": image], config: config))
