@@ -93,6 +93,8 @@ struct PipelineRunFlow {
         view.start(steps: try runner.store.steps(runID: runID))
         let finished = try await runner.execute(runID) { view.update($0) }
         view.finish()
+        // Settled steps wrote usage to the billing outbox: send it before this process exits.
+        await engine.deliverUsage()
         let steps = try runner.store.steps(runID: runID)
         var copied: [String: String] = [:]
         if finished.state == .succeeded, let outputDir = options.outputDir {

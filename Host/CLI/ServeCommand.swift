@@ -23,6 +23,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port; the first line printed names it).") var port = 8790
     @Option(help: "Largest delivery body accepted, in bytes.") var maxBodyBytes = 10 << 20
+    @Option(help: "Seconds between deliveries of pending usage events from the billing outbox (0: only when a settlement commits).")
+    var outboxInterval: Double = 30
 
     /// Stripe top-ups (`/webhooks/stripe`): Stripe-Signature verified against
     /// STRIPE_WEBHOOK_SECRET, replays refused, credits granted once. A repeated
@@ -57,6 +59,22 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let engine: JobEngine
         do { engine = try JobEngine.standard(paths: global.paths, registry: global.registry) } catch { throw fail(error, json: global.json) }
+        // Usage settled while serving (a webhook finishing a job) goes out at
+        // once; what a crash or an unreachable provider left behind, on a timer.
+        let outbox = engine.billingOutbox()
+        let interval = outboxInterval
+        let drain = Task {
+            guard let outbox else { return }
+            while !Task.isCancelled {
+                let report = await outbox.kick().value
+                if report.delivered + report.failed > 0 {
+                    FileHandle.standardError.write(Data("billing outbox: \(report.delivered) delivered, \(report.pending) pending, \(report.failed) failed\n".utf8))
+                }
+                guard interval > 0 else { return }
+                try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+            }
+        }
+        defer { drain.cancel() }
         let router = Router()
         let paths = global.paths
         let limit = maxBodyBytes

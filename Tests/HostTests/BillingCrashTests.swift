@@ -176,6 +176,27 @@ final class BillingCrashTests: TemporaryDirectoryTestCase {
         XCTAssertEqual((after["available_minor"] as? Int ?? 0) - (before["available_minor"] as? Int ?? 0), 700, "credited exactly once: \(after)")
     }
 
+    func testYardRunOfAPipelineFileDeliversItsUsageBeforeExiting() throws {
+        let file = dir.appendingPathComponent("one-step.json")
+        try Data(#"{"pipeline":1,"id":"one","steps":{"say":{"capability":"debug.echo","engines":["echo"],"inputs":{"text":"${inputs.t}"}}},"inputs":{"t":{"type":"string","required":true}}}"#.utf8).write(to: file)
+        let result = try cli(["run", file.path, "--input", "t=hello", "--json"])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertEqual(stripe.recordedEvents.map(\.value), [100], "sent by `yard run FILE` itself, not left for the next command")
+        try assertBalancesToTheCent()
+    }
+
+    func testYardServeDeliversUsageThatWasLeftPending() async throws {
+        stripe.configure { $0.serverErrorNext = 3 }
+        XCTAssertEqual(try runEcho().status, 0)
+        XCTAssertEqual(stripe.recordedEvents.count, 0, "Stripe answered 500 three times: left pending")
+        let (serve, _) = try startYardServe(home: home, environment: ["STRIPE_API_KEY": stripe.apiKey, "STRIPE_WEBHOOK_SECRET": webhookSecret])
+        defer { serve.terminate(); serve.waitUntilExit() }
+        let deadline = Date().addingTimeInterval(10)
+        while stripe.recordedEvents.isEmpty && Date() < deadline { try await Task.sleep(nanoseconds: 50_000_000) }
+        XCTAssertEqual(stripe.recordedEvents.map(\.value), [100], "yard serve drains the outbox")
+        try assertBalancesToTheCent()
+    }
+
     func testTheWebhookCommandCreditsASignedTopUpOnce() async throws {
         let event: [String: Any] = ["id": "evt_cli_1", "type": "billing.credit_grant.created", "data": ["object": [
             "id": "credgr_cli_1", "customer": "cus_ACME", "category": "paid", "amount": ["type": "monetary", "monetary": ["value": 500, "currency": "usd"]]]]]

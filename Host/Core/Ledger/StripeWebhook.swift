@@ -50,14 +50,19 @@ public enum StripeSignature {
 public struct TopUpWebhookOutcome: Codable, Sendable, Hashable {
     public var eventID: String
     public var type: String
-    /// credited, ignored (a type that moves no credits).
+    /// credited; already_credited (another event named a top-up credited
+    /// before); awaiting_payment (a Checkout completed with payment pending:
+    /// credited on checkout.session.async_payment_succeeded); payment_failed;
+    /// ignored (a type that moves no credits, acknowledged so Stripe stops sending it).
     public var result: String
     public var accountID: String?
     public var amountMinor: Int?
     public var grantID: String?
+    /// What happened, in words.
+    public var message: String?
 
     enum CodingKeys: String, CodingKey {
-        case type, result
+        case type, result, message
         case eventID = "event_id"
         case accountID = "account"
         case amountMinor = "amount_minor"
@@ -66,12 +71,21 @@ public struct TopUpWebhookOutcome: Codable, Sendable, Hashable {
 }
 
 extension JobLedger {
+    /// The event types that can move credits, as Stripe defines them (the
+    /// official SDK's event list, stripe-node types/EventTypes.d.ts).
+    public static let topUpEventTypes: Set<String> = [
+        "checkout.session.completed", "checkout.session.async_payment_succeeded", "checkout.session.async_payment_failed",
+        "billing.credit_grant.created",
+    ]
+
     /// Stripe webhook intake for top-ups. Verifies the signature and its age
     /// before reading the body, refuses an event id seen before (a replay),
-    /// and credits `billing.credit_grant.created` (a credit grant) and
-    /// `customer.balance_transaction.created` with a negative amount (a
-    /// customer balance credit) to the account linked to the customer.
-    /// Recording the event and crediting it commit together.
+    /// and credits what Stripe documents as a payment or a grant:
+    /// `checkout.session.completed` with `payment_status` "paid" (or its
+    /// `checkout.session.async_payment_succeeded`, for delayed methods), and
+    /// `billing.credit_grant.created`. Every other type is acknowledged and
+    /// ignored. A top-up is credited once whichever events name it: the grant
+    /// id is Stripe's object id. Recording the event and crediting it commit together.
     public func receiveStripeWebhook(payload: Data, signatureHeader: String, secret: String) throws -> TopUpWebhookOutcome {
         let nowSeconds = clock.nowUnixMs() / 1000
         let signedAt = try StripeSignature.verify(payload: payload, header: signatureHeader, secret: secret, now: nowSeconds)
@@ -79,23 +93,27 @@ extension JobLedger {
               let object = event["data"]?["object"]?.objectValue else {
             throw YardError("WEBHOOK_INVALID", "The payload is not a Stripe event (id, type, data.object).", remediation: "Pass the raw request body.", field: "payload")
         }
-        let credit = try Self.topUp(type: type, object: object)
+        let decision = try Self.topUp(type: type, object: object)
         let at = now
         return try pool.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM billing_webhook_event WHERE event_id = ?", arguments: [eventID]) == true {
                 throw YardError("WEBHOOK_REPLAYED", "Event \(eventID) was received before; it is not credited twice.",
                                 remediation: "Nothing to do: answer the sender 200 so it stops retrying.", field: "id")
             }
-            var outcome = TopUpWebhookOutcome(eventID: eventID, type: type, result: "ignored")
-            if let credit {
-                guard let account = try String.fetchOne(db, sql: "SELECT id FROM ledger_account WHERE stripe_customer_id = ?", arguments: [credit.customer]) else {
-                    throw YardError("ACCOUNT_NOT_FOUND", "No account is linked to Stripe customer \(credit.customer).",
-                                    remediation: "Link it: `yard credits account ACCOUNT --stripe-customer \(credit.customer)`; Stripe retries the event.", field: "data.object.customer")
-                }
+            var outcome: TopUpWebhookOutcome
+            switch decision {
+            case .credit(let credit):
+                let account = try Self.account(db, for: credit)
                 let grantID = "stripe_\(credit.sourceID)"
-                try LedgerBook.grant(db, id: grantID, account: account, category: credit.category, amountMinor: credit.amountMinor, currency: credit.currency,
-                                     expiresAt: credit.expiresAt, source: "stripe \(eventID)", memo: "top-up from Stripe \(type) \(credit.sourceID)", now: at)
-                outcome = TopUpWebhookOutcome(eventID: eventID, type: type, result: "credited", accountID: account, amountMinor: credit.amountMinor, grantID: grantID)
+                let credited = try LedgerBook.grant(db, id: grantID, account: account, category: credit.category, amountMinor: credit.amountMinor, currency: credit.currency,
+                                                    expiresAt: credit.expiresAt, source: "stripe \(eventID)", memo: "top-up from Stripe \(type) \(credit.sourceID)", now: at)
+                outcome = credited
+                    ? TopUpWebhookOutcome(eventID: eventID, type: type, result: "credited", accountID: account, amountMinor: credit.amountMinor, grantID: grantID,
+                                          message: "credited \(MinorUnits.text(credit.amountMinor, credit.currency)) to \(account) from \(credit.sourceID)")
+                    : TopUpWebhookOutcome(eventID: eventID, type: type, result: "already_credited", accountID: account, amountMinor: 0, grantID: grantID,
+                                          message: "\(credit.sourceID) was credited before (grant \(grantID)); nothing added")
+            case .noCredit(let result, let message):
+                outcome = TopUpWebhookOutcome(eventID: eventID, type: type, result: result, message: message)
             }
             try db.execute(sql: "INSERT INTO billing_webhook_event (event_id, type, signed_at, received_at, outcome) VALUES (?, ?, ?, ?, ?)",
                            arguments: [eventID, type, signedAt, at, outcome.result])
@@ -105,14 +123,36 @@ extension JobLedger {
 
     struct TopUp {
         var sourceID: String
-        var customer: String
+        var customer: String?
+        /// An account named by the Checkout itself (client_reference_id or metadata.switchyard_account).
+        var namedAccount: String?
         var amountMinor: Int
         var currency: String
         var category: GrantCategory
         var expiresAt: Date?
     }
 
-    static func topUp(type: String, object: [String: JSONValue]) throws -> TopUp? {
+    enum TopUpDecision {
+        case credit(TopUp)
+        case noCredit(result: String, message: String)
+    }
+
+    /// The account a top-up goes to: the one linked to its Stripe customer,
+    /// else an existing account the Checkout named.
+    static func account(_ db: Database, for credit: TopUp) throws -> String {
+        if let customer = credit.customer,
+           let account = try String.fetchOne(db, sql: "SELECT id FROM ledger_account WHERE stripe_customer_id = ?", arguments: [customer]) {
+            return account
+        }
+        if let named = credit.namedAccount, try Bool.fetchOne(db, sql: "SELECT 1 FROM ledger_account WHERE id = ?", arguments: [named]) == true {
+            return named
+        }
+        let who = credit.customer ?? credit.namedAccount ?? "(no customer)"
+        throw YardError("ACCOUNT_NOT_FOUND", "No account is linked to Stripe customer \(who).",
+                        remediation: "Link it: `yard credits account ACCOUNT --stripe-customer \(credit.customer ?? "cus_…")`; Stripe retries the event.", field: "data.object.customer")
+    }
+
+    static func topUp(type: String, object: [String: JSONValue]) throws -> TopUpDecision {
         func invalid(_ field: String) -> YardError {
             YardError("WEBHOOK_INVALID", "\(type) lacks \(field).", remediation: "Pass the event as Stripe sent it.", field: "data.object.\(field)")
         }
@@ -123,17 +163,34 @@ extension JobLedger {
             guard let monetary = object["amount"]?["monetary"], let value = monetary["value"]?.intValue, value > 0,
                   let currency = monetary["currency"]?.stringValue else { throw invalid("amount.monetary") }
             let expires = object["expires_at"]?.doubleValue.map { Date(timeIntervalSince1970: $0) }
-            return TopUp(sourceID: id, customer: customer, amountMinor: value, currency: currency.uppercased(),
-                         category: object["category"]?.stringValue == "promotional" ? .promotional : .paid, expiresAt: expires)
-        case "customer.balance_transaction.created":
+            return .credit(TopUp(sourceID: id, customer: customer, namedAccount: nil, amountMinor: value, currency: currency.uppercased(),
+                                 category: object["category"]?.stringValue == "promotional" ? .promotional : .paid, expiresAt: expires))
+        case "checkout.session.completed", "checkout.session.async_payment_succeeded":
             guard let id = object["id"]?.stringValue else { throw invalid("id") }
-            guard let customer = object["customer"]?.stringValue else { throw invalid("customer") }
-            guard let amount = object["amount"]?.intValue, let currency = object["currency"]?.stringValue else { throw invalid("amount") }
-            // Stripe's customer balance: a negative amount is a credit to the customer.
-            guard amount < 0 else { return nil }
-            return TopUp(sourceID: id, customer: customer, amountMinor: -amount, currency: currency.uppercased(), category: .paid, expiresAt: nil)
+            guard object["mode"]?.stringValue ?? "payment" == "payment" else {
+                return .noCredit(result: "ignored", message: "Checkout \(id) is a \(object["mode"]?.stringValue ?? "?") session, not a one-off payment: no credits")
+            }
+            switch object["payment_status"]?.stringValue {
+            case "paid": break
+            case "unpaid":
+                return .noCredit(result: "awaiting_payment", message: "Checkout \(id) completed with payment pending; credited when checkout.session.async_payment_succeeded arrives")
+            case let other:
+                return .noCredit(result: "ignored", message: "Checkout \(id) has payment_status \(other ?? "(none)"): nothing was paid")
+            }
+            let metadata = object["metadata"]?.objectValue ?? [:]
+            let named = object["client_reference_id"]?.stringValue ?? metadata["switchyard_account"]?.stringValue
+            let customer = object["customer"]?.stringValue
+            guard customer != nil || named != nil else { throw invalid("customer (or client_reference_id naming an account)") }
+            // Credits bought: the metadata's figure when the Checkout was made with one, else the
+            // subtotal (before tax; a discount still buys the full amount).
+            let amount = metadata["credits_minor"]?.stringValue.flatMap(Int.init) ?? object["amount_subtotal"]?.intValue ?? object["amount_total"]?.intValue
+            guard let amount, amount > 0 else { throw invalid("amount_subtotal") }
+            guard let currency = object["currency"]?.stringValue else { throw invalid("currency") }
+            return .credit(TopUp(sourceID: id, customer: customer, namedAccount: named, amountMinor: amount, currency: currency.uppercased(), category: .paid, expiresAt: nil))
+        case "checkout.session.async_payment_failed":
+            return .noCredit(result: "payment_failed", message: "Checkout \(object["id"]?.stringValue ?? "?")'s delayed payment failed: nothing credited")
         default:
-            return nil
+            return .noCredit(result: "ignored", message: "\(type) moves no credits: acknowledged and ignored")
         }
     }
 }
