@@ -7,13 +7,15 @@ extension StandinCommand {
         static let configuration = CommandConfiguration(
             commandName: "comfyui",
             abstract: "A local ComfyUI server: /prompt, /queue, /history, /view, /upload/image, /object_info, with its failure modes.",
-            discussion: "Execution moves one node per request the server receives, so a polling client drives it; nothing runs on a GPU.")
+            discussion: "Execution moves with time, one node every few milliseconds (--ms-per-tick); nothing runs on a GPU. Like a fresh server it has no model files unless --with-models.")
         @Option(help: "Port on 127.0.0.1 (0: any free port).") var port = 8188
         @Option(help: "Serve this /object_info dump (e.g. from your real server) instead of the recorded catalogue.") var objectInfo: String?
         @Option(name: .customLong("missing-node"), help: "A node class the server lacks (repeatable).") var missingNodes: [String] = []
-        @Flag(help: "No model files installed: every loader's choice list is empty, as on a fresh server.") var noModels = false
+        @Flag(help: "Install a sample checkpoint and upscaler, so model-loading workflows run (a fresh server has none).") var withModels = false
+        @Flag(help: .hidden) var noModels = false
+        @Option(help: "Milliseconds one tick of execution takes.") var msPerTick: Int64 = 20
         @Flag(help: "Nothing leaves the queue (a busy server).") var paused = false
-        @Option(help: "Requests each node takes (a slow GPU).") var ticksPerNode = 1
+        @Option(help: "Ticks each node takes (a slow GPU).") var ticksPerNode = 1
 
         func run() async throws {
             var catalogue: [String: Any]?
@@ -24,23 +26,21 @@ extension StandinCommand {
                 catalogue = object
             }
             let standIn: ComfyUIStandIn
-            do { standIn = try ComfyUIStandIn(objectInfo: catalogue) } catch {
+            do { standIn = try ComfyUIStandIn(objectInfo: catalogue, withModels: withModels && !noModels) } catch {
                 throw ValidationError("The recorded node catalogue (\(ComfyUIStandIn.recordedCatalogue.path)) is missing; pass --object-info FILE.")
             }
-            if noModels { standIn.models = [:] }
             standIn.configure { faults in
                 faults.missingNodeClasses = Set(missingNodes)
                 faults.paused = paused
                 faults.ticksPerNode = max(1, ticksPerNode)
+                faults.msPerTick = max(1, msPerTick)
             }
             try await standIn.start(port: port)
-            // Written unbuffered: a script reading the URL from a pipe sees it at once.
-            FileHandle.standardOutput.write(Data("""
-                ComfyUI stand-in on \(standIn.baseURL) (also under /api). Point the comfyui engine at it:
+            StandInBanner.write("""
+                ComfyUI stand-in on \(standIn.baseURL) (also under /api), \(withModels && !noModels ? "sample models installed" : "no model files (as a fresh server; --with-models adds some)"). Point the comfyui engine at it:
                   mkdir -p "$YARD_HOME/config" && echo '{"base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/comfyui.json"
                 No secret is needed: ComfyUI has no authentication. Ctrl-C to stop.
-
-                """.utf8))
+                """)
             await standIn.waitUntilStopped()
         }
     }

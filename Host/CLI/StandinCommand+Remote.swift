@@ -11,14 +11,15 @@ extension StandinCommand {
         @Option(help: "Access key it accepts; \"any\" accepts every well-formed token (signature unchecked).") var accessKey = "ak_standin_0000000000"
         @Option(help: "Secret key tokens must be signed with.") var secretKey = "sk_standin_secret_0000000000"
         @Option(help: "Tasks in flight before submits answer 1303 (the account's parallel limit).") var parallelLimit = 20
-        @Option(help: "Task queries answering `submitted` before a task starts.") var queuePolls = 1
+        @Option(help: "Milliseconds a task waits before Kling starts it.") var queueMs: Int64 = 1_000
+        @Option(help: "Milliseconds a task renders.") var processingMs: Int64 = 5_000
 
         func run() async throws {
             let standIn = KlingStandIn(accessKey: accessKey, secretKey: secretKey)
             standIn.acceptAnyKey = accessKey == "any"
-            standIn.configure { $0.parallelLimit = parallelLimit; $0.queuePolls = queuePolls }
+            standIn.configure { $0.parallelLimit = parallelLimit; $0.queueMs = max(0, queueMs); $0.processingMs = max(0, processingMs) }
             try await standIn.start(port: port)
-            print("""
+            StandInBanner.write("""
                 Kling stand-in on \(standIn.baseURL). Point the kling engine at it:
                   mkdir -p "$YARD_HOME/config" && echo '{"base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/kling.json"
                   printf %s '\(accessKey == "any" ? "any-access-key" : accessKey)' | yard secrets set KLING_ACCESS_KEY
@@ -37,14 +38,14 @@ extension StandinCommand {
         @Option(help: "Modal-Secret it accepts.") var secret = "ws-standin0000secret"
         @Option(help: "Model the app serves.") var model = "black-forest-labs/FLUX.1-schnell"
         @Option(help: "Cold start in milliseconds; over 150000 the first request is answered 303.") var coldStartMs: Int64 = 0
-        @Option(help: "Result queries answering 202 before a call finishes.") var pendingPolls = 2
+        @Option(help: "Milliseconds a call runs before its result is ready.") var runMs: Int64 = 3_000
 
         func run() async throws {
             let standIn = ModalStandIn(key: key, secret: secret, model: model)
             standIn.acceptAnyKey = key == "any"
-            standIn.configure { $0.coldStartMs = coldStartMs; $0.pendingPolls = pendingPolls }
+            standIn.configure { $0.coldStartMs = coldStartMs; $0.runMs = max(0, runMs) }
             try await standIn.start(port: port)
-            print("""
+            StandInBanner.write("""
                 Modal app stand-in on \(standIn.baseURL) (serving \(model)). Point the modal engine at it:
                   mkdir -p "$YARD_HOME/config" && echo '{"app_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/modal.json"
                   printf %s '\(key == "any" ? "wk-any" : key)' | yard secrets set MODAL_KEY

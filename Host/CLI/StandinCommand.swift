@@ -16,17 +16,18 @@ struct StandinCommand: AsyncParsableCommand {
         @Option(help: "Port on 127.0.0.1 (0: any free port).") var port = 8787
         @Option(help: "API key it accepts; \"any\" accepts every non-empty key.") var apiKey = "rpa_STANDIN_KEY_0000000000"
         @Option(help: "Endpoint id it serves.") var endpointID = "standin-endpoint"
-        @Option(help: "Extra IN_QUEUE answers before a job starts (cold start).") var coldStartPolls = 0
+        @Option(help: "Milliseconds a job waits in the queue before a worker takes it (a cold start).") var queueMs: Int64 = 500
+        @Option(help: "Milliseconds a job runs on a worker (its executionTime).") var runMs: Int64 = 2_000
         @Flag(help: "Jobs never leave the queue.") var stuckInQueue = false
 
         func run() async throws {
             let standIn = RunPodStandIn(apiKey: apiKey == "any" ? "any" : apiKey, endpointID: endpointID)
             standIn.acceptAnyKey = apiKey == "any"
-            standIn.configure { $0.coldStartPolls = coldStartPolls; $0.stuckInQueue = stuckInQueue }
+            standIn.configure { $0.queueMs = max(0, queueMs); $0.runMs = max(0, runMs); $0.stuckInQueue = stuckInQueue }
             try await standIn.start(port: port)
-            print("""
+            StandInBanner.write("""
                 RunPod stand-in on \(standIn.baseURL) (endpoint \(endpointID)). Point the runpod engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"endpoint_id":"\(endpointID)","base_url":"\(standIn.baseURL)","rest_url":"\(standIn.restURL)"}' > "$YARD_HOME/config/runpod.json"
+                  mkdir -p "$YARD_HOME/config" && echo '{"endpoint_id":"\(endpointID)","base_url":"\(standIn.baseURL)","rest_url":"\(standIn.restURL)","graphql_url":"\(standIn.graphqlURL)"}' > "$YARD_HOME/config/runpod.json"
                   printf %s '\(apiKey == "any" ? "anything" : apiKey)' | yard secrets set RUNPOD_API_KEY
                 Ctrl-C to stop.
                 """)
@@ -46,7 +47,7 @@ struct StandinCommand: AsyncParsableCommand {
             standIn.acceptAnyKey = key == "any"
             standIn.configure { $0.exhaustedBalance = exhaustedBalance }
             try await standIn.start(port: port)
-            print("""
+            StandInBanner.write("""
                 fal stand-in on \(standIn.baseURL). Point the fal engine at it:
                   mkdir -p "$YARD_HOME/config" && echo '{"queue_url":"\(standIn.baseURL)","rest_url":"\(standIn.baseURL)","webhook_jwks_url":"\(standIn.baseURL)/.well-known/jwks.json"}' > "$YARD_HOME/config/fal.json"
                   printf %s '\(key == "any" ? "any:key" : key)' | yard secrets set FAL_KEY
@@ -66,7 +67,7 @@ struct StandinCommand: AsyncParsableCommand {
             let standIn = StripeStandIn(apiKey: apiKey)
             standIn.acceptAnyKey = apiKey == "any"
             try await standIn.start(port: port)
-            print("""
+            StandInBanner.write("""
                 Stripe stand-in on \(standIn.baseURL). Point the stripe-billing plugin at it:
                   mkdir -p "$YARD_HOME/config" && echo '{"base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/stripe-billing.json"
                   printf %s '\(apiKey == "any" ? "sk_test_anything" : apiKey)' | yard secrets set STRIPE_API_KEY

@@ -24,8 +24,7 @@ extension StandinCommand {
                 $0.loadingNext = loading
             }
             try await standIn.start(port: port)
-            // Written straight to the file descriptor: print() would sit in a stdio buffer when stdout is a file or a pipe.
-            FileHandle.standardOutput.write(Data("""
+            StandInBanner.write("""
                 Hugging Face stand-in on \(standIn.baseURL) (CDN \(standIn.cdnBaseURL)). Repos: hf-internal-testing/tiny-stable-diffusion-pipe, \
                 standin/gated-model (gated), standin/private-model (private); Civitai version 128713.
                   export HF_ENDPOINT=\(standIn.baseURL) CIVITAI_ENDPOINT=\(standIn.baseURL) YARD_ALLOW_PRIVATE_REDIRECTS=1
@@ -34,8 +33,7 @@ extension StandinCommand {
                   mkdir -p "$YARD_HOME/config" && echo '{"hub_url":"\(standIn.baseURL)","router_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/huggingface.json"
                 Python: HF_ENDPOINT=\(standIn.baseURL) python3 -c "from huggingface_hub import snapshot_download as s; print(s('hf-internal-testing/tiny-stable-diffusion-pipe'))"
                 Ctrl-C to stop.
-
-                """.utf8))
+                """)
             await standIn.waitUntilStopped()
         }
     }

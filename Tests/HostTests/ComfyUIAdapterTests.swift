@@ -15,7 +15,8 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        standIn = try ComfyUIStandIn()
+        // The adapter's own workflows load a checkpoint: this server has the sample models.
+        standIn = try ComfyUIStandIn(withModels: true)
         try await standIn.start()
         let plugins = dir.appendingPathComponent("plugins")
         try copyPlugin("comfyui", to: plugins)
@@ -27,6 +28,13 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
     override func tearDown() async throws {
         await standIn?.stop()
         try await super.tearDown()
+    }
+
+    /// Swaps in a server whose time moves only by `step()`: for tests that stop execution at a chosen node.
+    func useVirtualTime() async throws {
+        await standIn.stop()
+        standIn = try ComfyUIStandIn(withModels: true, clock: VirtualClock())
+        try await standIn.start()
     }
 
     var config: [String: JSONValue] { ["base_url": .string(standIn.baseURL), "lost_grace_ms": 0] }
@@ -299,7 +307,8 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
     }
 
     func testCancellingARunningPromptInterruptsItAtTheNextNode() async throws {
-        standIn.configure { $0.advanceOnRequests = false; $0.ticksPerNode = 5 }
+        try await useVirtualTime()
+        standIn.configure { $0.ticksPerNode = 5 }
         let started = try await engine.start(workflow(graph()))
         standIn.step(3)
         let id = try XCTUnwrap(standIn.runningID)
@@ -415,7 +424,7 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
         let plugin = try engine.plugin("comfyui")
         let health = await engine.health(of: plugin, config: config, maxAge: 0)
         XCTAssertEqual(health.status, "ok")
-        XCTAssertTrue(health.message?.contains("ComfyUI 0.3.75 on cpu") == true, health.message ?? "")
+        XCTAssertTrue(health.message?.contains("ComfyUI 0.3.64 on cpu") == true, health.message ?? "")
         standIn.configure { $0.serverErrorNext = 1 }
         let troubled = await engine.health(of: plugin, config: config, maxAge: 0)
         XCTAssertEqual(troubled.status, "degraded", "up, but answering 500")
@@ -425,11 +434,8 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(down.code, "ENGINE_OFFLINE")
     }
 
-    func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() async throws {
-        let configJSON = #"{"base_url":"\#(standIn.baseURL)"}"#
-        let result = try yard(["plugin", "test", "comfyui", "--json", "--config", configJSON], home: dir.appendingPathComponent("h"))
-        let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
-        let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
-        XCTAssertEqual(failed.count, 0, "\(failed)")
+    /// The whole conformance kit against the built-in stand-in, as a plugin author runs it with no account.
+    func testTheAdapterPassesTheConformanceKitAgainstItsStandIn() throws {
+        try assertConformantAgainstItsStandIn("comfyui", home: dir.appendingPathComponent("h"))
     }
 }

@@ -10,7 +10,8 @@ final class ComfyUIStandInTests: XCTestCase {
     let http = BlockingHTTPTransport(defaultTimeoutMs: 3_000)
 
     override func setUp() async throws {
-        standIn = try ComfyUIStandIn()
+        // Virtual time: execution moves only by step(), so each test stops it where it needs.
+        standIn = try ComfyUIStandIn(clock: VirtualClock())
         try await standIn.start()
     }
 
@@ -112,7 +113,7 @@ final class ComfyUIStandInTests: XCTestCase {
     }
 
     func testAnInterruptDuringTheLastNodeLetsThePromptFinish() throws {
-        standIn.configure { $0.advanceOnRequests = false; $0.ticksPerNode = 3 }
+        standIn.configure { $0.ticksPerNode = 3 }
         _ = try call("POST", "/prompt", json: ["prompt": recorded, "prompt_id": "p-3"])
         standIn.step(1 + 3 + 3 + 1)
         XCTAssertEqual(standIn.runningID, "p-3")
@@ -123,7 +124,7 @@ final class ComfyUIStandInTests: XCTestCase {
     }
 
     func testAnInterruptNamingAnotherPromptLeavesTheRunningOneAlone() throws {
-        standIn.configure { $0.advanceOnRequests = false; $0.ticksPerNode = 3 }
+        standIn.configure { $0.ticksPerNode = 3 }
         _ = try call("POST", "/prompt", json: ["prompt": recorded, "prompt_id": "p-4"])
         standIn.step(2)
         _ = try call("POST", "/interrupt", json: ["prompt_id": "someone-else"])

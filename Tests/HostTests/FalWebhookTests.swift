@@ -24,8 +24,8 @@ final class FalWebhookTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        // fal's clock is the real one here: the plugin checks timestamps against the host's.
-        standIn = FalStandIn(clock: VirtualClock(startUnixMs: Int64(Date().timeIntervalSince1970 * 1000)))
+        // fal's clock follows wall time (the default): the plugin checks timestamps against the host's.
+        standIn = FalStandIn()
         try await standIn.start()
         let script = receiverScript
         receiver = ScriptedHTTPServer { _ in .init(status: script.next()) }

@@ -44,6 +44,7 @@ final class RunPodDeployTests: TemporaryDirectoryTestCase {
     }
 
     func testDeployCreatesATemplateAndAnEndpointWaitsForHealthAndTheEndpointRunsJobs() async throws {
+        standIn.configure { $0.provisioningMs = 150 }
         let engine = try makeEngine()
         let job = try await deploy(engine)
         XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
@@ -89,7 +90,7 @@ final class RunPodDeployTests: TemporaryDirectoryTestCase {
     }
 
     func testCancellingADeployThatIsStillProvisioningDeletesTheEndpoint() async throws {
-        standIn.configure { $0.provisioningPolls = 1_000 }
+        standIn.configure { $0.provisioningMs = 3_600_000 }
         let engine = try makeEngine()
         let job = try await engine.start(JobSpec(pluginID: "runpod", capability: "endpoint.deploy", inputs: deployInputs, config: deployConfig))
         XCTAssertEqual(standIn.deployedEndpoints.count, 1)
@@ -151,6 +152,7 @@ final class RunPodDeployTests: TemporaryDirectoryTestCase {
     }
 
     func testACancelTheProviderDidNotConfirmLeavesTheJobRunning() async throws {
+        standIn.configure { $0.runMs = 600_000 }
         let engine = try makeEngine()
         let job = try await engine.start(JobSpec(pluginID: "runpod", capability: "image.generate", inputs: ["prompt": "x"], config: queueConfig))
         standIn.configure { $0.serverErrorNext = 2 }

@@ -8,13 +8,21 @@ import SwitchyardHost
 /// `/upload/image` (multipart), `/object_info`, `/system_stats`, each also under
 /// `/api`. No auth, as ComfyUI has none.
 ///
-/// One prompt executes at a time, node by node, in dependency order. Execution
-/// moves one tick per request the server receives (or `step()`), so tests run
-/// in milliseconds and stay deterministic; a KSampler takes a tick per
-/// `samplerStepsPerTick` steps. An interrupt lands only between nodes: a
-/// request during the last node lets the prompt finish. Output nodes write
-/// real PNGs whose size follows the graph (EmptyLatentImage, LoadImage,
-/// ImageScale, upscale models).
+/// One prompt executes at a time, node by node, in dependency order.
+/// Execution moves with the clock, never with requests: one tick each
+/// `msPerTick` milliseconds (wall time by default; with a VirtualClock only
+/// `step()` and `advance(ms:)` move it), a KSampler taking a tick per
+/// `samplerStepsPerTick` steps. An interrupt lands only between nodes.
+/// Output nodes write real PNGs whose size follows the graph
+/// (EmptyLatentImage, LoadImage, ImageScale, upscale models).
+///
+/// Like a fresh server it has no model files: every loader's choice list is
+/// empty until a test (or `yard standin comfyui --with-models`) installs some.
+/// Error answers are those of a real 0.3.64 server
+/// (Tests/Fixtures/comfyui/real_responses_0.3.64.txt): a link to a missing
+/// node is `exception_during_validation` (KeyError), invalid JSON is 500
+/// text/plain, `/view` with a bad type is 400, JSON is
+/// `application/json; charset=utf-8`.
 ///
 /// Faults: `restart()` (queue and history are in memory: both are wiped, files
 /// stay), missing node classes, missing model files (empty choice lists, as
@@ -29,6 +37,8 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
         public var paused = false
         /// Ticks each node takes (a slow GPU).
         public var ticksPerNode = 1
+        /// Milliseconds one tick of execution takes.
+        public var msPerTick: Int64 = 2
         /// Sampler steps done per tick.
         public var samplerStepsPerTick = 10
         /// Executing a node of this class raises (execution_error), e.g. out of memory.
@@ -45,8 +55,6 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
         /// The next N accepted prompts are queued, and then the connection drops
         /// before the answer arrives (the client cannot know the prompt landed).
         public var dropAfterAcceptingNext = 0
-        /// Execution moves on every request (false: only through `step()`).
-        public var advanceOnRequests = true
         public init() {}
     }
 
@@ -78,14 +86,18 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
     }
 
     public var faults = Faults()
-    /// Model files per folder (checkpoints, upscale_models, loras). The recorded
-    /// server had none; the stand-in installs one of each so workflows run.
+    /// Model files per folder (checkpoints, upscale_models, loras). A fresh
+    /// server has none, so neither has the stand-in unless asked.
     public var models: [String: [String]] {
         get { lock.withLock { installed } }
         set { lock.withLock { installed = newValue } }
     }
-    private var installed: [String: [String]] = ["checkpoints": ["v1-5-pruned-emaonly.safetensors"],
-                                                 "upscale_models": ["RealESRGAN_x4plus.pth"], "loras": []]
+    /// What `withModels: true` installs: one checkpoint and one upscaler, so sample workflows run.
+    public static let sampleModels: [String: [String]] = ["checkpoints": ["v1-5-pruned-emaonly.safetensors"],
+                                                          "upscale_models": ["RealESRGAN_x4plus.pth"], "loras": []]
+    private var installed: [String: [String]] = [:]
+    /// Clock time up to which execution has been simulated.
+    private var simulatedMs: Int64?
     /// Which choice lists list which model folder.
     static let modelInputs: [String: (input: String, folder: String)] = [
         "CheckpointLoaderSimple": ("ckpt_name", "checkpoints"), "UpscaleModelLoader": ("model_name", "upscale_models"),
@@ -107,7 +119,8 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
 
     /// `objectInfo`: a node catalogue as `/object_info` answers it (default: the
     /// trimmed catalogue recorded from a real server, Tests/Fixtures/comfyui).
-    public init(objectInfo: [String: Any]? = nil, clock: VirtualClock = VirtualClock()) throws {
+    public init(objectInfo: [String: Any]? = nil, withModels: Bool = false, clock: any AdjustableClock = WallClock()) throws {
+        if withModels { installed = Self.sampleModels }
         if let objectInfo {
             catalogue = objectInfo
         } else {
@@ -142,12 +155,31 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
         }
     }
 
-    /// Moves execution on by `ticks`, as if time passed on the GPU.
-    public func step(_ ticks: Int = 1) { lock.withLock { for _ in 0..<ticks { tick() } } }
+    /// Moves time on by `ticks` ticks of execution, as if time passed on the GPU.
+    public func step(_ ticks: Int = 1) {
+        lock.withLock {
+            catchUp()
+            clock.advance(ms: Int64(ticks) * max(1, faults.msPerTick))
+            catchUp()
+        }
+    }
 
-    public var pendingIDs: [String] { lock.withLock { pending.map(\.id) } }
-    public var runningID: String? { lock.withLock { running?.prompt.id } }
-    public func historyEntry(_ id: String) -> [String: Any]? { lock.withLock { history[id] } }
+    /// Runs the ticks the clock says have passed since the last look (under the lock).
+    func catchUp() {
+        let now = clock.nowUnixMs(), tickMs = max(1, faults.msPerTick)
+        guard let from = simulatedMs else { simulatedMs = now; return }
+        var at = from
+        while at + tickMs <= now {
+            at += tickMs
+            if running == nil && (pending.isEmpty || faults.paused) { at = now; break }
+            tick(at: at)
+        }
+        simulatedMs = max(from, at)
+    }
+
+    public var pendingIDs: [String] { lock.withLock { catchUp(); return pending.map(\.id) } }
+    public var runningID: String? { lock.withLock { catchUp(); return running?.prompt.id } }
+    public func historyEntry(_ id: String) -> [String: Any]? { lock.withLock { catchUp(); return history[id] } }
     public func file(_ name: String, type: String = "output", subfolder: String = "") -> Data? {
         lock.withLock { files[Self.fileKey(type, subfolder, name)] }
     }
@@ -166,7 +198,7 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         log.append("\(request.method) \(request.path)")
-        if faults.advanceOnRequests { tick() }
+        catchUp()
         if faults.dropConnectionNext > 0 {
             faults.dropConnectionNext -= 1
             return .init(status: 200, headers: ["content-type": "application/json"], droppedAfter: Data(#"{"prompt_id": "#.utf8))
@@ -197,11 +229,20 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
         case ("GET", "object_info") where parts.count == 2: answer = .json(objectInfo().filter { $0.key == parts[1] })
         case ("GET", "object_info"): answer = .json(objectInfo())
         case ("GET", "system_stats"): answer = .json(systemStats())
+        case ("GET", "embeddings"): answer = .json([String]())
+        case ("GET", "models") where parts.count == 1: answer = .json(["checkpoints", "loras", "upscale_models", "vae", "embeddings"])
+        case ("GET", "models") where parts.count == 2:
+            answer = ["checkpoints", "loras", "upscale_models", "vae", "embeddings"].contains(parts[1])
+                ? .json(installed[parts[1]] ?? []) : .init(status: 404, headers: ["content-type": "text/plain; charset=utf-8"], body: Data("404: Not Found".utf8))
         default: answer = .init(status: 404, headers: ["content-type": "text/plain; charset=utf-8"], body: Data("404: Not Found".utf8))
         }
-        if faults.malformedNext > 0, answer.headers["content-type"] == "application/json", case .bytes(let body) = answer.body {
-            faults.malformedNext -= 1
-            answer.body = .bytes(body.prefix(max(1, body.count / 2)))
+        if answer.headers["content-type"] == "application/json" {
+            // aiohttp's json_response, as the recorded server sent it.
+            answer.headers["content-type"] = "application/json; charset=utf-8"
+            if faults.malformedNext > 0, case .bytes(let body) = answer.body {
+                faults.malformedNext -= 1
+                answer.body = .bytes(body.prefix(max(1, body.count / 2)))
+            }
         }
         return answer
     }
@@ -252,8 +293,9 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
     }
 
     func systemStats() -> [String: Any] {
-        ["system": ["os": "posix", "ram_total": 16_624_349_184, "ram_free": 12_031_205_376, "comfyui_version": "0.3.75",
-                    "python_version": "3.12.3 (main, Nov  6 2025, 13:44:16) [GCC 13.3.0]", "pytorch_version": "2.9.1+cpu",
+        ["system": ["os": "posix", "ram_total": 16_624_349_184, "ram_free": 12_031_205_376, "comfyui_version": "0.3.64",
+                    "required_frontend_version": "1.27.10", "installed_templates_version": "0.1.95", "required_templates_version": "0.1.95",
+                    "python_version": "3.11.7 (main, May  9 2026, 07:35:25) [GCC 12.2.0]", "pytorch_version": "2.15.0+cpu",
                     "embedded_python": false, "argv": ["main.py", "--cpu", "--listen", "127.0.0.1"]],
          "devices": [["name": "cpu", "type": "cpu", "index": NSNull(), "vram_total": 16_624_349_184, "vram_free": 12_031_205_376,
                       "torch_vram_total": 16_624_349_184, "torch_vram_free": 12_031_205_376]]]
@@ -267,7 +309,8 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
 
     func prompt(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
         guard let body = body(request) else {
-            return .init(status: 400, headers: ["content-type": "text/plain; charset=utf-8"], body: Data("400: Bad Request".utf8))
+            // aiohttp's handler raised on the JSON: the recorded server answered 500 text/plain.
+            return .init(status: 500, headers: ["content-type": "text/plain; charset=utf-8"], body: Data("500 Internal Server Error\n\nServer got itself in trouble".utf8))
         }
         guard let graph = body["prompt"] as? [String: Any] else {
             return Self.failure("no_prompt", "No prompt provided", details: "No prompt provided")
@@ -299,7 +342,9 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
             }
         }
         if good.isEmpty {
-            return Self.failure("prompt_outputs_failed_validation", "Prompt outputs failed validation", nodeErrors: nodeErrors)
+            // Only the output nodes' own reasons make the top-level details (ComfyUI's validate_prompt).
+            let reasons = outputs.flatMap { output in ((nodeErrors[output]?["errors"] as? [[String: Any]]) ?? []).map { "\($0["message"] ?? ""): \($0["details"] ?? "")" } }
+            return Self.failure("prompt_outputs_failed_validation", "Prompt outputs failed validation", details: reasons.joined(separator: "\n"), nodeErrors: nodeErrors)
         }
         let id = (body["prompt_id"] as? String) ?? UUID().uuidString.lowercased()
         let number = (body["front"] as? Bool == true) ? -nextNumber : nextNumber
@@ -341,7 +386,12 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
                 }
                 guard let sourceNode = graph[source] as? [String: Any], let sourceType = sourceNode["class_type"] as? String,
                       let sourceSpec = info[sourceType] as? [String: Any] else {
-                    error("bad_linked_input", "Bad linked input, node \(source) does not exist", name, ["input_name": name, "input_config": config, "received_value": value])
+                    // The real server looks the node up with prompt[id] and raises KeyError, caught as an exception.
+                    error("exception_during_validation", "Exception when validating node", "'\(source)'",
+                          ["exception_type": "KeyError", "traceback": [
+                              "  File \"COMFYUI/execution.py\", line 1010, in validate_prompt\n    m = await validate_inputs(prompt_id, prompt, o, validated)\n        ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n",
+                              "  File \"COMFYUI/execution.py\", line 788, in validate_inputs\n    o_class_type = prompt[o_id]['class_type']\n                   ~~~~~~^^^^^^\n",
+                          ]])
                     continue
                 }
                 let produced = (sourceSpec["output"] as? [String]) ?? []
@@ -355,8 +405,12 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
             let extra: [String: Any] = ["input_name": name, "input_config": config, "received_value": value]
             switch kind {
             case let kind as String where kind == "INT" || kind == "FLOAT":
-                guard let number = (value as? NSNumber)?.doubleValue ?? (value as? String).flatMap(Double.init) else {
-                    error("invalid_input_type", "Failed to convert an input value to a \(kind) value", "\(name), \(value), could not convert", extra)
+                guard let number = (value as? NSNumber)?.doubleValue ?? (value as? String).flatMap(kind == "INT" ? { Int($0).map(Double.init) } : Double.init) else {
+                    // Python's own conversion error, as the real server quotes it.
+                    let reason = kind == "INT" ? "invalid literal for int() with base 10: '\(value)'" : "could not convert string to float: '\(value)'"
+                    var withReason = extra
+                    withReason["exception_message"] = reason
+                    error("invalid_input_type", "Failed to convert an input value to a \(kind) value", "\(name), \(value), \(reason)", withReason)
                     continue
                 }
                 let shown = kind == "INT" ? String(Int(number)) : String(number)
@@ -422,6 +476,7 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
         func param(_ name: String) -> String? { items.first { $0.name == name }?.value }
         guard let name = param("filename"), !name.isEmpty else { return .init(status: 404) }
         if name.hasPrefix("/") || name.contains("..") { return .init(status: 400) }
+        if let type = param("type"), !["output", "input", "temp"].contains(type) { return .init(status: 400) }
         guard let data = files[Self.fileKey(param("type") ?? "output", param("subfolder") ?? "", name)] else { return .init(status: 404) }
         return .init(status: 200, headers: ["content-type": Self.mediaType(name), "content-disposition": "filename=\"\(name)\""], body: data)
     }
@@ -479,12 +534,16 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
     func message(_ kind: String, _ data: [String: Any], _ execution: inout Execution) {
         var data = data
         data["prompt_id"] = execution.prompt.id
-        data["timestamp"] = clock.nowUnixMs()
+        data["timestamp"] = tickTime ?? clock.nowUnixMs()
         execution.messages.append([kind, data])
     }
 
-    func tick() {
-        clock.advance(ms: 50)
+    /// The clock time of the tick being simulated (message timestamps).
+    private var tickTime: Int64?
+
+    func tick(at time: Int64) {
+        tickTime = time
+        defer { tickTime = nil }
         guard !faults.paused else { return }
         guard var execution = running else {
             guard !pending.isEmpty else { return }
@@ -516,8 +575,10 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
             let type = nodeType(id, execution)
             if type == faults.failOnClass {
                 message("execution_error", ["node_id": id, "node_type": type, "executed": execution.executed, "exception_message": faults.failureMessage,
-                                            "exception_type": "torch.OutOfMemoryError", "traceback": ["  File \"execution.py\", line 496, in execute\n"],
-                                            "current_inputs": [String: Any](), "current_outputs": [String: Any]()], &execution)
+                                            "exception_type": "torch.OutOfMemoryError",
+                                            "traceback": ["  File \"COMFYUI/execution.py\", line 496, in execute\n    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(prompt_id, unique_id, obj, input_data_all, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, hidden_inputs=hidden_inputs)\n",
+                                                          "  File \"COMFYUI/execution.py\", line 315, in get_output_data\n    return_values = await _async_map_node_over_list(prompt_id, unique_id, obj, input_data_all, obj.FUNCTION, allow_interrupt=True, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, hidden_inputs=hidden_inputs)\n"],
+                                            "current_inputs": [String: Any](), "current_outputs": execution.executed], &execution)
                 return finish(execution, status: "error")
             }
             run(id, &execution)

@@ -8,11 +8,16 @@ import SwitchyardHost
 /// Exhausted balance", 401 for a wrong key, 429 over concurrency,
 /// X-Fal-Error-Type runner_* (503) and request_timeout (504), COMPLETED with
 /// error/error_type, cancel of a finished request (400 ALREADY_COMPLETED),
-/// results gone after retention.
+/// results gone after retention. Requests advance with the clock, never with
+/// reads: `queueMs` in the queue, `runMs` on a runner, then COMPLETED.
 public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
     public struct Faults: Sendable {
-        public var queuePolls = 1
-        public var runningPolls = 1
+        /// Milliseconds a request waits in the queue.
+        public var queueMs: Int64 = 5
+        /// Milliseconds a request runs before it is COMPLETED.
+        public var runMs: Int64 = 20
+        /// Requests never leave the queue.
+        public var stuckInQueue = false
         /// Submit answers 403 "User is locked. Reason: Exhausted balance…".
         public var exhaustedBalance = false
         /// The next N requests answer 429.
@@ -36,8 +41,10 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
         var app: String
         var input: [String: Any]
         var status: String
-        var polls = 0
+        var createdMs: Int64
+        var startedMs: Int64?
         var cancelled = false
+        var webhookSent = false
         var finishedMs: Int64?
         /// Where fal POSTs the result (`?fal_webhook=` on submit).
         var webhookURL: String?
@@ -57,7 +64,10 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
     private var uploads: [String: Data] = [:]
     private(set) public var submissions = 0
 
-    public init(key: String = "fal-standin-key:secret", clock: VirtualClock = VirtualClock()) {
+    /// The account's credits, as the Platform API's billing answer gives them (USD).
+    public var creditBalance = 50.0
+
+    public init(key: String = "fal-standin-key:secret", clock: any AdjustableClock = WallClock()) {
         self.key = key
         super.init(clock: clock)
     }
@@ -73,9 +83,26 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
         return response
     }
 
+    /// Where a request is at `now`: what time alone has done to it.
+    func advanced(_ job: Request, now: Int64) -> Request {
+        var job = job
+        if job.status == "IN_QUEUE", !faults.stuckInQueue, now >= job.createdMs + faults.queueMs {
+            job.status = "IN_PROGRESS"
+            job.startedMs = job.createdMs + faults.queueMs
+        }
+        if job.status == "IN_PROGRESS", let started = job.startedMs, now >= started + faults.runMs {
+            job.status = "COMPLETED"
+            job.finishedMs = started + faults.runMs
+        }
+        return job
+    }
+
+    func advanceAll(now: Int64) { for (id, job) in requests { requests[id] = advanced(job, now: now) } }
+
     override func handle(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
         lock.lock()
         defer { lock.unlock() }
+        advanceAll(now: clock.nowUnixMs())
         let path = request.path
         if request.method == "GET", path == "/.well-known/jwks.json" {
             jwksRequests += 1
@@ -104,6 +131,12 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
         if path == "/storage/auth/token", request.method == "POST" {
             return .json(["token": "upload-token-\(UUID().uuidString.prefix(8))", "token_type": "Bearer", "base_url": "\(server.baseURL)/storage",
                           "expires_at": "2099-01-01T00:00:00Z"])
+        }
+        if request.method == "GET", path == "/v1/account/billing" {
+            // fal's Platform API: credits only when expanded.
+            var answer: [String: Any] = ["username": webhookUserID]
+            if request.query.contains("expand=credits") { answer["credits"] = ["current_balance": creditBalance, "currency": "USD"] }
+            return .json(answer)
         }
         let parts = path.split(separator: "/").map(String.init)
         if let r = parts.firstIndex(of: "requests"), r >= 2, r + 1 < parts.count {
@@ -141,7 +174,7 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
         submissions += 1
         let id = UUID().uuidString.lowercased()
         let webhook = URLComponents(string: "http://x/?\(request.query)")?.queryItems?.first { $0.name == "fal_webhook" }?.value
-        requests[id] = Request(id: id, app: app, input: input, status: "IN_QUEUE", webhookURL: webhook)
+        requests[id] = Request(id: id, app: app, input: input, status: "IN_QUEUE", createdMs: clock.nowUnixMs(), webhookURL: webhook)
         let base = "\(server.baseURL)/\(app)/requests/\(id)"
         return .json(["request_id": id, "status_url": "\(base)/status", "response_url": base, "cancel_url": "\(base)/cancel", "queue_position": 2])
     }
@@ -151,17 +184,15 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
             faults.runnerErrorNext -= 1
             return detail(503, "Runner unavailable", headers: ["x-fal-error-type": "runner_unavailable"])
         }
-        job.polls += 1
-        if job.status == "IN_QUEUE", job.polls > faults.queuePolls { job.status = "IN_PROGRESS"; job.polls = 0 }
-        else if job.status == "IN_PROGRESS", job.polls > faults.runningPolls { job.status = "COMPLETED"; job.finishedMs = clock.nowUnixMs() }
-        requests[job.id] = job
         var answer: [String: Any] = ["status": job.status, "request_id": job.id]
         switch job.status {
-        case "IN_QUEUE": answer["queue_position"] = max(0, faults.queuePolls - job.polls)
-        case "IN_PROGRESS": answer["logs"] = [["message": "step \(job.polls)/\(faults.runningPolls)", "timestamp": "2026-11-22T00:00:00Z"]]
+        case "IN_QUEUE":
+            answer["queue_position"] = requests.values.filter { $0.status == "IN_QUEUE" && $0.createdMs < job.createdMs }.count
+        case "IN_PROGRESS":
+            answer["logs"] = [["message": "running for \(clock.nowUnixMs() - (job.startedMs ?? job.createdMs)) ms", "timestamp": "2026-11-22T00:00:00Z"]]
         default:
             answer["logs"] = []
-            answer["metrics"] = ["inference_time": 1.25]
+            if let started = job.startedMs, let finished = job.finishedMs { answer["metrics"] = ["inference_time": Double(finished - started) / 1000] }
             if job.cancelled { answer["error"] = "Request was cancelled"; answer["error_type"] = "request_cancelled" }
             else if let type = faults.completeWithErrorType { answer["error"] = "Request failed"; answer["error_type"] = type }
         }

@@ -66,19 +66,25 @@ extension FalStandIn {
     }
 
     /// Finishes every pending request (or `requestID`) at once and sends the
-    /// webhook of each that asked for one: retried until a 2xx, up to
-    /// `faults.webhookAttempts` times, then `faults.duplicateWebhooks` extra copies.
+    /// webhook of each that asked for one and has not had it yet (a request
+    /// that finished with time gets its webhook here too): retried until a
+    /// 2xx, up to `faults.webhookAttempts` times, then `faults.duplicateWebhooks` extra copies.
     @discardableResult
     public func finishAndDeliver(_ requestID: String? = nil) async -> [WebhookDelivery] {
         let finished: [Request] = lock.withLock {
+            advanceAll(now: clock.nowUnixMs())
             var done: [Request] = []
-            for (id, var job) in requests where (requestID == nil || id == requestID) && job.status != "COMPLETED" {
-                job.status = "COMPLETED"
-                job.finishedMs = clock.nowUnixMs()
+            for (id, var job) in requests where (requestID == nil || id == requestID) && !job.webhookSent {
+                if job.status != "COMPLETED" {
+                    job.status = "COMPLETED"
+                    job.startedMs = job.startedMs ?? clock.nowUnixMs()
+                    job.finishedMs = clock.nowUnixMs()
+                }
+                job.webhookSent = true
                 requests[id] = job
                 done.append(job)
             }
-            return done
+            return done.sorted { $0.createdMs < $1.createdMs }
         }
         var deliveries: [WebhookDelivery] = []
         for job in finished {

@@ -10,20 +10,24 @@ import SwitchyardJSON
 ///
 /// Two clocks: `authClock` is the server's wall clock, which tokens are checked
 /// against (real time by default, so it agrees with the `Date` header the
-/// server sends); `clock` is the virtual clock that ages tasks and results, so a
-/// test can move 30 days ahead without the host's tokens looking 30 days stale.
+/// server sends); `clock` ages tasks and results (wall time, which a test can
+/// move 30 days ahead without the host's tokens looking 30 days stale).
 ///
-/// Tasks advance one step per query (submitted → processing → succeed|failed).
+/// Tasks advance with `clock`, never with queries: `queueMs` submitted, then
+/// `processingMs` processing, then succeed|failed. `/account/costs` lists the
+/// account's resource packs.
 /// Result URLs are served like Kling's CDN: no auth, 404 after 30 days.
 /// Failure modes: forced error codes (1102, 1301, 1302, 1303, 5000…), a parallel
 /// task limit (1303), a content filter on prompts (1301), bad params (1200/1201),
 /// duplicate external_task_id, failed tasks, malformed answers.
 public final class KlingStandIn: ProviderStandIn, @unchecked Sendable {
     public struct Faults: Sendable {
-        /// Queries answering `submitted` before a task starts (queue, cold capacity).
-        public var queuePolls = 1
-        /// Queries answering `processing` before a task finishes.
-        public var processingPolls = 1
+        /// Milliseconds a task stays `submitted` before it starts (queue, cold capacity).
+        public var queueMs: Int64 = 5
+        /// Milliseconds a task stays `processing` before it ends.
+        public var processingMs: Int64 = 20
+        /// Tasks never leave `submitted`.
+        public var stuckSubmitted = false
         /// Tasks end `failed` with this task_status_msg.
         public var failWith: String?
         /// The next requests answer these codes, one each (e.g. [1302, 5000]).
@@ -46,7 +50,7 @@ public final class KlingStandIn: ProviderStandIn, @unchecked Sendable {
         public var externalID: String?
         public var body: [String: JSONValue]
         public var status: String
-        public var polls = 0
+        public var startedMs: Int64?
         public var createdMs: Int64
         public var finishedMs: Int64?
     }
@@ -72,7 +76,7 @@ public final class KlingStandIn: ProviderStandIn, @unchecked Sendable {
     private(set) public var lookupsByExternalID = 0
 
     public init(accessKey: String = "ak_standin_0000000000", secretKey: String = "sk_standin_secret_0000000000",
-                clock: VirtualClock = VirtualClock(startUnixMs: Int64(Date().timeIntervalSince1970 * 1000)),
+                clock: any AdjustableClock = WallClock(),
                 authClock: any HostClock = SystemClock()) {
         self.accessKey = accessKey
         self.secretKey = secretKey
@@ -83,7 +87,28 @@ public final class KlingStandIn: ProviderStandIn, @unchecked Sendable {
     public var baseURL: String { server.baseURL }
     public func configure(_ change: (inout Faults) -> Void) { lock.withLock { change(&faults) } }
     public var taskIDs: [String] { lock.withLock { order } }
-    public func task(_ id: String) -> Task? { lock.withLock { tasks[id] } }
+    public func task(_ id: String) -> Task? { lock.withLock { tasks[id].map { advanced($0, now: clock.nowUnixMs()) } } }
+    /// The account's resource packs, as /account/costs lists them.
+    public var resourcePacks: [[String: JSONValue]] = [
+        ["resource_pack_name": "Video Generation - 1000 units", "resource_pack_id": "pack-standin-1", "resource_pack_type": "decreasing_total",
+         "total_quantity": 1000, "remaining_quantity": 740.5, "status": "online"],
+        ["resource_pack_name": "Trial - 66 units", "resource_pack_id": "pack-standin-0", "resource_pack_type": "decreasing_total",
+         "total_quantity": 66, "remaining_quantity": 12, "status": "expired"],
+    ]
+
+    /// Where a task is at `now`: what time alone has done to it.
+    func advanced(_ task: Task, now: Int64) -> Task {
+        var task = task
+        if task.status == "submitted", !faults.stuckSubmitted, now >= task.createdMs + faults.queueMs {
+            task.status = "processing"
+            task.startedMs = task.createdMs + faults.queueMs
+        }
+        if task.status == "processing", let started = task.startedMs, now >= started + faults.processingMs {
+            task.status = faults.failWith == nil ? "succeed" : "failed"
+            task.finishedMs = started + faults.processingMs
+        }
+        return task
+    }
     /// Every bearer token presented, in order (to check re-signing).
     public var tokensSeen: [String] { lock.withLock { tokens } }
     /// The auth codes (1000–1004) answered so far.
@@ -146,6 +171,18 @@ public final class KlingStandIn: ProviderStandIn, @unchecked Sendable {
             return envelope(code)
         }
         if !faults.errorNext.isEmpty { return envelope(faults.errorNext.removeFirst()) }
+        let now = clock.nowUnixMs()
+        for (id, task) in tasks { tasks[id] = advanced(task, now: now) }
+        if request.method == "GET", request.path == "/account/costs" {
+            let params = Dictionary(request.query.split(separator: "&").map { pair -> (String, String) in
+                let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                return (kv[0], kv.count > 1 ? kv[1] : "")
+            }, uniquingKeysWith: { a, _ in a })
+            guard Int64(params["start_time"] ?? "") != nil, Int64(params["end_time"] ?? "") != nil else {
+                return envelope(1201, "start_time and end_time are required (Unix milliseconds)")
+            }
+            return envelope(0, "SUCCEED", data: ["code": 0, "msg": "success", "resource_pack_subscribe_infos": .array(resourcePacks.map(JSONValue.object))])
+        }
         let parts = request.path.split(separator: "/").map(String.init)
         guard parts.count >= 3, parts[0] == "v1", parts[1] == "videos", ["text2video", "image2video"].contains(parts[2]) else {
             return envelope(1203, "Requested resource does not exist: \(request.path)")
@@ -257,24 +294,13 @@ public final class KlingStandIn: ProviderStandIn, @unchecked Sendable {
 
     func query(kind: String, id: String) -> ScriptedHTTPServer.Response {
         if tasks[id] == nil { lookupsByExternalID += 1 }
-        guard var task = tasks[id] ?? tasks.values.first(where: { $0.externalID == id }), task.kind == kind else {
+        guard let task = tasks[id] ?? tasks.values.first(where: { $0.externalID == id }), task.kind == kind else {
             return envelope(1203, "task not found: \(id)")
         }
         if faults.malformedNext > 0 {
             faults.malformedNext -= 1
             return .init(status: 200, headers: ["content-type": "application/json"], body: Data(#"{"code":0,"message":"SUCCEED","data":{"task_id":"#.utf8))
         }
-        task.polls += 1
-        switch task.status {
-        case "submitted" where task.polls > faults.queuePolls:
-            task.status = "processing"
-            task.polls = 0
-        case "processing" where task.polls >= faults.processingPolls:
-            task.status = faults.failWith == nil ? "succeed" : "failed"
-            task.finishedMs = clock.nowUnixMs()
-        default: break
-        }
-        tasks[task.id] = task
         return envelope(0, "SUCCEED", data: taskData(task))
     }
 

@@ -13,11 +13,15 @@ import SwitchyardJSON
 /// same URL plus `__modal_function_call_id=fc-…`, whose GET waits for the same
 /// call (the work is not repeated); cold starts; results kept 7 days. Call
 /// statuses are Modal's InputStatus: PENDING, SUCCESS, FAILURE, INIT_FAILURE,
-/// TERMINATED, TIMEOUT. Each result query advances a call one step.
+/// TERMINATED, TIMEOUT. Calls advance with the clock, never with queries: a
+/// call runs `runMs`, then ends; its result carries the GPU time the app
+/// measured (`usage.execution_ms`), as the shipped app reports it.
 public final class ModalStandIn: ProviderStandIn, @unchecked Sendable {
     public struct Faults: Sendable {
-        /// Result queries answering 202 before a call finishes.
-        public var pendingPolls = 2
+        /// Milliseconds a call runs before it ends: the execution time its result reports.
+        public var runMs: Int64 = 20
+        /// The app's timeout (SWITCHYARD_TIMEOUT), what a TIMEOUT call reports it used.
+        public var timeoutMs: Int64 = 1_800_000
         /// Milliseconds a cold container takes to boot; over 150 s the web
         /// request is answered 303 (the first request of a cold app).
         public var coldStartMs: Int64 = 0
@@ -35,8 +39,9 @@ public final class ModalStandIn: ProviderStandIn, @unchecked Sendable {
         var body: [String: JSONValue]
         var status = "PENDING"
         var error: String?
-        var polls = 0
+        var createdMs: Int64
         var finishedMs: Int64?
+        var executionMs: Int64?
     }
 
     public let key: String
@@ -60,7 +65,7 @@ public final class ModalStandIn: ProviderStandIn, @unchecked Sendable {
     private(set) public var redirectsIssued = 0
 
     public init(key: String = "wk-standin0000", secret: String = "ws-standin0000secret", model: String = "black-forest-labs/FLUX.1-schnell",
-                gpu: String = "L40S", clock: VirtualClock = VirtualClock()) {
+                gpu: String = "L40S", clock: any AdjustableClock = WallClock()) {
         self.key = key
         self.secret = secret
         self.model = model
@@ -71,7 +76,18 @@ public final class ModalStandIn: ProviderStandIn, @unchecked Sendable {
     public var baseURL: String { server.baseURL }
     public func configure(_ change: (inout Faults) -> Void) { lock.withLock { change(&faults) } }
     public var callIDs: [String] { lock.withLock { order } }
-    public func status(of id: String) -> String? { lock.withLock { calls[id]?.status } }
+    public func status(of id: String) -> String? { lock.withLock { calls[id].map { advanced($0, now: clock.nowUnixMs()).status } } }
+
+    /// Where a call is at `now`: what time alone has done to it.
+    func advanced(_ call: Call, now: Int64) -> Call {
+        var call = call
+        guard call.status == "PENDING", !faults.stuckPending, now >= call.createdMs + faults.runMs else { return call }
+        call.status = faults.endWith?.status ?? "SUCCESS"
+        call.error = faults.endWith?.error
+        call.finishedMs = call.createdMs + faults.runMs
+        call.executionMs = call.status == "TIMEOUT" ? faults.timeoutMs : call.status == "INIT_FAILURE" ? nil : faults.runMs
+        return call
+    }
     /// Containers scale to zero: the next request boots a cold one.
     public func scaleToZero() { lock.withLock { warm = false } }
 
@@ -104,6 +120,8 @@ public final class ModalStandIn: ProviderStandIn, @unchecked Sendable {
             }
             return answer
         }
+        let now = clock.nowUnixMs()
+        for (id, call) in calls { calls[id] = advanced(call, now: now) }
         let answer = route(request)
         if !warm {
             warm = true
@@ -148,25 +166,16 @@ public final class ModalStandIn: ProviderStandIn, @unchecked Sendable {
         }
         spawns += 1
         let id = "fc-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(26).uppercased()
-        calls[id] = Call(id: id, body: body)
+        calls[id] = Call(id: id, body: body, createdMs: clock.nowUnixMs())
         order.append(id)
         if let idem = body["idempotency_key"]?.stringValue { byIdempotencyKey[idem] = id }
         return json(["call_id": .string(id), "status": "PENDING"])
     }
 
     func result(_ id: String) -> ScriptedHTTPServer.Response {
-        guard var call = calls[id] else { return json(["status": "NOT_FOUND", "error": .string("no function call \(id)")], status: 404) }
+        guard let call = calls[id] else { return json(["status": "NOT_FOUND", "error": .string("no function call \(id)")], status: 404) }
         if let finished = call.finishedMs, clock.nowUnixMs() - finished > retentionMs {
             return json(["status": "EXPIRED", "error": "function call results are kept for 7 days"], status: 410)
-        }
-        if call.status == "PENDING" {
-            call.polls += 1
-            if !faults.stuckPending && call.polls > faults.pendingPolls {
-                call.status = faults.endWith?.status ?? "SUCCESS"
-                call.error = faults.endWith?.error
-                call.finishedMs = clock.nowUnixMs()
-            }
-            calls[id] = call
         }
         switch call.status {
         case "PENDING": return json(["status": "PENDING"], status: 202)
@@ -176,10 +185,17 @@ public final class ModalStandIn: ProviderStandIn, @unchecked Sendable {
             let outputs: JSONValue = capability == "video.from_text"
                 ? ["video": .string("data:video/mp4;base64," + (Data([0, 0, 0, 0x18]) + Data("ftypmp42".utf8) + Data(id.utf8)).base64EncodedString()), "duration_seconds": 2]
                 : ["image": .string("data:image/png;base64," + png.base64EncodedString()), "seed": 42]
-            return json(["status": "SUCCESS", "outputs": outputs])
+            return json(["status": "SUCCESS", "outputs": outputs, "usage": usage(call)])
         default:
-            return json(["status": .string(call.status), "error": .string(call.error ?? call.status.lowercased())])
+            var answer: [String: JSONValue] = ["status": .string(call.status), "error": .string(call.error ?? call.status.lowercased())]
+            if call.executionMs != nil { answer["usage"] = usage(call) }
+            return json(.object(answer))
         }
+    }
+
+    /// The app's usage member: the GPU time measured inside the function.
+    func usage(_ call: Call) -> JSONValue {
+        ["execution_ms": call.executionMs.map { .number(Double($0)) } ?? .null, "gpu": .string(gpu)]
     }
 
     func cancel(_ id: String) -> ScriptedHTTPServer.Response {

@@ -42,6 +42,7 @@ extension RunPodStandIn {
                                            "workersMin": minWorkers, "workersMax": maxWorkers, "idleTimeout": body["idleTimeout"] ?? 5,
                                            "executionTimeoutMs": body["executionTimeoutMs"] ?? 600_000]
             endpoints.append(endpoint)
+            endpointCreatedMs[endpoint["id"] as? String ?? ""] = clock.nowUnixMs()
             return .json(endpoint)
         case ("DELETE", "endpoints", 3):
             let before = endpoints.count
@@ -56,18 +57,19 @@ extension RunPodStandIn {
     public func complete(_ id: String) {
         lock.withLock {
             guard var job = jobs[id] else { return }
+            let now = clock.nowUnixMs()
+            job.startedMs = job.startedMs ?? now
+            job.executionMs = Int(now - (job.startedMs ?? now))
             job.status = "COMPLETED"
-            job.finishedMs = clock.nowUnixMs()
+            job.finishedMs = now
             jobs[id] = job
         }
     }
 
-    /// A new endpoint answers 404 while it provisions, then reports its workers.
-    func deployedHealth(_ endpoint: [String: Any]) -> ScriptedHTTPServer.Response {
+    /// A new endpoint answers 404 while it provisions (`provisioningMs`), then reports its workers.
+    func deployedHealth(_ endpoint: [String: Any], now: Int64) -> ScriptedHTTPServer.Response {
         let id = endpoint["id"] as? String ?? ""
-        let polls = healthPolls[id, default: 0] + 1
-        healthPolls[id] = polls
-        guard polls > faults.provisioningPolls else { return .json(["error": "endpoint not found"], status: 404) }
+        guard now - (endpointCreatedMs[id] ?? now) >= faults.provisioningMs else { return .json(["error": "endpoint not found"], status: 404) }
         return .json(["jobs": ["completed": 0, "failed": 0, "inProgress": 0, "inQueue": 0, "retried": 0],
                       "workers": ["idle": endpoint["workersMin"] as? Int ?? 0, "running": 0]])
     }
@@ -78,7 +80,8 @@ extension RunPodStandIn {
     @discardableResult
     public func deliverWebhooks() async -> [Int?] {
         let due: [(String, Data)] = lock.withLock {
-            jobs.values.filter { $0.webhook != nil && ["COMPLETED", "FAILED", "TIMED_OUT", "CANCELLED"].contains($0.status) }.map { job in
+            advanceAll(now: clock.nowUnixMs())
+            return jobs.values.filter { $0.webhook != nil && ["COMPLETED", "FAILED", "TIMED_OUT", "CANCELLED"].contains($0.status) }.map { job in
                 (job.webhook!, (try? JSONSerialization.data(withJSONObject: statusBody(job), options: [.sortedKeys])) ?? Data())
             }
         }

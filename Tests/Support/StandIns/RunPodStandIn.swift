@@ -1,24 +1,30 @@
 import Foundation
 import SwitchyardHost
 
-/// A RunPod serverless endpoint on loopback (docs/providers: RunPod), with
-/// real job state and the failure modes PROVIDERS.md lists: stuck in queue,
-/// cold start, COMPLETED with no output, 404 after ttl or retention, 429
-/// with Retry-After, TIMED_OUT, FAILED, a late IN_PROGRESS after COMPLETED,
-/// wrong keys, 5xx. Time is a VirtualClock; each /status call also advances a
-/// job one step (IN_QUEUE → IN_PROGRESS → COMPLETED) so tests run in
-/// milliseconds. Counts submissions, for exactly-once checks.
+/// A RunPod serverless endpoint on loopback (PROVIDERS.md: RunPod), with real
+/// job state and the failure modes it lists: stuck in queue, cold start,
+/// COMPLETED with no output, 404 after ttl or retention, 429 with
+/// Retry-After, TIMED_OUT, FAILED, a late IN_PROGRESS after COMPLETED, wrong
+/// keys, 5xx. Jobs advance with the stand-in's clock, never with reads: a job
+/// waits `queueMs` for a worker, runs `runMs`, then ends; `/status` only
+/// reports. Terminal answers carry `executionTime` (ms on a worker) as
+/// RunPod's do — COMPLETED, FAILED, TIMED_OUT and a CANCELLED job that had
+/// started — and a FAILED `error` is the JSON string the official worker SDK
+/// sends. Counts submissions, for exactly-once checks.
 public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
     public struct Faults: Sendable {
         /// Jobs never leave IN_QUEUE (no capacity, or a crash-looping worker).
         public var stuckInQueue = false
-        /// Extra IN_QUEUE answers before a job starts (cold start).
-        public var coldStartPolls = 0
-        /// IN_PROGRESS answers before a job completes.
-        public var runningPolls = 1
+        /// Milliseconds a job waits for a worker (a cold start when large).
+        public var queueMs: Int64 = 5
+        /// Milliseconds a job runs on a worker: its executionTime.
+        public var runMs: Int64 = 30
         public var completeWithoutOutput = false
-        /// FAILED with this error message.
+        /// The handler raises with this message: FAILED, with the worker SDK's error JSON.
         public var failWith: String?
+        /// The handler returns {"error": text} itself: FAILED with that plain text.
+        public var failWithHandlerText: String?
+        /// The worker never finishes: RunPod stops it at the job's executionTimeout (TIMED_OUT).
         public var timeOut = false
         /// The next N requests answer 429 with Retry-After.
         public var rateLimitNext = 0
@@ -27,7 +33,7 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         public var serverErrorNext = 0
         /// The next N /status answers are not JSON.
         public var malformedNext = 0
-        /// After COMPLETED, one more /status answers IN_PROGRESS (a late update).
+        /// After a COMPLETED answer, the next /status answers a stale IN_PROGRESS once (a lagging replica).
         public var lateProgressAfterCompletion = false
         /// Health reports no workers (with jobs waiting).
         public var noWorkers = false
@@ -35,8 +41,8 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         public var dropNextRun = false
         /// The next N /status answers are cut off mid-body.
         public var dropNextStatus = 0
-        /// A new endpoint's /health answers 404 this many times while it provisions.
-        public var provisioningPolls = 2
+        /// Milliseconds a new endpoint's /health answers 404 while it provisions.
+        public var provisioningMs: Int64 = 20
         /// Extra copies of each webhook (RunPod retries; receivers see duplicates).
         public var duplicateWebhooks = 0
         public init() {}
@@ -46,12 +52,16 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         var id: String
         var input: Any
         var status: String
-        var polls = 0
         var createdMs: Int64
+        var startedMs: Int64?
         var finishedMs: Int64?
+        var executionMs: Int?
         var ttlMs: Int64
+        var executionTimeoutMs: Int64
         var latePending = false
+        var lateServed = false
         var webhook: String?
+        var error: String?
     }
 
     public let apiKey: String
@@ -63,28 +73,81 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
     public var output: (@Sendable (_ jobID: String, _ baseURL: String) -> Any)?
     /// Result retention after completion (RunPod /run: 30 minutes).
     public var retentionMs: Int64 = 30 * 60 * 1000
+    /// The account's credit, as GraphQL `myself { clientBalance }` answers it (USD).
+    public var clientBalance = 25.0
 
     let lock = NSLock()
     var jobs: [String: Job] = [:]
     /// Templates and endpoints created through the REST API (endpoint.deploy).
     var templates: [[String: Any]] = []
     var endpoints: [[String: Any]] = []
-    var healthPolls: [String: Int] = [:]
+    var endpointCreatedMs: [String: Int64] = [:]
     private var order: [String] = []
     private(set) public var submissions = 0
 
-    public init(apiKey: String = "rpa_STANDIN_KEY_0000000000", endpointID: String = "standin-endpoint", clock: VirtualClock = VirtualClock()) {
+    public init(apiKey: String = "rpa_STANDIN_KEY_0000000000", endpointID: String = "standin-endpoint", clock: any AdjustableClock = WallClock()) {
         self.apiKey = apiKey
         self.endpointID = endpointID
         super.init(clock: clock)
     }
 
     public var baseURL: String { "\(server.baseURL)/v2" }
+    public var graphqlURL: String { "\(server.baseURL)/graphql" }
 
     public func configure(_ change: (inout Faults) -> Void) { lock.withLock { change(&faults) } }
 
-    public func status(of id: String) -> String? { lock.withLock { jobs[id]?.status } }
+    public func status(of id: String) -> String? { lock.withLock { jobs[id].map { advanced($0, now: clock.nowUnixMs()).status } } }
+    /// The executionTime RunPod reports for a job (nil while it has not ended, or if it never ran).
+    public func executionTime(of id: String) -> Int? { lock.withLock { jobs[id].map { advanced($0, now: clock.nowUnixMs()).executionMs } ?? nil } }
     public var jobIDs: [String] { lock.withLock { order } }
+
+    /// Where a job is at `now`: what time alone has done to it since it was created.
+    func advanced(_ job: Job, now: Int64) -> Job {
+        var job = job
+        if job.status == "IN_QUEUE", !faults.stuckInQueue, now >= job.createdMs + faults.queueMs {
+            job.status = "IN_PROGRESS"
+            job.startedMs = job.createdMs + faults.queueMs
+        }
+        if job.status == "IN_PROGRESS", let started = job.startedMs {
+            if faults.timeOut {
+                if now >= started + job.executionTimeoutMs {
+                    job.status = "TIMED_OUT"
+                    job.finishedMs = started + job.executionTimeoutMs
+                    job.executionMs = Int(job.executionTimeoutMs)
+                }
+            } else if now >= started + faults.runMs {
+                job.finishedMs = started + faults.runMs
+                job.executionMs = Int(faults.runMs)
+                if let message = faults.failWith {
+                    job.status = "FAILED"
+                    job.error = Self.workerSDKError(message)
+                } else if let text = faults.failWithHandlerText {
+                    job.status = "FAILED"
+                    job.error = text
+                } else {
+                    job.status = "COMPLETED"
+                }
+            }
+        }
+        return job
+    }
+
+    /// The `error` of a FAILED job whose handler raised, as runpod-python's
+    /// rp_job.run_job sends it: json.dumps of type, message and traceback.
+    static func workerSDKError(_ message: String) -> String {
+        let info: [String: Any] = [
+            "error_type": "<class 'RuntimeError'>", "error_message": message,
+            "error_traceback": "Traceback (most recent call last):\n  File \"/usr/local/lib/python3.11/site-packages/runpod/serverless/modules/rp_job.py\", line 182, in run_job\n    handler_return = handler(job)\n  File \"/handler.py\", line 24, in handler\n    raise RuntimeError(\(String(reflecting: message)))\nRuntimeError: \(message)\n",
+            "hostname": "standin-worker-0", "worker_id": "standin-worker-0", "runpod_version": "1.7.9",
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: info, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Brings every job up to `now` (under the lock).
+    func advanceAll(now: Int64) {
+        for (id, job) in jobs { jobs[id] = advanced(job, now: now) }
+    }
 
     override func handle(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
         lock.lock()
@@ -98,10 +161,12 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
             faults.serverErrorNext -= 1
             return .init(status: 500, body: Data("Internal Server Error".utf8))
         }
+        let now = clock.nowUnixMs()
+        advanceAll(now: now)
         if request.method == "GET", request.path.hasPrefix("/outputs/") {
             // Results are served like a CDN: no auth, gone after retention.
             let id = String(request.path.dropFirst("/outputs/".count).split(separator: ".").first ?? "")
-            guard let job = jobs[id], let finished = job.finishedMs, clock.nowUnixMs() - finished <= retentionMs else {
+            guard let job = jobs[id], let finished = job.finishedMs, now - finished <= retentionMs else {
                 return .init(status: 404)
             }
             return .init(status: 200, headers: ["content-type": "image/png"], body: Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) + Data(id.utf8))
@@ -112,33 +177,36 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         }
         let parts = request.path.split(separator: "/").map(String.init)
         if parts.first == "rest" { return rest(request, Array(parts.dropFirst())) }
+        if parts == ["graphql"], request.method == "POST" { return graphql(request) }
         let deployed = endpoints.first { $0["id"] as? String == (parts.count > 1 ? parts[1] : "") }
-        if let deployed, parts.count >= 3, parts[2] == "health" { return deployedHealth(deployed) }
+        if let deployed, parts.count >= 3, parts[2] == "health" { return deployedHealth(deployed, now: now) }
         guard parts.count >= 3, parts[0] == "v2", parts[1] == endpointID || deployed != nil else {
             return .json(["error": "endpoint not found"], status: 404)
         }
         switch (request.method, parts[2]) {
-        case ("POST", "run"): return run(request)
-        case ("GET", "status") where parts.count == 4: return status(parts[3])
-        case ("POST", "cancel") where parts.count == 4: return cancel(parts[3])
+        case ("POST", "run"): return run(request, now: now)
+        case ("GET", "status") where parts.count == 4: return status(parts[3], now: now)
+        case ("POST", "cancel") where parts.count == 4: return cancel(parts[3], now: now)
         case ("GET", "health"): return health()
         case ("POST", "purge-queue"):
             let queued = jobs.values.filter { $0.status == "IN_QUEUE" }.map(\.id)
-            for id in queued { jobs[id]?.status = "CANCELLED" }
+            for id in queued { jobs[id]?.status = "CANCELLED"; jobs[id]?.finishedMs = now }
             return .json(["removed": queued.count, "status": "completed"])
         default: return .json(["error": "not found"], status: 404)
         }
     }
 
-    func run(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
+    func run(_ request: ScriptedHTTPServer.Request, now: Int64) -> ScriptedHTTPServer.Response {
         guard request.body.count <= 10 << 20 else { return .json(["error": "payload too large (10 MB max for /run)"], status: 413) }
         guard let body = (try? JSONSerialization.jsonObject(with: request.body)) as? [String: Any], let input = body["input"] else {
             return .json(["error": "request body must be a JSON object with \"input\""], status: 400)
         }
         submissions += 1
         let id = UUID().uuidString.lowercased() + "-u1"
-        let ttl = ((body["policy"] as? [String: Any])?["ttl"] as? Int).map(Int64.init) ?? 24 * 3600 * 1000
-        jobs[id] = Job(id: id, input: input, status: "IN_QUEUE", createdMs: clock.nowUnixMs(), ttlMs: ttl, webhook: body["webhook"] as? String)
+        let policy = body["policy"] as? [String: Any]
+        let ttl = (policy?["ttl"] as? Int).map(Int64.init) ?? 24 * 3600 * 1000
+        let timeout = (policy?["executionTimeout"] as? Int).map(Int64.init) ?? 600_000
+        jobs[id] = Job(id: id, input: input, status: "IN_QUEUE", createdMs: now, ttlMs: ttl, executionTimeoutMs: timeout, webhook: body["webhook"] as? String)
         order.append(id)
         if faults.dropNextRun {
             faults.dropNextRun = false
@@ -147,9 +215,8 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         return .json(["id": id, "status": "IN_QUEUE"])
     }
 
-    func status(_ id: String) -> ScriptedHTTPServer.Response {
+    func status(_ id: String, now: Int64) -> ScriptedHTTPServer.Response {
         guard var job = jobs[id] else { return .json(["error": "job not found"], status: 404) }
-        let now = clock.nowUnixMs()
         if now - job.createdMs > job.ttlMs || (job.finishedMs.map { now - $0 > retentionMs } ?? false) {
             jobs.removeValue(forKey: id)
             return .json(["error": "job not found"], status: 404)
@@ -162,42 +229,41 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
             faults.malformedNext -= 1
             return .init(status: 200, headers: ["content-type": "application/json"], body: Data(#"{"id":"\#(id)","status":"IN_PROG"#.utf8))
         }
-        job.polls += 1
-        switch job.status {
-        case "IN_QUEUE" where !faults.stuckInQueue && job.polls > faults.coldStartPolls:
-            job.status = "IN_PROGRESS"
-            job.polls = 0
-        case "IN_PROGRESS" where job.polls >= faults.runningPolls:
-            job.finishedMs = now
-            job.status = faults.timeOut ? "TIMED_OUT" : faults.failWith != nil ? "FAILED" : "COMPLETED"
-            job.latePending = faults.lateProgressAfterCompletion
-        case "COMPLETED" where job.latePending:
+        if job.latePending {
+            // A lagging replica answers once with the state before completion.
             job.latePending = false
             jobs[id] = job
-            return .json(["id": id, "status": "IN_PROGRESS", "delayTime": 120])
-        default: break
+            return .json(["id": id, "status": "IN_PROGRESS", "delayTime": delayTime(job)])
         }
-        jobs[id] = job
+        if job.status == "COMPLETED", faults.lateProgressAfterCompletion, !job.lateServed {
+            job.lateServed = true
+            job.latePending = true
+            jobs[id] = job
+        }
         return .json(statusBody(job))
     }
+
+    func delayTime(_ job: Job) -> Int64 { (job.startedMs ?? clock.nowUnixMs()) - job.createdMs }
 
     /// What /status (and a webhook) says about a job.
     func statusBody(_ job: Job) -> [String: Any] {
         let id = job.id
-        var answer: [String: Any] = ["id": id, "status": job.status, "delayTime": 1500]
-        if ["COMPLETED", "FAILED", "TIMED_OUT"].contains(job.status) { answer["executionTime"] = 4200 }
+        var answer: [String: Any] = ["id": id, "status": job.status, "delayTime": delayTime(job)]
+        if let executionMs = job.executionMs { answer["executionTime"] = executionMs }
         if job.status == "COMPLETED", !faults.completeWithoutOutput {
             answer["output"] = output?(id, server.baseURL) ?? ["image_url": "\(server.baseURL)/outputs/\(id).png", "seed": 42]
         }
-        if job.status == "FAILED" { answer["error"] = faults.failWith ?? "handler raised" }
+        if job.status == "FAILED" { answer["error"] = job.error ?? Self.workerSDKError("handler raised") }
         return answer
     }
 
-    func cancel(_ id: String) -> ScriptedHTTPServer.Response {
+    func cancel(_ id: String, now: Int64) -> ScriptedHTTPServer.Response {
         guard var job = jobs[id] else { return .json(["error": "job not found"], status: 404) }
         if ["IN_QUEUE", "IN_PROGRESS"].contains(job.status) {
+            // A worker stops at once; the time it ran is billed (executionTime).
+            if let started = job.startedMs { job.executionMs = Int(now - started) }
             job.status = "CANCELLED"
-            job.finishedMs = clock.nowUnixMs()
+            job.finishedMs = now
             jobs[id] = job
         }
         return .json(["id": id, "status": job.status])
@@ -209,5 +275,16 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         return .json(["jobs": ["completed": count("COMPLETED"), "failed": count("FAILED"), "inProgress": count("IN_PROGRESS"),
                                "inQueue": count("IN_QUEUE"), "retried": 0],
                       "workers": ["idle": faults.noWorkers ? 0 : 1, "running": faults.noWorkers ? 0 : count("IN_PROGRESS")]])
+    }
+
+    /// RunPod's GraphQL API, as far as an adapter reads it: `myself { clientBalance }`.
+    func graphql(_ request: ScriptedHTTPServer.Request) -> ScriptedHTTPServer.Response {
+        guard let body = (try? JSONSerialization.jsonObject(with: request.body)) as? [String: Any], let query = body["query"] as? String else {
+            return .json(["errors": [["message": "Must provide query string."]]], status: 400)
+        }
+        guard query.contains("myself") else {
+            return .json(["errors": [["message": "This stand-in answers only `myself` queries."]], "data": NSNull()])
+        }
+        return .json(["data": ["myself": ["clientBalance": clientBalance]]])
     }
 }

@@ -7,9 +7,12 @@ import SwitchyardHost
 /// same params → the saved answer replayed), meter events with required
 /// fields and identifier uniqueness over 24 h (duplicate → 400,
 /// `Stripe-Should-Retry: false`), timestamps ≤ 35 days old, credit grants,
-/// credit balance summary, customer balance transactions, signed webhooks,
-/// and injected 429 / 5xx (with `Stripe-Should-Retry`) and lost answers.
-/// Counts meter events per identifier, for exactly-once checks.
+/// credit balance summary, customer balance transactions, billing meters,
+/// Checkout Sessions for top-ups, signed webhooks of the event types the
+/// official SDK lists, and injected 429 / 5xx (with `Stripe-Should-Retry`)
+/// and lost answers. Its clock follows wall time (meter event timestamps more
+/// than 5 minutes ahead or 35 days behind are refused against it). Counts
+/// meter events per identifier, for exactly-once checks.
 public final class StripeStandIn: ProviderStandIn, @unchecked Sendable {
     public struct Faults: Sendable {
         /// The next N requests answer 429 (rate limited) before doing anything.
@@ -47,8 +50,11 @@ public final class StripeStandIn: ProviderStandIn, @unchecked Sendable {
     private(set) public var events: [[String: Any]] = []
     private var sequence = 0
 
-    /// The clock starts at the real time: meter event timestamps are checked against it.
-    public init(apiKey: String = "sk_test_STANDIN_0000000000000000", clock: VirtualClock = VirtualClock(startUnixMs: Int64(Date().timeIntervalSince1970 * 1000))) {
+    private var meters: [[String: Any]] = []
+    private var sessions: [String: [String: Any]] = [:]
+
+    /// The clock follows wall time: meter event timestamps are checked against it.
+    public init(apiKey: String = "sk_test_STANDIN_0000000000000000", clock: any AdjustableClock = WallClock()) {
         self.apiKey = apiKey
         super.init(clock: clock)
     }
@@ -158,6 +164,9 @@ public final class StripeStandIn: ProviderStandIn, @unchecked Sendable {
         case ("POST", "/v1/billing/meter_events"): return meterEvent(params)
         case ("POST", "/v1/billing/credit_grants"): return creditGrant(params)
         case ("GET", "/v1/billing/credit_balance_summary"): return balanceSummary(params)
+        case ("GET", "/v1/billing/meters"): return list(meters, url: "/v1/billing/meters", limit: Int(params["limit"] ?? "") ?? 10)
+        case ("POST", "/v1/billing/meters"): return createMeter(params)
+        case ("POST", "/v1/checkout/sessions"): return createCheckout(params)
         default:
             if request.method == "POST", parts.count == 4, parts[1] == "customers", parts[3] == "balance_transactions" {
                 return balanceTransaction(customer: parts[2], params)
@@ -244,7 +253,88 @@ public final class StripeStandIn: ProviderStandIn, @unchecked Sendable {
         sequence += 1
         let transaction: [String: Any] = ["id": "cbtxn_standin\(sequence)", "object": "customer_balance_transaction", "customer": customer,
                                           "amount": amount, "currency": params["currency"] ?? "usd", "type": "adjustment", "created": clock.nowUnixMs() / 1000]
-        emit("customer.balance_transaction.created", transaction)
+        // Stripe sends no event for a customer balance transaction (there is no
+        // customer.balance_transaction.created in its event list).
         return .json(transaction)
     }
+
+    /// Stripe's list object.
+    func list(_ items: [[String: Any]], url: String, limit: Int) -> ScriptedHTTPServer.Response {
+        let page = Array(items.prefix(max(1, min(limit, 100))))
+        return .json(["object": "list", "data": page, "has_more": items.count > page.count, "url": url])
+    }
+
+    /// A meter, as POST /v1/billing/meters creates one.
+    public func addMeter(eventName: String, displayName: String = "Switchyard usage") {
+        lock.withLock { _ = createMeter(["event_name": eventName, "display_name": displayName, "default_aggregation[formula]": "sum"]) }
+    }
+
+    func createMeter(_ params: [String: String]) -> ScriptedHTTPServer.Response {
+        if let refusal = missing(params, ["display_name", "event_name", "default_aggregation[formula]"]) { return refusal }
+        guard ["sum", "count", "last"].contains(params["default_aggregation[formula]"] ?? "") else {
+            return Self.error(400, type: "invalid_request_error", message: "Invalid default_aggregation[formula]: must be one of sum, count, last", param: "default_aggregation[formula]")
+        }
+        if meters.contains(where: { $0["event_name"] as? String == params["event_name"] && $0["status"] as? String == "active" }) {
+            return Self.error(400, type: "invalid_request_error", message: "An active meter with event_name \(params["event_name"] ?? "") already exists.", param: "event_name")
+        }
+        sequence += 1
+        let meter: [String: Any] = ["id": "mtr_standin\(sequence)", "object": "billing.meter", "display_name": params["display_name"] ?? "",
+                                    "event_name": params["event_name"] ?? "", "status": "active", "default_aggregation": ["formula": params["default_aggregation[formula]"] ?? "sum"],
+                                    "customer_mapping": ["event_payload_key": "stripe_customer_id", "type": "by_id"],
+                                    "value_settings": ["event_payload_key": "value"], "created": clock.nowUnixMs() / 1000, "livemode": false]
+        meters.append(meter)
+        return .json(meter)
+    }
+
+    /// A Checkout Session for a one-off payment (a top-up), as Stripe returns it: open and unpaid.
+    func createCheckout(_ params: [String: String]) -> ScriptedHTTPServer.Response {
+        guard params["mode"] == "payment" || params["mode"] == "subscription" || params["mode"] == "setup" else {
+            return Self.error(400, type: "invalid_request_error", message: "Missing required param: mode.", code: "parameter_missing", param: "mode")
+        }
+        if let refusal = missing(params, ["success_url"]) { return refusal }
+        let amount = Int(params["line_items[0][price_data][unit_amount]"] ?? "") ?? 0
+        let quantity = Int(params["line_items[0][quantity]"] ?? "1") ?? 1
+        guard params["mode"] != "payment" || amount > 0 else {
+            return Self.error(400, type: "invalid_request_error", message: "Missing required param: line_items[0][price_data][unit_amount].", code: "parameter_missing",
+                              param: "line_items[0][price_data][unit_amount]")
+        }
+        sequence += 1
+        let id = "cs_test_standin\(sequence)"
+        var metadata: [String: Any] = [:]
+        for (key, value) in params where key.hasPrefix("metadata[") { metadata[String(key.dropFirst("metadata[".count).dropLast())] = value }
+        var session: [String: Any] = ["id": id, "object": "checkout.session", "mode": params["mode"] ?? "payment", "status": "open", "payment_status": "unpaid",
+                                      "amount_subtotal": amount * quantity, "amount_total": amount * quantity,
+                                      "currency": params["line_items[0][price_data][currency]"] ?? "usd", "metadata": metadata,
+                                      "success_url": params["success_url"] ?? "", "url": "\(server.baseURL)/pay/\(id)", "created": clock.nowUnixMs() / 1000, "livemode": false]
+        session["customer"] = params["customer"] ?? NSNull()
+        session["client_reference_id"] = params["client_reference_id"] ?? NSNull()
+        sessions[id] = session
+        return .json(session)
+    }
+
+    /// The customer pays a Checkout Session. A card settles at once:
+    /// checkout.session.completed with payment_status "paid". A delayed method
+    /// (bank debit) completes it "unpaid"; `settleDelayedPayment` then sends
+    /// checkout.session.async_payment_succeeded or …_failed.
+    public func payCheckout(_ id: String, delayed: Bool = false) {
+        lock.withLock {
+            guard var session = sessions[id] else { return }
+            session["status"] = "complete"
+            session["payment_status"] = delayed ? "unpaid" : "paid"
+            sessions[id] = session
+            emit("checkout.session.completed", session)
+        }
+    }
+
+    public func settleDelayedPayment(_ id: String, succeeded: Bool) {
+        lock.withLock {
+            guard var session = sessions[id] else { return }
+            session["payment_status"] = succeeded ? "paid" : "unpaid"
+            sessions[id] = session
+            emit(succeeded ? "checkout.session.async_payment_succeeded" : "checkout.session.async_payment_failed", session)
+        }
+    }
+
+    /// Events the account would send to a webhook endpoint, oldest first.
+    public var sentEvents: [[String: Any]] { lock.withLock { events } }
 }
