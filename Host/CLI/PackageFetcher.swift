@@ -11,6 +11,7 @@ enum PackageFetcher {
             }
             return location
         }
+        try NetworkGuard.check(url: location.absoluteString)
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: location.absoluteString), timeout: .seconds(300))
         guard response.status.code == 200 else {
             throw YardError(.pluginNotFound, "Downloading \(location.absoluteString) answered HTTP \(response.status.code).", remediation: "Check the index's url and the registry.")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwitchyardHost
+import SwitchyardJSON
 
 struct PluginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -130,26 +131,58 @@ struct PluginCommand: AsyncParsableCommand {
         }
     }
 
-    struct Test: ParsableCommand {
+    struct Test: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the conformance kit against a plugin; exit status 0 only when every check passes.",
-            discussion: "Each check that runs plugin code runs in a child process, so a crash or hang is reported as a failed check.")
+            discussion: """
+                Each check that runs plugin code runs in a child process, so a crash or hang is reported as a failed check.
+                --standin runs the whole kit against the engine's built-in stand-in, started here and accepting the kit's \
+                canary credentials, so no provider account is needed; every request must stay on loopback (a request to, \
+                or lookup of, any other host fails the check). Engines with stand-ins: \(PluginTestStandIn.supported.joined(separator: ", ")).
+                """)
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Plugin id, or a path to its folder or plugin.json.") var plugin: String
-        @Option(help: "Engine configuration as JSON, e.g. '{\"base_url\":\"http://127.0.0.1:8080\"}'.") var config: String = "{}"
+        @Option(help: "Engine configuration as JSON, e.g. '{\"base_url\":\"http://127.0.0.1:8080\"}' (with --standin: merged over the stand-in's).") var config: String = "{}"
         @Option(help: "Seconds before a check is declared hung.") var timeout: Double = 30
+        @Flag(help: "Run against the engine's built-in stand-in (first-party engines), on loopback only.") var standin = false
 
-        func run() throws {
+        func run() async throws {
             let manifestURL: URL
-            do { manifestURL = try global.registry.resolve(plugin) } catch { throw fail(error, json: global.json) }
+            let manifest: PluginManifest
+            var childConfig = config
+            var environment: [String: String] = [:]
+            var standIn: PluginTestStandIn?
+            do {
+                manifestURL = try global.registry.resolve(plugin)
+                manifest = try PluginManifest.parse(try Data(contentsOf: manifestURL), source: manifestURL.path)
+                guard let given = (try? JSONValue(parsing: Data(config.utf8)))?.objectValue else {
+                    throw YardError("CONFIG_INVALID", "--config is not a JSON object.", remediation: "Pass e.g. --config '{\"base_url\":\"http://127.0.0.1:8080\"}'.", field: "--config")
+                }
+                if standin {
+                    guard let started = try await PluginTestStandIn.start(for: manifest.id) else {
+                        throw YardError("STANDIN_UNAVAILABLE", "No built-in stand-in for \(manifest.id).",
+                                        remediation: "Start your own stand-in and pass its URLs with --config; built-in ones: \(PluginTestStandIn.supported.joined(separator: ", ")).", field: "--standin")
+                    }
+                    standIn = started
+                    childConfig = String(decoding: JSONValue.object(started.config.merging(given) { _, mine in mine }).serialized(), as: UTF8.self)
+                    environment["YARD_NETWORK_GUARD"] = "loopback"
+                    NetworkGuard.activate()
+                }
+            } catch { throw fail(error, json: global.json) }
             let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            let report = ConformanceSuite.run(manifestURL: manifestURL, executable: exe,
-                                              childArguments: ["plugin", "check", manifestURL.path, "--config", config],
-                                              timeoutSeconds: timeout)
+            let arguments = ["plugin", "check", manifestURL.path, "--config", childConfig], limit = timeout, extra = environment
+            // The kit blocks while its children run: off the cooperative pool, which serves the stand-in.
+            let report = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(returning: ConformanceSuite.run(manifestURL: manifestURL, executable: exe, childArguments: arguments,
+                                                                        timeoutSeconds: limit, environment: extra))
+                }
+            }
+            await standIn?.stop()
             if global.json {
                 printJSON(report)
             } else {
-                print("Conformance of \(report.plugin)")
+                print("Conformance of \(report.plugin)\(standIn.map { " (\($0.summary))" } ?? "")")
                 for check in report.checks {
                     let time = check.durationMs.map { String(format: " (%.1f ms)", $0) } ?? ""
                     print("\(check.ok ? "  pass" : "  FAIL")  \(check.id.padding(toLength: 30, withPad: " ", startingAt: 0)) \(check.detail)\(time)")

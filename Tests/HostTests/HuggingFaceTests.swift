@@ -186,13 +186,9 @@ final class HuggingFaceTests: HubStandInTestCase {
         XCTAssertEqual(revision.errorCode, "REVISION_NOT_FOUND")
     }
 
-    func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() throws {
-        hub.acceptAnyToken = true
-        let configJSON = #"{"hub_url":"\#(hub.baseURL)","router_url":"\#(hub.baseURL)"}"#
-        let result = try yard(["plugin", "test", "huggingface", "--json", "--config", configJSON], home: dir.appendingPathComponent("h"))
-        let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
-        let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
-        XCTAssertEqual(failed.count, 0, "\(failed)")
+    /// The whole conformance kit against the built-in stand-in, as a plugin author runs it with no account.
+    func testTheAdapterPassesTheConformanceKitAgainstItsStandIn() throws {
+        try assertConformantAgainstItsStandIn("huggingface", home: dir.appendingPathComponent("h"))
     }
 
     // MARK: the stand-in's protocol
@@ -235,12 +231,13 @@ final class HuggingFaceTests: HubStandInTestCase {
         let process = Process()
         process.executableURL = Build.yard
         process.arguments = ["standin", "hf", "--port", "0"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        process.environment = yardEnvironment(home: dir.appendingPathComponent("hf-home"))
         try process.run()
         defer { if process.isRunning { process.terminate() }; process.waitUntilExit() }
-        let banner = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        let banner = String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
         let base = try XCTUnwrap(banner.split(separator: " ").first { $0.hasPrefix("http://127.0.0.1:") }.map(String.init), banner)
         let transport = BlockingHTTPTransport(defaultTimeoutMs: 5_000)
         let info = try transport.perform(HostHTTPRequest(method: "GET", url: "\(base)/api/models/\(tiny)"))

@@ -116,9 +116,9 @@ enum Media {
         return nil
     }
 
-    /// `yard plugin test ID --json`: every conformance check must pass, with real jobs run.
+    /// `yard plugin test ID --standin --json`: every conformance check must pass, with real jobs run, on loopback only.
     static func assertConformant(_ id: String, home: URL, file: StaticString = #filePath, line: UInt = #line) throws {
-        let result = try yard(["plugin", "test", id, "--json"], home: home)
+        let result = try yard(["plugin", "test", id, "--standin", "--json"], home: home)
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr, file: file, line: line)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
         XCTAssertEqual(failed.count, 0, "\(failed)", file: file, line: line)

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchyardJSON
 import XCTest
 @testable import SwitchyardHost
 
@@ -104,13 +105,31 @@ func runProcess(_ executable: URL, _ arguments: [String], environment: [String: 
                          stderr: String(decoding: errData, as: UTF8.self))
 }
 
-/// Runs the built yard with its own YARD_HOME.
-func yard(_ arguments: [String], home: URL, extraEnvironment: [String: String] = [:]) throws -> ProcessResult {
+/// The environment every yard a test starts runs in: its own YARD_HOME, no
+/// extra plugin path, and the network guard on (loopback only), reporting
+/// refusals to `guardLog`.
+func yardEnvironment(home: URL, guardLog: URL? = nil, extra: [String: String] = [:]) -> [String: String] {
     var env = ProcessInfo.processInfo.environment
     env["YARD_HOME"] = home.path
     env["YARD_PLUGIN_PATH"] = ""
-    for (k, v) in extraEnvironment { env[k] = v }
-    return try runProcess(Build.yard, arguments, environment: env)
+    env["YARD_NETWORK_GUARD"] = "loopback"
+    if let guardLog { env["YARD_NETWORK_GUARD_LOG"] = guardLog.path }
+    for (k, v) in extra { env[k] = v }
+    return env
+}
+
+/// Runs the built yard with its own YARD_HOME. A request to, or name lookup
+/// of, a non-loopback host by yard or any child it starts fails the test.
+/// `expectRefusals`: the test itself makes yard try a real host (to check the guard).
+func yard(_ arguments: [String], home: URL, extraEnvironment: [String: String] = [:], expectRefusals: Bool = false,
+          file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
+    let guardLog = FileManager.default.temporaryDirectory.appendingPathComponent("yard-network-guard-\(UUID().uuidString.prefix(8)).log")
+    defer { try? FileManager.default.removeItem(at: guardLog) }
+    let result = try runProcess(Build.yard, arguments, environment: yardEnvironment(home: home, guardLog: guardLog, extra: extraEnvironment))
+    if !expectRefusals, let refused = try? String(contentsOf: guardLog, encoding: .utf8), !refused.isEmpty {
+        XCTFail("yard \(arguments.prefix(3).joined(separator: " ")) tried to reach hosts outside loopback: \(refused.split(separator: "\n").joined(separator: "; "))", file: file, line: line)
+    }
+    return result
 }
 
 /// Starts the built yard in the background with its own YARD_HOME (output
@@ -119,10 +138,7 @@ func startYard(_ arguments: [String], home: URL) throws -> Process {
     let process = Process()
     process.executableURL = Build.yard
     process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    env["YARD_HOME"] = home.path
-    env["YARD_PLUGIN_PATH"] = ""
-    process.environment = env
+    process.environment = yardEnvironment(home: home)
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
@@ -158,7 +174,14 @@ class TemporaryDirectoryTestCase: XCTestCase {
     var dir: URL!
     var needsStagedPlugins: Bool { true }
 
+    /// Tests reach only loopback: the host's transports refuse anything else, and a refusal fails the test.
+    override class func setUp() {
+        super.setUp()
+        NetworkGuard.activate()
+    }
+
     override func setUpWithError() throws {
+        NetworkGuard.resetViolations()
         try prepareDirectory()
     }
 
@@ -169,6 +192,8 @@ class TemporaryDirectoryTestCase: XCTestCase {
     }
 
     override func tearDown() {
+        let refused = NetworkGuard.violations
+        if !refused.isEmpty { XCTFail("the test tried to reach hosts outside loopback: \(refused.joined(separator: "; "))") }
         if let dir { try? FileManager.default.removeItem(at: dir) }
     }
 }
@@ -187,16 +212,32 @@ func makeTestEngine(home: URL, plugins: URL, secrets: [String: String] = [:], ca
     return engine
 }
 
+/// `yard plugin test ID --standin --json`: the whole kit against the engine's
+/// built-in stand-in, on loopback only, with no account. Every check must pass.
+func assertConformantAgainstItsStandIn(_ id: String, home: URL, extraEnvironment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws {
+    let result = try yard(["plugin", "test", id, "--standin", "--json"], home: home, extraEnvironment: extraEnvironment, file: file, line: line)
+    let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr, file: file, line: line)
+    let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
+    XCTAssertEqual(failed.count, 0, "\(failed)", file: file, line: line)
+    XCTAssertEqual(report["passed"] as? Int, 3 + ConformanceSuite.childChecks.count, file: file, line: line)
+    XCTAssertEqual(result.status, 0, file: file, line: line)
+}
+
+/// Records an "ok" health check of `pluginID` with exactly this config and
+/// the engine's secrets, so a pre-flight skips the live check.
+func cacheHealthy(_ engine: JobEngine, _ pluginID: String, config: [String: JSONValue]) throws {
+    let plugin = try engine.plugin(pluginID)
+    let (_, digest, fingerprint) = engine.healthCacheKey(plugin, config: config)
+    try engine.store.saveHealth(EngineHealthRecord(pluginID: pluginID, status: "ok", message: nil, checkedAt: Date(),
+                                                   pluginVersion: plugin.manifest.version, configDigest: digest, secretFingerprint: fingerprint))
+}
+
 /// Starts `yard serve --port 0` and returns it with its base URL (read from the first line it prints).
 func startYardServe(home: URL, environment extra: [String: String] = [:]) throws -> (Process, String) {
     let serve = Process()
     serve.executableURL = Build.yard
     serve.arguments = ["serve", "--port", "0"]
-    var env = ProcessInfo.processInfo.environment
-    env["YARD_HOME"] = home.path
-    env["YARD_PLUGIN_PATH"] = ""
-    for (k, v) in extra { env[k] = v }
-    serve.environment = env
+    serve.environment = yardEnvironment(home: home, extra: extra)
     let out = Pipe()
     serve.standardOutput = out
     serve.standardError = FileHandle.nullDevice

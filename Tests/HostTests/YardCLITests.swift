@@ -19,7 +19,7 @@ final class YardCLITests: TemporaryDirectoryTestCase {
     }
 
     func testEchoPassesEveryConformanceCheck() throws {
-        let result = try yard(["plugin", "test", "echo", "--json"], home: home)
+        let result = try yard(["plugin", "test", "echo", "--standin", "--json"], home: home)
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
         XCTAssertEqual(failed.count, 0, "\(failed)")
@@ -28,7 +28,7 @@ final class YardCLITests: TemporaryDirectoryTestCase {
     }
 
     func testTheCPluginPassesEveryConformanceCheck() throws {
-        let result = try yard(["plugin", "test", "c-minimal", "--json"], home: home)
+        let result = try yard(["plugin", "test", "c-minimal", "--standin", "--json"], home: home)
         XCTAssertEqual(result.status, 0, result.stdout)
         XCTAssertEqual((result.json as? [String: Any])?["failed"] as? Int, 0)
     }

@@ -5,7 +5,10 @@ import SwitchyardJSON
 /// The real job engine around one adapter, for adapter tests that read like
 /// specifications: a throw-away home (SQLite store, artifact store), only the
 /// plugin under test, secrets given explicitly (never the environment), the
-/// capability catalog, and fast polling. Point the adapter's config at a
+/// capability catalog, and fast polling. It turns the network guard on: any
+/// request to (or name lookup of) a host that is not loopback is refused and
+/// recorded in `NetworkGuard.violations`, so a test cannot reach a real
+/// provider by a default URL left in place. Point the adapter's config at a
 /// stand-in and drive jobs as `yard` would:
 ///
 ///     let standIn = RunPodStandIn(); try await standIn.start()
@@ -27,6 +30,7 @@ public final class AdapterTestHost: @unchecked Sendable {
     ///     the adapter's own limits apply).
     public init(plugin: URL, secrets: [String: String] = [:], config: [String: JSONValue] = [:],
                 catalog: URL? = nil, clock: any HostClock = SystemClock()) throws {
+        NetworkGuard.activate()
         home = FileManager.default.temporaryDirectory.appendingPathComponent("yard-adapter-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         let manifestURL = plugin.appendingPathComponent("plugin.json")

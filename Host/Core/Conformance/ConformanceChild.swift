@@ -61,6 +61,11 @@ public struct ConformanceChild: @unchecked Sendable {
         } catch {
             result = ConformanceCheck(id: id, ok: false, detail: "\(error)")
         }
+        // Under the network guard (tests, --standin) a request to, or lookup of, a non-loopback host fails the check.
+        let refused = NetworkGuard.violations
+        if NetworkGuard.isActive, !refused.isEmpty {
+            result = ConformanceCheck(id: id, ok: false, detail: "contacted hosts outside loopback: \(Set(refused).sorted().joined(separator: ", ")); \(result.detail)")
+        }
         result.durationMs = ConformanceSuite.ms(since: start)
         return result
     }

@@ -89,13 +89,15 @@ public enum ConformanceSuite {
     }
 
     /// Runs the whole suite, spawning `executable childArguments… --check ID` per check.
-    public static func run(manifestURL: URL, executable: URL, childArguments: [String], timeoutSeconds: Double) -> ConformanceReport {
+    /// `environment` is added to each child's (e.g. YARD_NETWORK_GUARD=loopback).
+    public static func run(manifestURL: URL, executable: URL, childArguments: [String], timeoutSeconds: Double,
+                           environment: [String: String] = [:]) -> ConformanceReport {
         let (manifest, staticResults) = staticChecks(manifestURL: manifestURL)
         var checks = staticResults
         if manifest != nil, staticResults.allSatisfy(\.ok) {
             for check in childChecks {
                 checks.append(runChild(executable: executable, arguments: childArguments + ["--check", check.id],
-                                       id: check.id, timeoutSeconds: timeoutSeconds))
+                                       id: check.id, timeoutSeconds: timeoutSeconds, environment: environment))
             }
         } else {
             for check in childChecks {
@@ -111,7 +113,7 @@ public enum ConformanceSuite {
         Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1_000_000
     }
 
-    static func runChild(executable: URL, arguments: [String], id: String, timeoutSeconds: Double) -> ConformanceCheck {
+    static func runChild(executable: URL, arguments: [String], id: String, timeoutSeconds: Double, environment extra: [String: String] = [:]) -> ConformanceCheck {
         let start = DispatchTime.now()
         let process = Process()
         process.executableURL = executable
@@ -120,6 +122,7 @@ public enum ConformanceSuite {
         // Swift runtime's backtracer would catch it and spend seconds symbolicating.
         var environment = ProcessInfo.processInfo.environment
         environment["SWIFT_BACKTRACE"] = "enable=no"
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         let output = Pipe()
         process.standardOutput = output

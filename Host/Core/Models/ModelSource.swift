@@ -120,7 +120,10 @@ public final class ModelSourceResolver: @unchecked Sendable {
             request.headers.add(name: "accept", value: "application/json")
             if let authorization { request.headers.add(name: "authorization", value: authorization) }
             let response: HTTPClientResponse
-            do { response = try await client.execute(request, timeout: .seconds(60)) } catch {
+            do {
+                try NetworkGuard.check(url: url)
+                response = try await client.execute(request, timeout: .seconds(60))
+            } catch {
                 throw YardError("ENGINE_UNREACHABLE", "Could not reach \(URLComponents(string: url)?.host ?? url): \(error).",
                                 remediation: "Check the network, HF_ENDPOINT / CIVITAI_ENDPOINT, and retry; a partial download resumes.")
             }

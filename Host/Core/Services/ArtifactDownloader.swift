@@ -120,6 +120,9 @@ public final class ArtifactDownloader: @unchecked Sendable {
             throw YardError("NETWORK_DENIED", "Refused to download \(current): its host is outside the engine's allow-list.",
                             remediation: "Add the host to network.hosts in plugin.json if it is the provider's CDN.")
         }
+        do { try NetworkGuard.check(url: current) } catch {
+            throw YardError("NETWORK_DENIED", "Refused to download \(current): \(error).", remediation: "Point the engine at a loopback stand-in in tests.")
+        }
         if hops > 0, !allowPrivateRedirects, let host = URLComponents(string: current)?.host, resolvesToPrivateAddress(host) {
             throw YardError("NETWORK_DENIED", "Refused a redirect from \(url) to \(host), a private or loopback address.",
                             remediation: "Set YARD_ALLOW_PRIVATE_REDIRECTS=1 only if the provider really serves files from your own network.")
@@ -130,6 +133,11 @@ public final class ArtifactDownloader: @unchecked Sendable {
     public static func resolvesToPrivateAddress(_ host: String) -> Bool {
         let name = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         if name.lowercased() == "localhost" || name.lowercased().hasSuffix(".localhost") { return true }
+        // Under the network guard no non-loopback name is looked up at all (a literal address needs no lookup).
+        if NetworkGuard.isActive && !NetworkGuard.isLoopback(name) && !NetworkGuard.isAddressLiteral(name) {
+            try? NetworkGuard.check(host: name, context: "name lookup")
+            return false
+        }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?

@@ -26,6 +26,8 @@ public final class BlockingHTTPTransport: HTTPTransport, @unchecked Sendable {
     }
 
     public func perform(_ request: HostHTTPRequest) throws -> HostHTTPResponse {
+        // Refused before a name is looked up or a socket opened: the provider never saw it.
+        do { try NetworkGuard.check(url: request.url) } catch { throw HostHTTPError.notSent("\(error)") }
         var outgoing = HTTPClientRequest(url: request.url)
         outgoing.method = HTTPMethod(rawValue: request.method.uppercased())
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
