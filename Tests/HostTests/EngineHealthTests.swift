@@ -117,10 +117,13 @@ final class EngineHealthTests: TemporaryDirectoryTestCase {
     func testYardEnginesChecksEachEngineWithItsEffectiveConfigAndShowsBalances() async throws {
         let comfy = try ComfyUIStandIn()
         try await comfy.start()
-        defer { Task { await comfy.stop() } }
+        let kling = KlingStandIn()
+        try await kling.start()
+        defer { Task { await comfy.stop(); await kling.stop() } }
         let home = try home(comfyUI: comfy.baseURL)
-        let env = ["RUNPOD_API_KEY": runpod.apiKey]
-        let result = try yard(["engines", "--engine", "runpod", "--engine", "comfyui", "--engine", "echo", "--json"], home: home, extraEnvironment: env)
+        try Data(#"{"base_url":"\#(kling.baseURL)"}"#.utf8).write(to: home.appendingPathComponent("config/kling.json"))
+        let env = ["RUNPOD_API_KEY": runpod.apiKey, "KLING_ACCESS_KEY": kling.accessKey, "KLING_SECRET_KEY": kling.secretKey]
+        let result = try yard(["engines", "--engine", "runpod", "--engine", "comfyui", "--engine", "echo", "--engine", "kling", "--json"], home: home, extraEnvironment: env)
         XCTAssertEqual(result.status, 0, result.stderr)
         let byEngine = try rows(result)
         XCTAssertEqual(byEngine["runpod"]?["status"] as? String, "ok", "\(byEngine)")
@@ -128,6 +131,8 @@ final class EngineHealthTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(byEngine["comfyui"]?["status"] as? String, "ok", "checked at its configured URL, not :8188: \(byEngine)")
         XCTAssertEqual(byEngine["echo"]?["balance"] as? String, "USD 0.00")
         XCTAssertEqual(byEngine["comfyui"]?["balance"] as? String, "n/a", "no balance extension")
+        XCTAssertEqual(byEngine["kling"]?["status"] as? String, "ok", "checked at its configured host, not Kling's default: \(byEngine)")
+        XCTAssertEqual(byEngine["kling"]?["balance"] as? String, "740.50 units", "the online resource packs' remaining units")
         XCTAssertTrue(runpod.requestsSeen.contains { $0.path.hasSuffix("/health") }, "the configured endpoint was asked")
         XCTAssertTrue(comfy.requestLog.contains("GET /system_stats"))
         let text = try yard(["engines", "--engine", "runpod"], home: home, extraEnvironment: env)

@@ -123,7 +123,8 @@ final class RunPodDeployTests: TemporaryDirectoryTestCase {
         let receiver = ScriptedHTTPServer { _ in .init(status: 200) }
         try await receiver.start()
         defer { Task { await receiver.stop() } }
-        standIn.configure { $0.duplicateWebhooks = 1 }
+        // The job waits in RunPod's queue until the test completes it.
+        standIn.configure { $0.duplicateWebhooks = 1; $0.queueMs = 600_000 }
         let engine = try makeEngine()
         var config = queueConfig
         config["webhook_url"] = .string("\(receiver.baseURL)/webhooks/runpod")

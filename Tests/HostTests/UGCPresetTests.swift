@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SwitchyardHost
 import SwitchyardJSON
+import SwitchyardTesting
 
 /// The main job: the UGC/product clip preset on the sample product photo, with
 /// no keys, on the local engines (ffmpeg and espeak-ng); the MP4 is checked
@@ -68,7 +69,13 @@ final class UGCPresetTests: TemporaryDirectoryTestCase {
 
     func testTheSamePresetPrefersFalWhenItsKeyIsSet() async throws {
         try requireLocalEngines()
+        // fal's health reads its queue with the key: point it at the stand-in, never at queue.fal.run.
+        let fal = FalStandIn(key: "fal-test-key")
+        try await fal.start()
+        defer { Task { await fal.stop() } }
         let engine = try makeTestEngine(home: home, plugins: try enginePlugins(), secrets: ["FAL_KEY": "fal-test-key"])
+        try FileManager.default.createDirectory(at: home.appendingPathComponent("config"), withIntermediateDirectories: true)
+        try Data(#"{"queue_url":"\#(fal.baseURL)","rest_url":"\#(fal.baseURL)"}"#.utf8).write(to: home.appendingPathComponent("config/fal.json"))
         let planner = PipelinePlanner(engine: engine, configs: EngineConfigs(paths: engine.paths))
         let preset = try PipelineDefinition.load(Build.repository.appendingPathComponent("Registry/presets/ugc-product-clip.yaml"))
         let digest = try engine.artifacts.put(Data(contentsOf: Build.repository.appendingPathComponent("Registry/samples/product.png")), mediaType: "image/png")
