@@ -12,11 +12,12 @@ import SwitchyardJSON
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Receive provider webhooks on /webhooks/ENGINE (signature-verified, deduplicated).",
+        abstract: "Receive provider webhooks on /webhooks/ENGINE (signature-verified, deduplicated) and deliver settled usage to the billing provider.",
         discussion: """
             Point a provider at http(s)://YOUR-HOST/webhooks/ENGINE, e.g. set "webhook_url" in \
             $YARD_HOME/config/fal.json. Polling goes on regardless: a webhook only makes a job finish sooner. \
-            Put a TLS-terminating proxy in front when the address is public.
+            Put a TLS-terminating proxy in front when the address is public. With a billing meter configured, \
+            pending usage events are delivered at start, after each settlement and every --outbox-interval seconds.
             """)
 
     @OptionGroup var global: GlobalOptions

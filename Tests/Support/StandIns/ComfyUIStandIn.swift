@@ -171,7 +171,8 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
         var at = from
         while at + tickMs <= now {
             at += tickMs
-            if running == nil && (pending.isEmpty || faults.paused) { at = now; break }
+            // Nothing to run, or nothing may run: time passes without work.
+            if faults.paused || (running == nil && pending.isEmpty) { at = now; break }
             tick(at: at)
         }
         simulatedMs = max(from, at)
