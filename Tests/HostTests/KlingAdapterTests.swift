@@ -321,7 +321,7 @@ final class KlingAdapterTests: TemporaryDirectoryTestCase {
     }
 
     func testATaskOverTheParallelLimitWaitsQueuedUntilASlotFrees() async throws {
-        standIn.configure { $0.parallelLimit = 1; $0.processingMs = 400 }
+        standIn.configure { $0.parallelLimit = 1; $0.processingMs = 1_500 }
         let engine = try makeEngine()
         try await warm(engine)
         let first = try await engine.start(text())
@@ -339,7 +339,7 @@ final class KlingAdapterTests: TemporaryDirectoryTestCase {
     }
 
     func testMaxParallelTasksHoldsTasksBackWithoutDrawing1303() async throws {
-        standIn.configure { $0.parallelLimit = 1; $0.processingMs = 400 }
+        standIn.configure { $0.parallelLimit = 1; $0.processingMs = 1_500 }
         let engine = try makeEngine()
         try await warm(engine)
         let limited: [String: JSONValue] = ["max_parallel_tasks": 1, "parallel_retry_ms": 100]
@@ -356,7 +356,7 @@ final class KlingAdapterTests: TemporaryDirectoryTestCase {
     }
 
     func testCancellingATaskStillWaitingForASlotIsFree() async throws {
-        standIn.configure { $0.parallelLimit = 1 }
+        standIn.configure { $0.parallelLimit = 1; $0.processingMs = 60_000 }
         let engine = try makeEngine()
         try await warm(engine)
         _ = try await engine.start(text())
