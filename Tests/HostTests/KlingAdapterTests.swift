@@ -372,9 +372,8 @@ final class KlingAdapterTests: TemporaryDirectoryTestCase {
     func testAVideoPastKlingsThirtyDayRetentionIsResultExpired() async throws {
         let engine = try makeEngine()
         let started = try await engine.start(text())
-        let plugin = try engine.plugin("kling")
-        let ref = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(started.refJSON).utf8)))
-        for _ in 0..<4 { _ = plugin.call(.poll, request: requestData(["ref": ref, "config": ["base_url": standIn.baseURL]])) }
+        // The task finishes at Kling while the host is away…
+        standIn.advance(ms: 1_000)
         XCTAssertEqual(standIn.task(standIn.taskIDs[0])?.status, "succeed")
         standIn.advance(ms: 31 * 24 * 3600 * 1000)
         let job = try await engine.drive(started.id)
