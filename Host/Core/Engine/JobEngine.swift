@@ -99,7 +99,7 @@ public final class JobEngine: @unchecked Sendable {
     public func plugin(_ id: String) throws -> LoadedPlugin {
         if let loaded = lock.withLock({ plugins[id] }) { return loaded }
         let manifest = try registry.resolve(id)
-        let loaded = try PluginLoader.load(manifestURL: manifest, services: services())
+        let loaded = try PluginLoader.load(manifestURL: manifest, services: services(), lock: registry.lockExpectation(for: manifest))
         lock.withLock {
             plugins[id] = loaded
             gates[id] = gates[id] ?? ConcurrencyGate(limit: loaded.manifest.maxConcurrency ?? 16)
@@ -126,9 +126,17 @@ public final class JobEngine: @unchecked Sendable {
         return result
     }
 
+    /// An optional extension (estimate, reconcile, webhook, …): the same
+    /// worker pool and the same concurrency limit as the job model's calls, so
+    /// a burst of webhooks cannot run more calls at once than max_concurrency.
     func callExtension(_ plugin: LoadedPlugin, _ id: String, _ document: [String: Any], jobID: String?) async -> PluginCallResult? {
+        guard plugin.extensionTable(id) != nil else { return nil }
         let body = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
-        return await executor.run { plugin.callExtension(id, request: body, jobID: jobID) }
+        let gate = gate(plugin.manifest.id)
+        await gate.acquire()
+        let result = await executor.run { plugin.callExtension(id, request: body, jobID: jobID) }
+        await gate.release()
+        return result
     }
 
     // MARK: pre-flight
@@ -269,7 +277,12 @@ public final class JobEngine: @unchecked Sendable {
         var findings: [PreflightFinding] = []
         func check(_ value: JSONValue, rules: JSONValue, field: String) {
             guard let handle = value["artifact"]?.stringValue else { return }
-            let digest = handle.hasPrefix("sha256:") ? String(handle.dropFirst(7)) : handle
+            guard let digest = ArtifactDirectory.digest(ofHandle: handle) else {
+                let refusal = ArtifactDirectory.invalidHandle(handle, field: field)
+                findings.append(PreflightFinding(step: "schema", code: refusal.code.rawValue, message: "\(field): \(refusal.message)",
+                                                 remediation: refusal.remediation, field: field, severity: .error))
+                return
+            }
             let file = artifacts.path(for: digest)
             guard let size = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.size] as? Int else {
                 findings.append(PreflightFinding(step: "schema", code: "CONTRACT_MISMATCH", message: "\(field) names artifact \(handle.prefix(19))…, which is not in this host's store.",
@@ -492,6 +505,9 @@ public final class JobEngine: @unchecked Sendable {
             if let failure = Self.harvestFailure(harvested) {
                 return try recordHarvestFailure(failure, jobID: jobID, plugin: plugin)
             }
+            if let refusal = artifactHandleRefusal(in: harvested) {
+                return try recordOutputRefusal(refusal, jobID: jobID, plugin: plugin)
+            }
             harvestedText = text(harvested).map(plugin.context.redact)
         }
         let outputsText = harvestedText
@@ -636,12 +652,25 @@ public final class JobEngine: @unchecked Sendable {
     }
 
     /// Resumes every unfinished job, concurrently, until each is terminal.
+    /// Failures are isolated per job: one job whose plugin cannot load or
+    /// whose store update fails is reported (logged, an event on the job) and
+    /// never cancels the others' resumes. Returns the jobs in their state when
+    /// their drive ended.
     public func resumeAll(onUpdate: @escaping @Sendable (JobUpdate) -> Void = { _ in }) async throws -> [JobRecord] {
         let unfinished = try store.unfinishedJobs()
-        return try await withThrowingTaskGroup(of: JobRecord.self) { group in
-            for job in unfinished { group.addTask { try await self.drive(job.id, onUpdate: onUpdate) } }
+        return await withTaskGroup(of: JobRecord?.self) { group in
+            for job in unfinished {
+                group.addTask {
+                    do { return try await self.drive(job.id, onUpdate: onUpdate) } catch {
+                        let reason = (error as? YardError).map { "\($0.code.rawValue): \($0.message)" } ?? "\(error)"
+                        self.logger.error("resume failed for one job; the others go on", metadata: ["job": "\(job.id)", "engine": "\(job.pluginID)", "error": "\(reason)"])
+                        try? self.store.appendEvent(jobID: job.id, kind: "resume_error", message: "resume failed: \(reason)", data: nil)
+                        return (try? self.store.job(id: job.id)) ?? job
+                    }
+                }
+            }
             var finished: [JobRecord] = []
-            for try await job in group { finished.append(job) }
+            for await job in group { if let job { finished.append(job) } }
             return finished
         }
     }

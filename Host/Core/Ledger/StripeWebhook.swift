@@ -112,6 +112,10 @@ extension JobLedger {
         var expiresAt: Date?
     }
 
+    /// Stripe amounts have at most 8 digits; anything past 10^12 minor units
+    /// is not a real top-up (and -Int.min would trap).
+    static let maxAmountMinor = 1_000_000_000_000
+
     static func topUp(type: String, object: [String: JSONValue]) throws -> TopUp? {
         func invalid(_ field: String) -> YardError {
             YardError("WEBHOOK_INVALID", "\(type) lacks \(field).", remediation: "Pass the event as Stripe sent it.", field: "data.object.\(field)")
@@ -120,7 +124,7 @@ extension JobLedger {
         case "billing.credit_grant.created":
             guard let id = object["id"]?.stringValue else { throw invalid("id") }
             guard let customer = object["customer"]?.stringValue else { throw invalid("customer") }
-            guard let monetary = object["amount"]?["monetary"], let value = monetary["value"]?.intValue, value > 0,
+            guard let monetary = object["amount"]?["monetary"], let value = monetary["value"]?.intValue, value > 0, value <= maxAmountMinor,
                   let currency = monetary["currency"]?.stringValue else { throw invalid("amount.monetary") }
             let expires = object["expires_at"]?.doubleValue.map { Date(timeIntervalSince1970: $0) }
             return TopUp(sourceID: id, customer: customer, amountMinor: value, currency: currency.uppercased(),
@@ -131,6 +135,7 @@ extension JobLedger {
             guard let amount = object["amount"]?.intValue, let currency = object["currency"]?.stringValue else { throw invalid("amount") }
             // Stripe's customer balance: a negative amount is a credit to the customer.
             guard amount < 0 else { return nil }
+            guard amount >= -maxAmountMinor else { throw invalid("amount") }
             return TopUp(sourceID: id, customer: customer, amountMinor: -amount, currency: currency.uppercased(), category: .paid, expiresAt: nil)
         default:
             return nil
