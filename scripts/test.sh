@@ -7,6 +7,9 @@ scripts/build.sh debug
 swift build --build-tests 2>&1 | grep -E 'error|warning: unre|Compiling .*Tests|Build' || true
 test "${PIPESTATUS[0]}" -eq 0
 scripts/e2e-plugin-author.sh
+# A short soak: SIGKILL the host 5 times mid-pipeline; fails on any lost run,
+# duplicate submission, double charge or duplicate usage event.
+SKIP_BUILD=1 scripts/soak.sh "${SOAK_KILLS:-5}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # The suites are XCTest; skip the empty Swift Testing pass so the last word is XCTest's.

@@ -64,7 +64,7 @@ final class PluginIntegrityTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(row.problem?.code, .manifestMismatch)
         XCTAssertRefusal(.manifestMismatch) { _ = try self.engine().plugin("echo") }
         XCTAssertRefusal(.manifestMismatch) {
-            _ = try PluginLoader.inspect(manifestURL: manifest, lock: self.registry().lockExpectation(for: manifest))
+            _ = try PluginLoader.inspect(manifestURL: manifest, lockExpectation: self.registry().lockExpectation(for: manifest))
         }
     }
 
@@ -92,7 +92,7 @@ final class PluginIntegrityTests: TemporaryDirectoryTestCase {
     func testAPluginOnAnExplicitPathIsNotHeldToTheLockFile() throws {
         let elsewhere = dir.appendingPathComponent("dev")
         let manifest = try copyPlugin("echo", to: elsewhere)
-        XCTAssertNoThrow(try PluginLoader.inspect(manifestURL: manifest, lock: registry().lockExpectation(for: manifest)))
+        XCTAssertNoThrow(try PluginLoader.inspect(manifestURL: manifest, lockExpectation: registry().lockExpectation(for: manifest)))
     }
 
     // MARK: packages

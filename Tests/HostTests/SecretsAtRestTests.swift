@@ -3,6 +3,9 @@ import SwitchyardJSON
 import SwitchyardTesting
 import XCTest
 @testable import SwitchyardHost
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Secrets at rest and in what the host stores: the vault key lives in
 /// $YARD_HOME/keys (moved there from beside secrets.json), everything under
@@ -87,7 +90,8 @@ final class SecretsAtRestTests: TemporaryDirectoryTestCase {
         for case let url as URL in walker {
             let values = try url.resourceValues(forKeys: [.isDirectoryKey, .isSymbolicLinkKey])
             if values.isSymbolicLink == true { continue }
-            XCTAssertEqual(try mode(url) & 0o077, 0, "\(url.path) is readable by others (\(String(try mode(url), radix: 8)))")
+            let permissions = try mode(url)
+            XCTAssertEqual(permissions & 0o077, 0, "\(url.path) is readable by others (\(String(permissions, radix: 8)))")
             checked += 1
         }
         XCTAssertGreaterThan(checked, 5, "the store, the vault, artifacts and the scan cache were all checked")
@@ -149,7 +153,7 @@ final class SecretsAtRestTests: TemporaryDirectoryTestCase {
         let job = try await engine.start(JobSpec(pluginID: "runpod", capability: "image.generate", inputs: ["prompt": "a lighthouse"],
                                                  config: ["endpoint_id": "ep", "base_url": .string(server.baseURL)]))
         XCTAssertTrue(server.requests.contains { $0.path.hasSuffix("/run") }, "the submit reached the provider")
-        let stored = [job.errorJSON ?? "", job.message ?? "", job.refJSON ?? ""] + (try engine.store.events(jobID: job.id, afterID: 0)).map { $0.message + ($0.data ?? "") }
+        let stored = [job.errorJSON ?? "", job.message ?? "", job.refJSON ?? ""] + (try engine.store.events(jobID: job.id, afterID: 0)).map { $0.message + ($0.dataJSON ?? "") }
         let text = stored.joined(separator: "\n")
         XCTAssertTrue(text.contains("HTTP 500"), text)
         XCTAssertFalse(text.contains(key.prefix(10)), "a fragment of the key was stored: \(text)")
@@ -173,7 +177,7 @@ final class SecretsAtRestTests: TemporaryDirectoryTestCase {
         let sent = try XCTUnwrap(server.requests.first { $0.method == "POST" }?.headers.first { $0.key.lowercased() == "authorization" }?.value)
         let token = String(sent.dropFirst("Bearer ".count))
         XCTAssertTrue(token.hasPrefix("eyJ"))
-        let stored = [job.errorJSON ?? "", job.message ?? ""] + (try engine.store.events(jobID: job.id, afterID: 0)).map { $0.message + ($0.data ?? "") }
+        let stored = [job.errorJSON ?? "", job.message ?? ""] + (try engine.store.events(jobID: job.id, afterID: 0)).map { $0.message + ($0.dataJSON ?? "") }
         let text = stored.joined(separator: "\n")
         XCTAssertTrue(text.contains("1200"), text)
         XCTAssertFalse(text.contains(token), "the JWT was stored: \(text)")

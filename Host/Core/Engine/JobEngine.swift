@@ -83,6 +83,11 @@ public final class JobEngine: @unchecked Sendable {
         let catalog = try CapabilityCatalog.load(directory: YardPaths.registryDirectory()?.appendingPathComponent("capabilities"))
         let engine = JobEngine(store: store, paths: paths, registry: registry, catalog: catalog, secrets: SecretVault(paths: paths))
         engine.ledger = try JobLedger.standard(store: store, paths: paths)
+        // Against stand-ins (scripts/soak.sh) the adapters' multi-second poll intervals only make runs slow.
+        if let cap = ProcessInfo.processInfo.environment["YARD_MAX_POLL_MS"].flatMap(Int.init), cap > 0 {
+            engine.policy.maxPollMs = cap
+            engine.policy.minPollMs = min(engine.policy.minPollMs, cap)
+        }
         return engine
     }
 
@@ -99,7 +104,7 @@ public final class JobEngine: @unchecked Sendable {
     public func plugin(_ id: String) throws -> LoadedPlugin {
         if let loaded = lock.withLock({ plugins[id] }) { return loaded }
         let manifest = try registry.resolve(id)
-        let loaded = try PluginLoader.load(manifestURL: manifest, services: services(), lock: registry.lockExpectation(for: manifest))
+        let loaded = try PluginLoader.load(manifestURL: manifest, services: services(), lockExpectation: registry.lockExpectation(for: manifest))
         lock.withLock {
             plugins[id] = loaded
             gates[id] = gates[id] ?? ConcurrencyGate(limit: loaded.manifest.maxConcurrency ?? 16)

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 extension JobEngine {
     /// The first artifact handle in a plugin's outputs that is not

@@ -53,7 +53,6 @@ public struct YardError: Error, Sendable, Hashable, Codable, CustomStringConvert
         public static let packageTooLarge: Code = "PACKAGE_TOO_LARGE"
         public static let webhookTooLarge: Code = "WEBHOOK_TOO_LARGE"
         public static let webhookTimeout: Code = "WEBHOOK_TIMEOUT"
-        public static let vaultKeyMoved: Code = "VAULT_KEY_MIGRATED"
     }
 
     public static func jobNotFound(_ id: String) -> YardError {

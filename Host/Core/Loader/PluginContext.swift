@@ -241,8 +241,10 @@ enum ServiceTables {
                 ctx.plugin.noteDenied(url)
                 return SY_E_DENIED
             }
+            let headers = (doc["headers"] as? [String: String]) ?? [:]
+            ctx.plugin.noteSensitiveHeaders(headers)
             do {
-                let answer = try transport.perform(HostHTTPRequest(method: "GET", url: url, headers: (doc["headers"] as? [String: String]) ?? [:]))
+                let answer = try transport.perform(HostHTTPRequest(method: "GET", url: url, headers: headers))
                 guard (200..<300).contains(answer.status) else {
                     hostWrite(handle, json: errorDocument(answer.status == 404 ? "RESULT_EXPIRED" : "ENGINE_ERROR",
                                                           "Downloading \(url) answered HTTP \(answer.status).", "Check that the result still exists.",

@@ -105,7 +105,7 @@ extension PipelineDefinition {
         }
         let text = String(decoding: data, as: UTF8.self)
         if url.pathExtension.lowercased() == "json" {
-            do { return try parse(try JSONValue(parsing: data), source: url.lastPathComponent) } catch let error as JSONParseError {
+            do { return try parse(try DocumentLimits.pipeline.parseJSON(data, source: url.lastPathComponent), source: url.lastPathComponent) } catch let error as JSONParseError {
                 throw invalid(url.lastPathComponent, "is not valid JSON: \(error)", "Fix the JSON syntax.", field: "$")
             }
         }

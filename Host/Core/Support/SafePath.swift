@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Names that come from outside the host (pipeline output names, model file
 /// paths, provider revisions, plugin answers) become file paths only through
@@ -47,15 +50,34 @@ public enum SafePath {
     /// component may be an existing symlink only if it also resolves inside.
     public static func contained(_ relative: String, in root: URL, field: String?) throws -> URL {
         let parts = try components(of: relative, field: field)
-        let base = root.standardizedFileURL.resolvingSymlinksInPath()
+        let base = resolved(root.standardizedFileURL.path)
         var target = root.standardizedFileURL
         for part in parts { target.appendPathComponent(part) }
-        let resolved = target.resolvingSymlinksInPath().path
-        guard resolved == base.path || resolved.hasPrefix(base.path.hasSuffix("/") ? base.path : base.path + "/") else {
-            throw YardError(.pathOutsideRoot, "\(shown(relative)) would be written at \(resolved), outside \(base.path) (a symlink on the way points out).",
+        let real = resolved(target.path)
+        guard real == base || real.hasPrefix(base.hasSuffix("/") ? base : base + "/") else {
+            throw YardError(.pathOutsideRoot, "\(shown(relative)) would be written at \(real), outside \(base) (a symlink on the way points out).",
                             remediation: "Remove the symlink, or choose another folder.", field: field)
         }
         return target
+    }
+
+    /// The real path of `path`: its longest existing prefix through
+    /// realpath(3) (every symlink resolved), then the components that do not
+    /// exist yet (which cannot be symlinks).
+    static func resolved(_ path: String) -> String {
+        var existing = path
+        var missing: [String] = []
+        while !existing.isEmpty, existing != "/" {
+            if let real = realpath(existing, nil) {
+                defer { free(real) }
+                let prefix = String(cString: real)
+                return ([prefix == "/" ? "" : prefix] + missing.reversed()).joined(separator: "/")
+            }
+            let url = URL(fileURLWithPath: existing)
+            missing.append(url.lastPathComponent)
+            existing = url.deletingLastPathComponent().path
+        }
+        return "/" + missing.reversed().joined(separator: "/")
     }
 
     static func shown(_ text: String) -> String {

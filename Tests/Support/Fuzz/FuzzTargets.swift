@@ -16,6 +16,10 @@ public enum FuzzTargets {
         public var target: String
         public var message: String
         public var description: String { "\(target): \(message)" }
+        public init(target: String, message: String) {
+            self.target = target
+            self.message = message
+        }
     }
 
     public enum Target: String, CaseIterable, Sendable {
