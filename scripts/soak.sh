@@ -86,7 +86,7 @@ while [ "$killed" -lt "$kills" ]; do
     "$yard" credits deliver >>"$work/rounds.log" 2>&1 & child=$!
   else
     runs=$((runs + 1))
-    "$yard" run "$work/soak.yaml" --input "n=$runs" >>"$work/rounds.log" 2>&1 & child=$!
+    "$yard" run "$work/soak.yaml" --input "n=r$runs" >>"$work/rounds.log" 2>&1 & child=$!
   fi
   delay_ms=$((20 + RANDOM % 2480))
   sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
@@ -194,5 +194,8 @@ print(f"outbox deliveries per event: {dist(delivered_per_event)} (deliveries×ev
       f"attempts max {max(attempts.values(), default=0)}")
 print(f"artifact hash mismatches: {mismatches} (of {files} files)")
 bad = len(lost_runs) + duplicates + orphans + double_charges + len(unbalanced) + duplicate_deliveries + mismatches
+if not by_state.get("succeeded"):
+    print("soak: no run succeeded, so nothing was measured (see the rounds log with KEEP=1)")
+    bad += 1
 sys.exit(1 if bad else 0)
 PY
