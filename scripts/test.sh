@@ -17,9 +17,12 @@ set +e
 swift test --skip-build --disable-swift-testing 2>&1 | tee "$log" | grep -vE "^Test Case '.*' started"
 status=${PIPESTATUS[0]}
 set -e
-summary="$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1)"
+# "Executed N tests, with [K tests skipped and ]M failures": the last one is the whole run's.
+summary="$(grep -E "Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" "$log" | tail -1)"
 executed="$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")"
-failures="$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")"
+# XCTest's "failures" counts failed assertions; the tests that failed are counted here.
+failures="$(grep -cE "^Test Case '.*' failed \(" "$log" || true)"
+skipped="$(grep -oE "[0-9]+ tests? skipped" <<<"$summary" | grep -oE "^[0-9]+" || echo 0)"
 if [ -z "$summary" ]; then echo "no XCTest summary found"; exit 1; fi
-echo "$((executed - failures)) passed, $failures failed"
+echo "$((executed - failures - skipped)) passed, $failures failed, $skipped skipped"
 exit "$status"

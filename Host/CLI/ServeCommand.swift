@@ -156,6 +156,10 @@ enum WebhookBody {
     static func earlyRefusal(_ request: Request, engineID: String, engine: JobEngine, limit: Int) -> (Int, YardError)? {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { return (413, tooLarge(limit)) }
         guard engineID != "stripe" else { return nil }
+        // An installed plugin's id, never a path: the registry would load a plugin from any folder it names.
+        guard engineID.range(of: "^[a-z0-9][a-z0-9._-]{0,63}$", options: .regularExpression) != nil, !engineID.contains("..") else {
+            return (404, YardError(.pluginNotFound, "\"\(SafePath.shown(engineID))\" is not an engine id.", remediation: "Post to /webhooks/ENGINE with an installed plugin's id (`yard plugin list`)."))
+        }
         do { _ = try engine.registry.resolve(engineID) } catch let error as YardError {
             return (404, error)
         } catch {

@@ -135,6 +135,15 @@ final class WebhookIntakeLimitTests: TemporaryDirectoryTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 3, "answered without waiting for the 4000 bytes")
     }
 
+    func testAnEngineNamedByAPathIsRefused() throws {
+        for path in ["..%2F..%2Ftmp%2Fevil", "%2Ftmp%2Fevil", "..", "Echo"] {
+            let connection = try Connection(port: port)
+            connection.send("POST /webhooks/\(path) HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+            let (text, _) = connection.readUntilClosed()
+            XCTAssertTrue(text.hasPrefix("HTTP/1.1 404"), "\(path): \(text)")
+        }
+    }
+
     func testManySlowSendersDoNotStopTheServer() throws {
         let slow = try (0..<20).map { _ -> Connection in
             let connection = try Connection(port: port)

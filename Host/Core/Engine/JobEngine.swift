@@ -80,6 +80,8 @@ public final class JobEngine: @unchecked Sendable {
     /// The engine as `yard` uses it: SQLite under $YARD_HOME, the vault, the catalog.
     public static func standard(paths: YardPaths, registry: PluginRegistry) throws -> JobEngine {
         let store = try SQLiteJobStore(path: paths.jobStoreFile)
+        // A home made before files were private: no one else may look inside.
+        PrivateFiles.tighten(paths.home)
         let catalog = try CapabilityCatalog.load(directory: YardPaths.registryDirectory()?.appendingPathComponent("capabilities"))
         let engine = JobEngine(store: store, paths: paths, registry: registry, catalog: catalog, secrets: SecretVault(paths: paths))
         engine.ledger = try JobLedger.standard(store: store, paths: paths)

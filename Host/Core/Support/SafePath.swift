@@ -80,7 +80,7 @@ public enum SafePath {
         return "/" + missing.reversed().joined(separator: "/")
     }
 
-    static func shown(_ text: String) -> String {
+    public static func shown(_ text: String) -> String {
         let cleaned = String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
         return cleaned.count > 80 ? String(cleaned.prefix(80)) + "…" : cleaned
     }
