@@ -5,6 +5,8 @@
 # against the stand-ins, resuming after every kill, then prints what matters:
 # runs lost, provider submissions per step, double charges, outbox deliveries
 # per event and artifact hash mismatches. Exits 1 if any of those is wrong.
+# Kills are drawn uniformly from 20 ms to 1.2 × the length of one unkilled
+# run, measured first on this machine.
 #
 #   scripts/soak.sh 50          # the figure in docs/benchmarks.md
 #   SOAK_SEED=7 scripts/soak.sh 5
@@ -75,8 +77,15 @@ print(count("SELECT count(*) FROM pipeline_run WHERE state = 'running'")
 PY
 }
 
-# The kills: each round starts a new run or resumes what a kill left, and
-# is killed after a random 20 ms … 2.5 s unless it finished first.
+# One run without a kill first: it must succeed, and its length sets the
+# range kills are drawn from, so they land anywhere in a run on this machine.
+calibrate_start=$(date +%s%N)
+"$yard" run "$work/soak.yaml" --input "n=r0" >>"$work/rounds.log" 2>&1 || { echo "soak: the pipeline fails without any kill:"; tail -20 "$work/rounds.log"; exit 1; }
+run_ms=$(( ($(date +%s%N) - calibrate_start) / 1000000 ))
+max_delay_ms=$(( run_ms * 12 / 10 > 500 ? run_ms * 12 / 10 : 500 ))
+
+# The kills: each round starts a new run or resumes what a kill left, and is
+# killed after a random delay in 20 ms … 1.2 × a whole run unless it finished first.
 killed=0 runs=0 rounds=0 start=$(date +%s)
 while [ "$killed" -lt "$kills" ]; do
   rounds=$((rounds + 1))
@@ -88,7 +97,7 @@ while [ "$killed" -lt "$kills" ]; do
     runs=$((runs + 1))
     "$yard" run "$work/soak.yaml" --input "n=r$runs" >>"$work/rounds.log" 2>&1 & child=$!
   fi
-  delay_ms=$((20 + RANDOM % 2480))
+  delay_ms=$((20 + (RANDOM * 32768 + RANDOM) % max_delay_ms))
   sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
   # Only a process still running counts as killed (a zombie has already finished).
   if [ -r "/proc/$child/stat" ] && [ "$(awk '{print $3}' "/proc/$child/stat" 2>/dev/null)" != "Z" ] && kill -9 "$child" 2>/dev/null; then
@@ -106,10 +115,10 @@ done
 "$yard" credits deliver --include-failed >>"$work/rounds.log" 2>&1 || true
 curl -s "$STATS_URL" >"$work/stats.json" 2>/dev/null || python3 -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('$STATS_URL').read().decode())" >"$work/stats.json"
 
-python3 - "$YARD_HOME" "$work/stats.json" "$kills" "$runs" "$rounds" "$(( $(date +%s) - start ))" "$seed" <<'PY'
+python3 - "$YARD_HOME" "$work/stats.json" "$kills" "$runs" "$rounds" "$(( $(date +%s) - start ))" "$seed" "$run_ms" <<'PY'
 import hashlib, json, os, sqlite3, sys, collections
 home, stats_file = sys.argv[1], sys.argv[2]
-kills, runs_started, rounds, seconds, seed = map(int, sys.argv[3:8])
+kills, runs_started, rounds, seconds, seed, run_ms = map(int, sys.argv[3:9])
 stats = json.load(open(stats_file))
 db = sqlite3.connect(os.path.join(home, "yard.sqlite"))
 q = lambda sql, *a: db.execute(sql, a).fetchall()
@@ -169,6 +178,7 @@ unsettled = q("SELECT count(*) FROM ledger_job lj JOIN job j ON j.id = lj.job_id
 recorded = stats.get("stripe_recorded_by_identifier", {})
 attempts = stats.get("stripe_requests_by_identifier", {})
 outbox = q("SELECT identifier, state FROM billing_outbox")
+outbox_errors = dict(q("SELECT identifier, state || ': ' || coalesce(last_error, '') FROM billing_outbox"))
 outbox_per_job = collections.Counter(j for (j,) in q("SELECT job_id FROM billing_outbox"))
 delivered_per_event = collections.Counter(recorded.get(identifier, 0) for identifier, _ in outbox)
 duplicate_deliveries = sum(1 for identifier, _ in outbox if recorded.get(identifier, 0) > 1) + sum(1 for c in outbox_per_job.values() if c > 1)
@@ -184,7 +194,7 @@ for folder, _, names in os.walk(root):
         if hashlib.sha256(open(os.path.join(folder, name), "rb").read()).hexdigest() != name: mismatches += 1
 
 def dist(counter): return ", ".join(f"{k}×{v}" for k, v in sorted(counter.items())) or "none"
-print(f"soak: {kills} SIGKILLs in {rounds} rounds over {runs_started} runs started, {seconds} s (seed {seed})")
+print(f"soak: {kills} SIGKILLs in {rounds} rounds over {runs_started} runs started, {seconds} s (seed {seed}; an unkilled run took {run_ms} ms)")
 print(f"runs: {len(runs)} recorded, {by_state.get('succeeded', 0)} succeeded, {len(parked_runs)} parked for attention")
 print(f"runs lost: {len(lost_runs)}")
 print(f"provider submissions per step: {dist(per_step)} (submissions×steps); orphan submissions: {orphans}")
@@ -192,6 +202,8 @@ print(f"duplicate submissions: {duplicates}")
 print(f"double charges: {double_charges} (unbalanced transactions: {len(unbalanced)}, terminal jobs unsettled: {unsettled})")
 print(f"outbox deliveries per event: {dist(delivered_per_event)} (deliveries×events); duplicates: {duplicate_deliveries}, undelivered: {undelivered}, "
       f"attempts max {max(attempts.values(), default=0)}")
+for reason, count in collections.Counter(outbox_errors[i][:160] for i, _ in outbox if recorded.get(i, 0) == 0).most_common(3):
+    print(f"  undelivered ×{count}: {reason}")
 print(f"artifact hash mismatches: {mismatches} (of {files} files)")
 bad = len(lost_runs) + duplicates + orphans + double_charges + len(unbalanced) + duplicate_deliveries + mismatches
 if not by_state.get("succeeded"):

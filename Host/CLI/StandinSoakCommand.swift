@@ -36,7 +36,18 @@ extension StandinCommand {
             try data.write(to: URL(fileURLWithPath: tmp))
             _ = rename(tmp, urlsFile)
             print("soak stand-ins ready: \(urlsFile)")
+            // Stripe checks meter event timestamps against its clock (at most 5
+            // minutes ahead): a soak runs longer than that, so its clock follows real time.
+            let clock = stripe.clock
+            let follower = Task {
+                while !Task.isCancelled {
+                    let behind = Int64(Date().timeIntervalSince1970 * 1000) - clock.nowUnixMs()
+                    if behind > 0 { clock.advance(ms: behind) }
+                    try? await Task.sleep(nanoseconds: 1_000_000_000)
+                }
+            }
             await stats.waitUntilStopped()
+            follower.cancel()
         }
 
         /// What each provider was asked to do, keyed so the soak can match it to the host's jobs.
