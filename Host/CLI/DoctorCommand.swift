@@ -51,11 +51,10 @@ struct DoctorCommand: AsyncParsableCommand {
         bundle["environment"] = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("YARD_") }
             .mapValues { _ in "set" }
         var text = String(decoding: try JSONSerialization.data(withJSONObject: bundle, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
-        var known: [(String, String)] = declared.compactMap { name in vault.value(of: name).map { (name, $0) } }
-        if let key = ProcessInfo.processInfo.environment["YARD_SECRET_KEY"] { known.append(("YARD_SECRET_KEY", key)) }
-        for (name, value) in known where value.count >= 4 {
-            text = text.replacingOccurrences(of: value, with: "[REDACTED:\(name)]")
-        }
+        var known: [Redactor.Value] = declared.compactMap { name in vault.value(of: name).map { Redactor.Value(name: name, value: $0) } }
+        if let key = ProcessInfo.processInfo.environment["YARD_SECRET_KEY"] { known.append(Redactor.Value(name: "YARD_SECRET_KEY", value: key)) }
+        // Whole values, fragments a truncation left, and JWT or Bearer shapes.
+        text = Redactor(values: known).redact(text)
         if let out { try text.write(toFile: out, atomically: true, encoding: .utf8) }
         print(text)
     }

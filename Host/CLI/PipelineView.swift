@@ -50,7 +50,7 @@ struct PipelineRunView: Encodable {
         outputs = json(run.outputsJSON)
         var files = copied
         for (name, value) in outputs?.objectValue ?? [:] where files[name] == nil {
-            if let handle = value["artifact"]?.stringValue { files[name] = artifacts.path(for: String(handle.dropFirst("sha256:".count))).path }
+            if let handle = value["artifact"]?.stringValue, let file = try? artifacts.file(forHandle: handle) { files[name] = file.path }
         }
         self.files = files
         error = json(run.errorJSON)
@@ -174,36 +174,7 @@ enum PipelineText {
 
     /// Copies the run's output files to DIR/NAME.EXT; returns name → path.
     static func copyOutputs(_ run: PipelineRunRecord, to directory: URL, artifacts: ArtifactDirectory) throws -> [String: String] {
-        let outputs = run.outputsJSON.flatMap { try? JSONValue(parsing: Data($0.utf8)) }?.objectValue ?? [:]
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var copied: [String: String] = [:]
-        for (name, value) in outputs {
-            guard let handle = value["artifact"]?.stringValue else { continue }
-            let source = artifacts.path(for: String(handle.dropFirst("sha256:".count)))
-            let ext = Self.fileExtension(value["media_type"]?.stringValue)
-            let target = directory.appendingPathComponent(ext.isEmpty ? name : "\(name).\(ext)")
-            try? FileManager.default.removeItem(at: target)
-            do { try FileManager.default.copyItem(at: source, to: target) } catch {
-                throw YardError(.ioFailed, "Cannot copy output \(name) to \(target.path): \(error).", remediation: "Check that \(directory.path) is writable.", field: "--output-dir")
-            }
-            copied[name] = target.path
-        }
-        return copied
-    }
-
-    static func fileExtension(_ mediaType: String?) -> String {
-        switch mediaType {
-        case "video/mp4": return "mp4"
-        case "video/webm": return "webm"
-        case "video/quicktime": return "mov"
-        case "image/png": return "png"
-        case "image/jpeg": return "jpg"
-        case "image/webp": return "webp"
-        case "audio/wav": return "wav"
-        case "audio/mpeg": return "mp3"
-        case "text/plain": return "txt"
-        default: return ""
-        }
+        try PipelineOutputFiles.copy(run, to: directory, artifacts: artifacts)
     }
 
     static func printPreset(_ preset: PipelineDefinition, library: PresetLibrary) {

@@ -8,7 +8,7 @@ struct StandinCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "standin",
         abstract: "Run a provider stand-in on 127.0.0.1 (real protocol, no GPUs, no bills).",
-        subcommands: [RunPod.self, Fal.self, ComfyUI.self, HuggingFace.self, Stripe.self, Kling.self, Modal.self])
+        subcommands: [RunPod.self, Fal.self, ComfyUI.self, HuggingFace.self, Stripe.self, Kling.self, Modal.self, Soak.self])
 
     struct RunPod: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -8,6 +8,8 @@ struct Yard: AsyncParsableCommand {
     /// Process logs go to stderr, at YARD_LOG_LEVEL (trace…critical; default warning),
     /// so stdout stays clean for --json.
     static func main() async {
+        // Everything created under $YARD_HOME is private (files 0600, folders 0700).
+        PrivateFiles.restrictUmask()
         let level = ProcessInfo.processInfo.environment["YARD_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import XCTest
 @testable import SwitchyardHost
@@ -61,10 +62,23 @@ final class PluginRegistryTests: TemporaryDirectoryTestCase {
         try copyPlugin("echo", to: bundled)
         let home = dir.appendingPathComponent("home/plugins")
         let userManifest = try copyPlugin("echo", to: home)
+        try recordInLockFile(userManifest)
         let reg = registry(bundled: bundled)
         let rows = reg.list()
         XCTAssertEqual(Set(rows.map { "\($0.source.rawValue):\($0.status.rawValue)" }), ["user:ok", "bundled:shadowed"])
         XCTAssertEqual(try reg.resolve("echo").path, userManifest.path)
+    }
+
+    /// What `yard plugin install` records for a plugin in $YARD_HOME/plugins (loads check it).
+    func recordInLockFile(_ manifestURL: URL) throws {
+        let paths = YardPaths(home: dir.appendingPathComponent("home"))
+        let data = try Data(contentsOf: manifestURL)
+        let manifest = try PluginManifest.parse(data, source: manifestURL.path)
+        var lock = PluginLockFile.load(paths.lockFile)
+        lock.plugins[manifest.id] = PluginLockFile.Entry(version: manifest.version, abi: manifest.abi, platform: manifest.platform,
+                                                         librarySHA256: manifest.sha256, manifestSHA256: PluginInstaller.hex(SHA256.hash(data: data)),
+                                                         packageSHA256: "", signer: nil, unsigned: true, source: "test", installedAt: "")
+        try lock.save(paths.lockFile)
     }
 
     func testUnknownIDIsPluginNotFound() {

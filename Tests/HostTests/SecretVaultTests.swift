@@ -11,7 +11,7 @@ final class SecretVaultTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(vault.value(of: "FAL_KEY"), "fal-secret-value-123")
         let onDisk = try String(contentsOf: dir.appendingPathComponent("secrets.json"), encoding: .utf8)
         XCTAssertFalse(onDisk.contains("fal-secret-value-123"))
-        let keyPermissions = try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("secret.key").path)[.posixPermissions] as? Int
+        let keyPermissions = try FileManager.default.attributesOfItem(atPath: YardPaths(home: dir).vaultKeyFile.path)[.posixPermissions] as? Int
         XCTAssertEqual(keyPermissions, 0o600)
         XCTAssertEqual(vault.names().map(\.name), ["FAL_KEY"])
     }

@@ -80,9 +80,16 @@ public final class JobEngine: @unchecked Sendable {
     /// The engine as `yard` uses it: SQLite under $YARD_HOME, the vault, the catalog.
     public static func standard(paths: YardPaths, registry: PluginRegistry) throws -> JobEngine {
         let store = try SQLiteJobStore(path: paths.jobStoreFile)
+        // A home made before files were private: no one else may look inside.
+        PrivateFiles.tighten(paths.home)
         let catalog = try CapabilityCatalog.load(directory: YardPaths.registryDirectory()?.appendingPathComponent("capabilities"))
         let engine = JobEngine(store: store, paths: paths, registry: registry, catalog: catalog, secrets: SecretVault(paths: paths))
         engine.ledger = try JobLedger.standard(store: store, paths: paths)
+        // Against stand-ins (scripts/soak.sh) the adapters' multi-second poll intervals only make runs slow.
+        if let cap = ProcessInfo.processInfo.environment["YARD_MAX_POLL_MS"].flatMap(Int.init), cap > 0 {
+            engine.policy.maxPollMs = cap
+            engine.policy.minPollMs = min(engine.policy.minPollMs, cap)
+        }
         return engine
     }
 
@@ -99,7 +106,7 @@ public final class JobEngine: @unchecked Sendable {
     public func plugin(_ id: String) throws -> LoadedPlugin {
         if let loaded = lock.withLock({ plugins[id] }) { return loaded }
         let manifest = try registry.resolve(id)
-        let loaded = try PluginLoader.load(manifestURL: manifest, services: services())
+        let loaded = try PluginLoader.load(manifestURL: manifest, services: services(), lockExpectation: registry.lockExpectation(for: manifest))
         lock.withLock {
             plugins[id] = loaded
             gates[id] = gates[id] ?? ConcurrencyGate(limit: loaded.manifest.maxConcurrency ?? 16)
@@ -126,9 +133,17 @@ public final class JobEngine: @unchecked Sendable {
         return result
     }
 
+    /// An optional extension (estimate, reconcile, webhook, …): the same
+    /// worker pool and the same concurrency limit as the job model's calls, so
+    /// a burst of webhooks cannot run more calls at once than max_concurrency.
     func callExtension(_ plugin: LoadedPlugin, _ id: String, _ document: [String: Any], jobID: String?) async -> PluginCallResult? {
+        guard plugin.extensionTable(id) != nil else { return nil }
         let body = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
-        return await executor.run { plugin.callExtension(id, request: body, jobID: jobID) }
+        let gate = gate(plugin.manifest.id)
+        await gate.acquire()
+        let result = await executor.run { plugin.callExtension(id, request: body, jobID: jobID) }
+        await gate.release()
+        return result
     }
 
     // MARK: pre-flight
@@ -279,7 +294,12 @@ public final class JobEngine: @unchecked Sendable {
         var findings: [PreflightFinding] = []
         func check(_ value: JSONValue, rules: JSONValue, field: String) {
             guard let handle = value["artifact"]?.stringValue else { return }
-            let digest = handle.hasPrefix("sha256:") ? String(handle.dropFirst(7)) : handle
+            guard let digest = ArtifactDirectory.digest(ofHandle: handle) else {
+                let refusal = ArtifactDirectory.invalidHandle(handle, field: field)
+                findings.append(PreflightFinding(step: "schema", code: refusal.code.rawValue, message: "\(field): \(refusal.message)",
+                                                 remediation: refusal.remediation, field: field, severity: .error))
+                return
+            }
             let file = artifacts.path(for: digest)
             guard let size = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.size] as? Int else {
                 findings.append(PreflightFinding(step: "schema", code: "CONTRACT_MISMATCH", message: "\(field) names artifact \(handle.prefix(19))…, which is not in this host's store.",
@@ -588,6 +608,9 @@ public final class JobEngine: @unchecked Sendable {
             if let failure = Self.harvestFailure(harvested) {
                 return try recordHarvestFailure(failure, jobID: jobID, plugin: plugin)
             }
+            if let refusal = artifactHandleRefusal(in: harvested) {
+                return try recordOutputRefusal(refusal, jobID: jobID, plugin: plugin)
+            }
             harvestedText = text(harvested).map(plugin.context.redact)
         }
         let outputsText = harvestedText
@@ -793,13 +816,26 @@ public final class JobEngine: @unchecked Sendable {
 
     /// Resumes every unfinished job, concurrently, until each is terminal;
     /// parked jobs are looked at again first (sweepParked).
+    /// Failures are isolated per job: one job whose plugin cannot load or
+    /// whose store update fails is reported (logged, an event on the job) and
+    /// never cancels the others' resumes. Returns the jobs in their state when
+    /// their drive ended.
     public func resumeAll(onUpdate: @escaping @Sendable (JobUpdate) -> Void = { _ in }) async throws -> [JobRecord] {
         let swept = await sweepParked()
         let unfinished = try store.unfinishedJobs()
-        return try await withThrowingTaskGroup(of: JobRecord.self) { group in
-            for job in unfinished { group.addTask { try await self.drive(job.id, onUpdate: onUpdate) } }
+        return await withTaskGroup(of: JobRecord?.self) { group in
+            for job in unfinished {
+                group.addTask {
+                    do { return try await self.drive(job.id, onUpdate: onUpdate) } catch {
+                        let reason = (error as? YardError).map { "\($0.code.rawValue): \($0.message)" } ?? "\(error)"
+                        self.logger.error("resume failed for one job; the others go on", metadata: ["job": "\(job.id)", "engine": "\(job.pluginID)", "error": "\(reason)"])
+                        try? self.store.appendEvent(jobID: job.id, kind: "resume_error", message: "resume failed: \(reason)", data: nil)
+                        return (try? self.store.job(id: job.id)) ?? job
+                    }
+                }
+            }
             var finished: [JobRecord] = swept.filter { $0.phase.isTerminal }
-            for try await job in group { finished.append(job) }
+            for await job in group { if let job { finished.append(job) } }
             // A job parked just now whose window has already passed is settled in the same pass.
             let late = await self.sweepParked()
             for settled in late {

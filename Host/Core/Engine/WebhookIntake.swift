@@ -33,6 +33,10 @@ extension JobEngine {
     /// WEBHOOK_REJECTED and changes nothing.
     public func receiveWebhook(pluginID: String, headers: [String: String], body: Data,
                                config: [String: JSONValue] = [:]) async throws -> WebhookOutcome {
+        // A delivery names an installed plugin by id; a path would load a plugin from any folder.
+        guard pluginID.range(of: "^[a-z0-9][a-z0-9._-]{0,63}$", options: .regularExpression) != nil, !pluginID.contains("..") else {
+            throw YardError(.pluginNotFound, "\"\(SafePath.shown(pluginID))\" is not an engine id.", remediation: "Deliver to /webhooks/ENGINE with an installed plugin's id.")
+        }
         let plugin = try plugin(pluginID)
         let lowered = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })
         let request: [String: Any] = ["headers": lowered, "body_base64": body.base64EncodedString(), "config": jsonObject(.object(config))]

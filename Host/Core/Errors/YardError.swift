@@ -43,6 +43,16 @@ public struct YardError: Error, Sendable, Hashable, Codable, CustomStringConvert
         public static let ioFailed: Code = "IO_FAILED"
         public static let usage: Code = "USAGE"
         public static let jobNotFound: Code = "JOB_NOT_FOUND"
+        // Hostile input: paths, documents, packages (docs/adr/0012).
+        public static let artifactHandleInvalid: Code = "ARTIFACT_HANDLE_INVALID"
+        public static let pathOutsideRoot: Code = "PATH_OUTSIDE_ROOT"
+        public static let nameInvalid: Code = "NAME_INVALID"
+        public static let documentTooLarge: Code = "DOCUMENT_TOO_LARGE"
+        public static let documentTooDeep: Code = "DOCUMENT_TOO_DEEP"
+        public static let documentAliasLimit: Code = "DOCUMENT_ALIAS_LIMIT"
+        public static let packageTooLarge: Code = "PACKAGE_TOO_LARGE"
+        public static let webhookTooLarge: Code = "WEBHOOK_TOO_LARGE"
+        public static let webhookTimeout: Code = "WEBHOOK_TIMEOUT"
     }
 
     public static func jobNotFound(_ id: String) -> YardError {

@@ -132,6 +132,10 @@ extension JobLedger {
         var expiresAt: Date?
     }
 
+    /// Stripe amounts have at most 8 digits; anything past 10^12 minor units
+    /// is not a real top-up (and -Int.min would trap).
+    static let maxAmountMinor = 1_000_000_000_000
+
     enum TopUpDecision {
         case credit(TopUp)
         case noCredit(result: String, message: String)
@@ -160,7 +164,7 @@ extension JobLedger {
         case "billing.credit_grant.created":
             guard let id = object["id"]?.stringValue else { throw invalid("id") }
             guard let customer = object["customer"]?.stringValue else { throw invalid("customer") }
-            guard let monetary = object["amount"]?["monetary"], let value = monetary["value"]?.intValue, value > 0,
+            guard let monetary = object["amount"]?["monetary"], let value = monetary["value"]?.intValue, value > 0, value <= maxAmountMinor,
                   let currency = monetary["currency"]?.stringValue else { throw invalid("amount.monetary") }
             let expires = object["expires_at"]?.doubleValue.map { Date(timeIntervalSince1970: $0) }
             return .credit(TopUp(sourceID: id, customer: customer, namedAccount: nil, amountMinor: value, currency: currency.uppercased(),
@@ -184,7 +188,7 @@ extension JobLedger {
             // Credits bought: the metadata's figure when the Checkout was made with one, else the
             // subtotal (before tax; a discount still buys the full amount).
             let amount = metadata["credits_minor"]?.stringValue.flatMap(Int.init) ?? object["amount_subtotal"]?.intValue ?? object["amount_total"]?.intValue
-            guard let amount, amount > 0 else { throw invalid("amount_subtotal") }
+            guard let amount, amount > 0, amount <= maxAmountMinor else { throw invalid("amount_subtotal") }
             guard let currency = object["currency"]?.stringValue else { throw invalid("currency") }
             return .credit(TopUp(sourceID: id, customer: customer, namedAccount: named, amountMinor: amount, currency: currency.uppercased(), category: .paid, expiresAt: nil))
         case "checkout.session.async_payment_failed":

@@ -53,14 +53,35 @@ public final class PluginContext: @unchecked Sendable {
         }
     }
 
-    /// Replaces every known secret value in `text` with a marker naming it.
-    public func redact(_ text: String) -> String {
-        var text = text
-        for (name, value) in secretValues() where text.contains(value) {
-            text = text.replacingOccurrences(of: value, with: "[REDACTED:\(name)]")
+    /// Credentials the host saw pass for this plugin that are not declared
+    /// secrets: authorization-style header values it sent through sy.http/1
+    /// and tokens the host signed for it (a Kling JWT). The newest are kept.
+    private var sensitive: [Redactor.Value] = []
+    static let sensitiveLimit = 64
+
+    func noteSensitive(_ value: String, name: String) {
+        guard value.count >= Redactor.minimumLength else { return }
+        lock.withLock {
+            guard !sensitive.contains(where: { $0.value == value }) else { return }
+            sensitive.append(Redactor.Value(name: name, value: value))
+            if sensitive.count > Self.sensitiveLimit { sensitive.removeFirst(sensitive.count - Self.sensitiveLimit) }
         }
-        return text
     }
+
+    /// Records the credential headers of a request the plugin is sending.
+    func noteSensitiveHeaders(_ headers: [String: String]) {
+        for (name, value) in headers where Redactor.isCredentialHeader(name) {
+            for credential in Redactor.credentials(inHeaderValue: value) { noteSensitive(credential, name: name.lowercased()) }
+        }
+    }
+
+    public var redactor: Redactor {
+        Redactor(values: secretValues().map { Redactor.Value(name: $0.0, value: $0.1) } + lock.withLock { sensitive })
+    }
+
+    /// Replaces every known secret value, credential header and signed token
+    /// in `text` (also fragments of them, and JWT-shaped text) with a marker.
+    public func redact(_ text: String) -> String { redactor.redact(text) }
 }
 
 /// The context of one call into the plugin; `sy_call_t.host_data` points here.
@@ -156,14 +177,21 @@ enum ServiceTables {
         var body: Data?
         if let text = doc["body"] as? String { body = Data(text.utf8) }
         if let b64 = doc["body_base64"] as? String { body = Data(base64Encoded: b64) }
+        let requestHeaders = (doc["headers"] as? [String: String]) ?? [:]
+        ctx.plugin.noteSensitiveHeaders(requestHeaders)
         let request = HostHTTPRequest(method: (doc["method"] as? String) ?? "GET", url: url,
-                                      headers: (doc["headers"] as? [String: String]) ?? [:], body: body,
+                                      headers: requestHeaders, body: body,
                                       timeoutMs: doc["timeout_ms"] as? Int)
         do {
             let answer = try transport.perform(request)
+            // Redaction before truncation: a provider that echoes the key back
+            // (an error body quoting the request) has it removed here, before
+            // the plugin can cut the body to an excerpt that no longer matches.
+            let redactor = ctx.plugin.redactor
             var headers: [String: String] = [:]
-            for (name, value) in answer.headers { headers[name.lowercased()] = value }
-            hostWrite(response, json: ["status": answer.status, "headers": headers, "body_base64": answer.body.base64EncodedString()])
+            for (name, value) in answer.headers { headers[name.lowercased()] = ResponseRedaction.text(value, redactor) }
+            hostWrite(response, json: ["status": answer.status, "headers": headers,
+                                       "body_base64": ResponseRedaction.body(answer.body, redactor).base64EncodedString()])
             return SY_OK
         } catch HostHTTPError.timeout {
             return SY_E_TIMEOUT
@@ -213,8 +241,10 @@ enum ServiceTables {
                 ctx.plugin.noteDenied(url)
                 return SY_E_DENIED
             }
+            let headers = (doc["headers"] as? [String: String]) ?? [:]
+            ctx.plugin.noteSensitiveHeaders(headers)
             do {
-                let answer = try transport.perform(HostHTTPRequest(method: "GET", url: url, headers: (doc["headers"] as? [String: String]) ?? [:]))
+                let answer = try transport.perform(HostHTTPRequest(method: "GET", url: url, headers: headers))
                 guard (200..<300).contains(answer.status) else {
                     hostWrite(handle, json: errorDocument(answer.status == 404 ? "RESULT_EXPIRED" : "ENGINE_ERROR",
                                                           "Downloading \(url) answered HTTP \(answer.status).", "Check that the result still exists.",
@@ -262,12 +292,15 @@ enum ServiceTables {
                   let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyBytes) else { return SY_E_INVALID_ARGUMENT }
             return key.isValidSignature(sig, for: Data(syStr: message)) ? SY_OK : SY_E_FAILED
         },
-        jwt_hs256: { _, claims, secret, token in
+        jwt_hs256: { call, claims, secret, token in
             guard let object = try? JSONSerialization.jsonObject(with: Data(syStr: claims)), object is [String: Any],
                   let payload = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
                 return SY_E_INVALID_ARGUMENT
             }
-            hostWrite(token, Data(JWT.hs256(payload: payload, secret: Data(syStr: secret)).utf8))
+            let signed = JWT.hs256(payload: payload, secret: Data(syStr: secret))
+            // A signed token is a credential for its lifetime (Kling: 30 minutes).
+            CallContext.from(call)?.plugin.noteSensitive(signed, name: "JWT")
+            hostWrite(token, Data(signed.utf8))
             return SY_OK
         }
     ))
@@ -307,6 +340,36 @@ enum ServiceTables {
         case SY_SERVICE_PROCESS: return s.process == nil ? nil : ProcessServiceTable.table
         default: return nil
         }
+    }
+}
+
+/// Redaction of provider answers before a plugin sees them. Only values of
+/// 8 characters or more are replaced in bodies, so media bytes are left
+/// alone in practice (a chance match of 8 given bytes is about 2^-64).
+enum ResponseRedaction {
+    static func body(_ data: Data, _ redactor: Redactor) -> Data {
+        let values = redactor.values.filter { $0.value.utf8.count >= 8 }
+        guard !values.isEmpty else { return data }
+        var data = data
+        for item in values {
+            let needle = Data(item.value.utf8)
+            guard data.range(of: needle) != nil else { continue }
+            let marker = Data("[REDACTED:\(item.name)]".utf8)
+            var out = Data()
+            var rest = data[...]
+            while let found = rest.range(of: needle) {
+                out.append(rest[rest.startIndex..<found.lowerBound])
+                out.append(marker)
+                rest = rest[found.upperBound...]
+            }
+            out.append(rest)
+            data = out
+        }
+        return data
+    }
+
+    static func text(_ value: String, _ redactor: Redactor) -> String {
+        String(decoding: body(Data(value.utf8), redactor), as: UTF8.self)
     }
 }
 

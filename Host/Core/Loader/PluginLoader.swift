@@ -120,7 +120,7 @@ public enum PluginLoader {
     public static let entrySymbol = SY_PLUGIN_ENTRY_SYMBOL
 
     /// Reads and checks plugin.json and the library beside it without loading code.
-    public static func inspect(manifestURL: URL, verifyHash: Bool = true) throws -> (PluginManifest, URL) {
+    public static func inspect(manifestURL: URL, verifyHash: Bool = true, lockExpectation: LockExpectation = .none) throws -> (PluginManifest, URL) {
         let data: Data
         do {
             data = try Data(contentsOf: manifestURL)
@@ -129,6 +129,7 @@ public enum PluginLoader {
                             remediation: "Check the path, or run `yard plugin list` to see installed plugins.")
         }
         let manifest = try PluginManifest.parse(data, source: manifestURL.path)
+        try lockExpectation.verify(manifestBytes: data, manifest: manifest, manifestURL: manifestURL)
         let library = manifestURL.deletingLastPathComponent().appendingPathComponent(manifest.library)
         guard FileManager.default.fileExists(atPath: library.path) else {
             throw YardError(.pluginNotFound, "\(manifest.id): the library \(manifest.library) is missing beside \(manifestURL.lastPathComponent).",
@@ -190,8 +191,8 @@ public enum PluginLoader {
     /// A library is loaded once per process and never unloaded, so the
     /// services of its first load stay bound to it: loading the same file
     /// again returns that plugin, whatever `services` this call passes.
-    public static func load(manifestURL: URL, services: HostServiceSet, verifyHash: Bool = true) throws -> LoadedPlugin {
-        let (manifest, library) = try inspect(manifestURL: manifestURL, verifyHash: verifyHash)
+    public static func load(manifestURL: URL, services: HostServiceSet, verifyHash: Bool = true, lockExpectation: LockExpectation = .none) throws -> LoadedPlugin {
+        let (manifest, library) = try inspect(manifestURL: manifestURL, verifyHash: verifyHash, lockExpectation: lockExpectation)
         let key = library.resolvingSymlinksInPath().path
         if let existing = lock.withLock({ loaded[key] }) { return existing }
         try checkELF(library, id: manifest.id)

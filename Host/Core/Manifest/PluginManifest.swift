@@ -126,6 +126,11 @@ public struct PluginManifest: Codable, Sendable, Hashable {
 
     /// Parses and checks a manifest; every problem is MANIFEST_INVALID with the field.
     public static func parse(_ data: Data, source: String) throws -> PluginManifest {
+        // Bounded and strict first: a hostile manifest is refused with a code
+        // before the recursive decoder sees it.
+        do { _ = try DocumentLimits.manifest.parseJSON(data, source: source) } catch let error as JSONParseError {
+            throw YardError(.manifestInvalid, "\(source) is not valid JSON: \(error).", remediation: "Check the file with a JSON linter.")
+        }
         let manifest: PluginManifest
         do {
             manifest = try JSONDecoder().decode(PluginManifest.self, from: data)

@@ -132,6 +132,24 @@ public final class ModelCatalog: @unchecked Sendable {
         root.appendingPathComponent(vendor).appendingPathComponent(repo).appendingPathComponent(revision)
     }
 
+    /// `directory(…)` after checking each part: the vendor and the revision
+    /// are one plain name each (a Hub commit, a Civitai version id, a digest),
+    /// the repo is `owner/name`, and the folder stays below the model root
+    /// whatever symlinks lie on the way.
+    public func checkedDirectory(vendor: String, repo: String, revision: String) throws -> URL {
+        try SafePath.fileName(vendor, field: "vendor")
+        try SafePath.fileName(revision, field: "revision")
+        guard !revision.hasPrefix("."), !vendor.hasPrefix(".") else {
+            throw YardError(.nameInvalid, "The model revision \"\(SafePath.shown(revision))\" is not a plain name.",
+                            remediation: "Pull a branch, tag or commit id; report the model host's answer if it named this revision.", field: "revision")
+        }
+        let repoParts = try SafePath.components(of: repo, field: "repo")
+        guard repoParts.count <= 2, repoParts.allSatisfy({ !$0.hasPrefix(".") }) else {
+            throw YardError(.nameInvalid, "\"\(SafePath.shown(repo))\" is not a repo id (owner/name).", remediation: "Use owner/name.", field: "repo")
+        }
+        return try SafePath.contained("\(vendor)/\(repo)/\(revision)", in: root, field: "revision")
+    }
+
     public func save(_ record: ModelRecord) throws {
         let files = String(decoding: try JSONEncoder().encode(record.files), as: UTF8.self)
         try pool.write { db in

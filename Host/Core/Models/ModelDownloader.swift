@@ -46,7 +46,10 @@ public final class ModelDownloader: @unchecked Sendable {
     @discardableResult
     public func pull(_ plan: ModelPlan, isAllowed: @escaping @Sendable (String) -> Bool = { _ in true },
                      progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> ModelRecord {
-        let directory = catalog.directory(vendor: plan.vendor, repo: plan.repo, revision: plan.revision)
+        // Vendor, repo, revision and file paths come from a provider or a
+        // plugin: each becomes a folder or file name only after it is checked.
+        let directory = try catalog.checkedDirectory(vendor: plan.vendor, repo: plan.repo, revision: plan.revision)
+        for file in plan.files { _ = try SafePath.contained(file.path, in: directory, field: "files[].path") }
         let created = (try? catalog.records(id: plan.id, revision: plan.revision).first?.createdAt) ?? Date()
         var record = ModelRecord(id: plan.id, vendor: plan.vendor, repo: plan.repo, revision: plan.revision, type: plan.type, license: plan.license,
                                  status: .downloading, files: plan.files.map { ModelFileRecord(path: $0.path, size: $0.size ?? 0, sha256: $0.sha256) },
@@ -90,7 +93,7 @@ public final class ModelDownloader: @unchecked Sendable {
     func fetch(_ file: ModelPlan.File, into directory: URL, authorization: String?, isAllowed: @escaping @Sendable (String) -> Bool,
                progress: @escaping (Int64, Int64) -> Void) async throws -> ModelFileRecord {
         let fm = FileManager.default
-        let target = directory.appendingPathComponent(file.path)
+        let target = try SafePath.contained(file.path, in: directory, field: "files[].path")
         let part = target.appendingPathExtension("part")
         try fm.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
         if let size = Self.size(of: target), file.size == nil || file.size == Int(size) {

@@ -224,6 +224,11 @@ public final class ModelSourceResolver: @unchecked Sendable {
         guard let commit = info["sha"] as? String, !commit.isEmpty else {
             throw YardError("ENGINE_ERROR", "The Hub's answer for \(repo)@\(revision) has no commit sha.", remediation: "Retry; report it if it persists.")
         }
+        // The commit names a folder and goes into URLs: a git object id only (SHA-1, or SHA-256 repos).
+        guard Self.isGitCommitID(commit) else {
+            throw YardError(.nameInvalid, "The Hub answered \"\(SafePath.shown(commit))\" as the commit of \(repo)@\(revision), which is not a git commit id.",
+                            remediation: "Check hub_url (the model host is not behaving like the Hugging Face Hub); report it if it persists.", field: "revision")
+        }
         // The Hub pages listings (1000 entries) and names the next page in a Link header.
         var tree: [[String: Any]] = []
         var next: String? = "\(hubEndpoint)/api/models/\(repo)/tree/\(commit)?recursive=true&expand=false"
@@ -335,6 +340,11 @@ public final class ModelSourceResolver: @unchecked Sendable {
     }
 
     // MARK: paths
+
+    /// 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
+    static func isGitCommitID(_ text: String) -> Bool {
+        (text.utf8.count == 40 || text.utf8.count == 64) && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
 
     /// No absolute paths, `..`, backslashes or control characters: a file cannot leave its model directory.
     static func isSafeRelativePath(_ path: String) -> Bool {

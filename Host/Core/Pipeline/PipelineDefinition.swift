@@ -96,13 +96,16 @@ extension PipelineDefinition {
     /// Reads a pipeline file (`.yaml`, `.yml` or `.json`; YAML is a superset, so
     /// any other extension is read as YAML).
     public static func load(_ url: URL) throws -> PipelineDefinition {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber {
+            try DocumentLimits.pipeline.checkSize(size.intValue, source: url.lastPathComponent, field: "FILE")
+        }
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw YardError("PIPELINE_NOT_FOUND", "Cannot read the pipeline file \(url.path).",
                             remediation: "Check the path, or name a preset from `yard presets list`.", field: "FILE")
         }
         let text = String(decoding: data, as: UTF8.self)
         if url.pathExtension.lowercased() == "json" {
-            do { return try parse(try JSONValue(parsing: data), source: url.lastPathComponent) } catch let error as JSONParseError {
+            do { return try parse(try DocumentLimits.pipeline.parseJSON(data, source: url.lastPathComponent), source: url.lastPathComponent) } catch let error as JSONParseError {
                 throw invalid(url.lastPathComponent, "is not valid JSON: \(error)", "Fix the JSON syntax.", field: "$")
             }
         }
@@ -119,6 +122,7 @@ extension PipelineDefinition {
 
     static func parseYAML(_ text: String, source: String) throws -> JSONValue {
         let loaded: Any?
+        try BoundedYAML.check(text, source: source, limits: .pipeline)
         do { loaded = try Yams.load(yaml: text) } catch {
             throw invalid(source, "is not valid YAML: \(error)", "Fix the YAML syntax (quote strings that hold ${…} inside [ ] or { }).", field: "$")
         }
@@ -281,6 +285,11 @@ extension PipelineDefinition {
 
         var outputs: [String: JSONValue] = [:]
         for (name, value) in root["outputs"]?.objectValue ?? [:] {
+            // An output name becomes a file name in --output-dir.
+            guard SafePath.isPlainComponent(name), !name.hasPrefix(".") else {
+                throw fail("$.outputs.\(SafePath.shown(name))", "the output name \"\(SafePath.shown(name))\" is not a plain file name.",
+                           "Name outputs with letters, digits, '-' and '_' (the name becomes a file in --output-dir).")
+            }
             let refs: [PipelineReference]
             do { refs = try PipelineTemplate.references(in: value) } catch let error as PipelineReferenceError {
                 throw fail("$.outputs.\(name)", error.message, "Write e.g. `video: ${steps.export.outputs.video}`.")

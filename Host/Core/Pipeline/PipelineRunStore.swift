@@ -80,7 +80,11 @@ public struct PipelineStepRecord: Codable, Sendable, FetchableRecord, Persistabl
         case finishedAt = "finished_at"
     }
 
-    public var idempotencyKey: String { "pipeline/\(runID)/\(name)/\(round)/\(engineIndex)" }
+    public var idempotencyKey: String { Self.idempotencyKey(runID: runID, name: name, round: round, engineIndex: engineIndex) }
+
+    public static func idempotencyKey(runID: String, name: String, round: Int, engineIndex: Int) -> String {
+        "pipeline/\(runID)/\(name)/\(round)/\(engineIndex)"
+    }
 }
 
 /// A finished step's outputs, by (engine id and version, capability, canonical

@@ -48,15 +48,21 @@ public final class PipelineRunner: @unchecked Sendable {
     }
 
     /// A failed run, re-opened: failed and blocked steps start over (with a new
-    /// idempotency round); finished steps keep their outputs.
+    /// idempotency round); finished steps keep their outputs. A step whose job
+    /// under its current key is still in flight, or succeeded, keeps its round
+    /// and engine: `execute` follows that job instead of buying the step again.
     public func reopen(_ runID: String) throws -> PipelineRunRecord {
         guard let run = try store.run(id: runID) else { throw PipelineRunStore.runNotFound(runID) }
         guard run.state == .failed else { return run }
         for step in try store.steps(runID: runID) where [.failed, .blocked].contains(step.state) || step.state == .running {
+            let existing = try engine.store.job(idempotencyKey: step.idempotencyKey)
+            let follow = existing.map { !$0.phase.isTerminal || $0.phase == .succeeded } ?? false
             try store.updateStep(runID: runID, name: step.name) { row in
                 row.state = .pending
-                row.round += 1
-                row.engineIndex = 0
+                if !follow {
+                    row.round += 1
+                    row.engineIndex = 0
+                }
                 row.errorJSON = nil
                 row.finishedAt = nil
             }
@@ -83,6 +89,15 @@ public final class PipelineRunner: @unchecked Sendable {
         let inputs = (try? JSONValue(parsing: Data(run.inputsJSON.utf8)))?.objectValue ?? [:]
         var rows = Dictionary(uniqueKeysWithValues: try store.steps(runID: runID).map { ($0.name, $0) })
         var failed: PipelineStepRecord? = rows.values.first { $0.state == .failed }
+        let siblingFailure = SiblingFailure(failed != nil)
+        // Before anything is decided: every unfinished step whose job exists
+        // (the host stopped while it ran) is followed to its end, even when a
+        // sibling failed. Marking it blocked instead would leave a paid job
+        // uncollected, and the next round would buy it again.
+        let inFlight = try definition.steps.filter { step in
+            guard let row = rows[step.name], !row.state.isFinished else { return false }
+            return try engine.store.job(idempotencyKey: row.idempotencyKey) != nil
+        }
 
         func scope() -> PipelineScope {
             var outputs: [String: [String: JSONValue]] = [:]
@@ -94,6 +109,11 @@ public final class PipelineRunner: @unchecked Sendable {
 
         try await withThrowingTaskGroup(of: PipelineStepRecord.self) { group in
             var running = Set<String>()
+            for step in inFlight {
+                running.insert(step.name)
+                let stepScope = scope()
+                group.addTask { try await self.executeStep(step, run: run, scope: stepScope, siblingFailure: siblingFailure, onUpdate: onUpdate) }
+            }
             while true {
                 var changed = false
                 if failed == nil {
@@ -113,7 +133,7 @@ public final class PipelineRunner: @unchecked Sendable {
                         }
                         running.insert(step.name)
                         let stepScope = scope()
-                        group.addTask { try await self.executeStep(step, run: run, scope: stepScope, onUpdate: onUpdate) }
+                        group.addTask { try await self.executeStep(step, run: run, scope: stepScope, siblingFailure: siblingFailure, onUpdate: onUpdate) }
                     }
                 }
                 if running.isEmpty {
@@ -123,7 +143,10 @@ public final class PipelineRunner: @unchecked Sendable {
                 guard let done = try await group.next() else { break }
                 running.remove(done.name)
                 rows[done.name] = done
-                if done.state == .failed && failed == nil { failed = done }
+                if done.state == .failed && failed == nil {
+                    failed = done
+                    siblingFailure.set()
+                }
             }
         }
 
@@ -162,7 +185,7 @@ public final class PipelineRunner: @unchecked Sendable {
 
     // MARK: one step
 
-    func executeStep(_ step: PipelineStep, run: PipelineRunRecord, scope: PipelineScope,
+    func executeStep(_ step: PipelineStep, run: PipelineRunRecord, scope: PipelineScope, siblingFailure: SiblingFailure = SiblingFailure(false),
                      onUpdate: @escaping @Sendable (PipelineStepUpdate) -> Void) async throws -> PipelineStepRecord {
         guard var row = try store.steps(runID: run.id).first(where: { $0.name == step.name }) else { throw PipelineRunStore.runNotFound(run.id) }
         var attempts = (try? JSONDecoder().decode([EngineAttempt].self, from: Data(row.attemptsJSON.utf8))) ?? []
@@ -183,6 +206,10 @@ public final class PipelineRunner: @unchecked Sendable {
 
         for index in row.engineIndex..<step.engines.count {
             let choice = step.engines[index]
+            // A job under this attempt's idempotency key exists when the host
+            // stopped mid-step: it is followed, before the cache or anything else.
+            let attemptKey = PipelineStepRecord.idempotencyKey(runID: run.id, name: step.name, round: row.round, engineIndex: index)
+            let existing = try engine.store.job(idempotencyKey: attemptKey)
             let inputs: [String: JSONValue]
             let config: [String: JSONValue]
             do {
@@ -199,11 +226,26 @@ public final class PipelineRunner: @unchecked Sendable {
             let plugin: LoadedPlugin
             do { plugin = try engine.plugin(choice.engine) } catch {
                 let e = (error as? YardError) ?? YardError(.pluginNotFound, "\(error)", remediation: "Run `yard plugin list`.")
+                if let existing {
+                    // Its job exists: another engine could pay for the step twice.
+                    attempts.append(EngineAttempt(engine: choice.engine, ok: false, code: e.code.rawValue, message: e.message, remediation: e.remediation,
+                                                  charged: "unknown", jobID: existing.id))
+                    return try finish(.failed, error: ["code": .string(e.code.rawValue), "message": .string("\(e.message) Job \(existing.id) of this step may still be running at the provider."),
+                                                       "remediation": .string(e.remediation), "charged": "unknown", "job_id": .string(existing.id)])
+                }
                 attempts.append(EngineAttempt(engine: choice.engine, ok: false, code: e.code.rawValue, message: e.message, remediation: e.remediation, charged: "no"))
                 continue
             }
             let key = Self.cacheKey(pluginID: plugin.manifest.id, version: plugin.manifest.version, capability: step.capability, inputs: inputs, config: config)
-            if !run.noCache, let hit = try store.cached(key: key), let outputs = try? JSONValue(parsing: Data(hit.outputsJSON.utf8)), artifactsPresent(outputs) {
+            if existing == nil, siblingFailure.isSet {
+                // The run fails anyway: no new job is bought for it.
+                let list = attemptsText(attempts)
+                return try store.updateStep(runID: run.id, name: step.name) { r in
+                    r.attemptsJSON = list
+                    r.engineIndex = index
+                }
+            }
+            if existing == nil, !run.noCache, let hit = try store.cached(key: key), let outputs = try? JSONValue(parsing: Data(hit.outputsJSON.utf8)), artifactsPresent(outputs) {
                 return try finish(.succeeded) { r in
                     r.engine = choice.engine
                     r.engineIndex = index
@@ -225,10 +267,8 @@ public final class PipelineRunner: @unchecked Sendable {
                 r.startedAt = r.startedAt ?? Date()
             }
 
-            // A job under this step's idempotency key exists when the host
-            // stopped mid-step: follow it rather than submitting again.
             var job: JobRecord
-            if let existing = try engine.store.job(idempotencyKey: row.idempotencyKey) {
+            if let existing {
                 job = existing
             } else {
                 do {
@@ -309,8 +349,8 @@ public final class PipelineRunner: @unchecked Sendable {
     /// Cached outputs are only good while their files are still in the store.
     func artifactsPresent(_ value: JSONValue) -> Bool {
         if let handle = value["artifact"]?.stringValue {
-            let digest = handle.hasPrefix("sha256:") ? String(handle.dropFirst(7)) : handle
-            return FileManager.default.fileExists(atPath: engine.artifacts.path(for: digest).path)
+            guard let file = try? engine.artifacts.file(forHandle: handle) else { return false }
+            return FileManager.default.fileExists(atPath: file.path)
         }
         switch value {
         case .array(let items): return items.allSatisfy(artifactsPresent)
@@ -333,4 +373,15 @@ public final class PipelineRunner: @unchecked Sendable {
     }
 
     static func text(_ value: JSONValue) -> String { String(decoding: value.serialized(), as: UTF8.self) }
+}
+
+/// Set once a step of the run has failed: from then on the run's steps
+/// follow the jobs they already have and buy no new ones.
+final class SiblingFailure: @unchecked Sendable {
+    private let lock = NSLock()
+    private var failed: Bool
+
+    init(_ failed: Bool) { self.failed = failed }
+    var isSet: Bool { lock.withLock { failed } }
+    func set() { lock.withLock { failed = true } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchyardJSON
 
 /// Registry/index.json: the plugins a registry offers, by id and version, with
 /// a package per platform and the package's sha256. Package URLs may be
@@ -31,6 +32,10 @@ public struct PluginIndex: Codable, Sendable {
     public static func load(_ location: URL) throws -> PluginIndex {
         guard let data = try? Data(contentsOf: location) else {
             throw YardError(.indexInvalid, "Cannot read the plugin index at \(location.path).", remediation: "Pass --index with a readable index.json.")
+        }
+        // An index may come from anywhere: bounded before the recursive decoder sees it.
+        do { _ = try DocumentLimits.manifest.parseJSON(data, source: location.lastPathComponent) } catch is JSONParseError {
+            // Not JSON at all: refused just below, in the index's own words.
         }
         guard let index = try? JSONDecoder().decode(PluginIndex.self, from: data), index.schemaVersion == 1 else {
             throw YardError(.indexInvalid, "\(location.path) is not a plugin index (schema_version 1).",

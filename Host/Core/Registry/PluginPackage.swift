@@ -68,31 +68,122 @@ public enum PluginPackage {
         }
     }
 
-    /// Unpacks into `directory` after checking every entry name.
-    static func unpack(_ package: URL, into directory: URL) throws {
+    /// What a package may hold, checked before any entry is inflated: a
+    /// zip's central directory can declare anything, so every byte read is
+    /// counted against these limits too (zip bombs stop at the limit).
+    public struct Limits: Sendable {
+        /// The package file itself.
+        public var maxPackageBytes: Int64 = 256 << 20
+        /// The library, inflated.
+        public var maxLibraryBytes: Int64 = 512 << 20
+        public var maxManifestBytes: Int64 = Int64(DocumentLimits.manifest.maxBytes)
+        public var maxSignatureBytes: Int64 = 64 << 10
+        /// plugin.json, the library and signature.json.
+        public var maxEntries = 3
+        public init() {}
+        public static let standard = Limits()
+    }
+
+    /// An opened package whose small members (manifest, signature) are read
+    /// into memory; the library is written out only by `extractLibrary`,
+    /// after the caller has checked the signature.
+    struct Contents {
+        let archive: Archive
+        let name: String
+        let limits: Limits
+        let manifestBytes: Data
+        let signatureBytes: Data?
+        /// Entry names other than plugin.json and signature.json.
+        let otherEntries: [Entry]
+    }
+
+    static func tooLarge(_ package: String, _ what: String, _ limit: Int64) -> YardError {
+        YardError(.packageTooLarge, "\(package): \(what) is larger than \(limit) bytes.",
+                  remediation: "Do not install it: a plugin package holds only plugin.json, a library and signature.json, well under these limits.")
+    }
+
+    /// Opens `package` and reads plugin.json and signature.json, refusing a
+    /// package over the size or entry limits, an entry that is not a plain
+    /// file name, or a member that inflates past its limit. Writes nothing.
+    static func open(_ package: URL, limits: Limits = .standard) throws -> Contents {
+        let name = package.lastPathComponent
+        let size = ((try? FileManager.default.attributesOfItem(atPath: package.path))?[.size] as? NSNumber)?.int64Value ?? 0
+        guard size <= limits.maxPackageBytes else { throw tooLarge(name, "the package", limits.maxPackageBytes) }
         let archive: Archive
         do { archive = try Archive(url: package, accessMode: .read) } catch {
-            throw YardError(.packageInvalid, "\(package.lastPathComponent) is not a plugin package (zip archive).",
+            throw YardError(.packageInvalid, "\(name) is not a plugin package (zip archive).",
                             remediation: "Create packages with `yard plugin pack`.")
         }
         var names = Set<String>()
+        var entries: [Entry] = []
         for entry in archive {
-            let name = entry.path
-            guard entry.type == .file, !name.contains("/"), !name.contains("\\"), name != ".", name != "..", names.insert(name).inserted else {
-                throw YardError(.packageInvalid, "\(package.lastPathComponent) holds an entry \"\(name)\" that is not a plain file name.",
+            let entryName = entry.path
+            guard entries.count < limits.maxEntries else {
+                throw YardError(.packageInvalid, "\(name) holds more than \(limits.maxEntries) entries.",
+                                remediation: "Packages hold only plugin.json, the library and signature.json.")
+            }
+            guard entry.type == .file, SafePath.isPlainComponent(entryName), names.insert(entryName).inserted else {
+                throw YardError(.packageInvalid, "\(name) holds an entry \"\(SafePath.shown(entryName))\" that is not a plain file name.",
                                 remediation: "Do not install it: packages hold only plugin.json, the library and signature.json.")
             }
+            let limit = entryName == manifestName ? limits.maxManifestBytes : entryName == signatureName ? limits.maxSignatureBytes : limits.maxLibraryBytes
+            guard Int64(clamping: entry.uncompressedSize) <= limit else { throw tooLarge(name, entryName, limit) }
+            entries.append(entry)
         }
-        guard names.contains(manifestName) else {
-            throw YardError(.packageInvalid, "\(package.lastPathComponent) has no plugin.json.", remediation: "Create the package with `yard plugin pack`.")
+        guard let manifestEntry = entries.first(where: { $0.path == manifestName }) else {
+            throw YardError(.packageInvalid, "\(name) has no plugin.json.", remediation: "Create the package with `yard plugin pack`.")
         }
-        guard names.count <= 3 else {
-            throw YardError(.packageInvalid, "\(package.lastPathComponent) holds unexpected files: \(names.sorted().joined(separator: ", ")).",
-                            remediation: "Packages hold only plugin.json, the library and signature.json.")
+        let manifestBytes = try read(manifestEntry, from: archive, limit: limits.maxManifestBytes, package: name)
+        let signatureBytes = try entries.first { $0.path == signatureName }.map { try read($0, from: archive, limit: limits.maxSignatureBytes, package: name) }
+        return Contents(archive: archive, name: name, limits: limits, manifestBytes: manifestBytes, signatureBytes: signatureBytes,
+                        otherEntries: entries.filter { $0.path != manifestName && $0.path != signatureName })
+    }
+
+    /// Thrown from inside the inflater's consumer: ZIPFoundation stops there.
+    struct InflateLimit: Error {}
+
+    static func read(_ entry: Entry, from archive: Archive, limit: Int64, package: String) throws -> Data {
+        var data = Data()
+        do {
+            _ = try archive.extract(entry, skipCRC32: false) { chunk in
+                guard Int64(data.count + chunk.count) <= limit else { throw InflateLimit() }
+                data.append(chunk)
+            }
+        } catch is InflateLimit {
+            throw tooLarge(package, entry.path, limit)
+        } catch {
+            throw YardError(.packageInvalid, "\(package): \(entry.path) cannot be read (\(error)).", remediation: "The package is damaged: fetch it again.")
         }
-        for entry in archive {
-            _ = try archive.extract(entry, to: directory.appendingPathComponent(entry.path))
+        return data
+    }
+
+    /// Inflates the library into `file`, at most its limit, hashing as it
+    /// writes; returns the hex sha256. The caller checks it against the
+    /// (already signature-checked) manifest before anything is moved into place.
+    static func extractLibrary(_ entry: Entry, of contents: Contents, to file: URL) throws -> String {
+        guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = try? FileHandle(forWritingTo: file) else {
+            throw YardError(.ioFailed, "Cannot write \(file.path).", remediation: "Check free space and permissions of \(file.deletingLastPathComponent().path).")
         }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var written: Int64 = 0
+        let limit = contents.limits.maxLibraryBytes
+        do {
+            _ = try contents.archive.extract(entry, skipCRC32: false) { chunk in
+                written += Int64(chunk.count)
+                guard written <= limit else { throw InflateLimit() }
+                hasher.update(data: chunk)
+                try handle.write(contentsOf: chunk)
+            }
+        } catch is InflateLimit {
+            throw tooLarge(contents.name, entry.path, limit)
+        } catch let error as YardError {
+            throw error
+        } catch {
+            throw YardError(.packageInvalid, "\(contents.name): \(entry.path) cannot be read (\(error)).", remediation: "The package is damaged: fetch it again.")
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }
 
@@ -138,6 +229,38 @@ public struct PluginLockFile: Codable, Sendable {
     }
 }
 
+/// What a plugin's files must match when it loads. An installed plugin
+/// ($YARD_HOME/plugins/ID) must match what `yard plugin install` recorded in
+/// the lock file: the manifest byte for byte, and through it the library. A
+/// plugin.json widened in place (an extra secret, an extra host) or a swapped
+/// library is refused with MANIFEST_MISMATCH on every load, not only at install.
+public enum LockExpectation: Sendable {
+    /// Not an installed plugin (bundled, --plugin-path): nothing recorded to match.
+    case none
+    /// Installed under `id`; the lock file's entry, or nil when it has none.
+    case installed(id: String, entry: PluginLockFile.Entry?)
+
+    func verify(manifestBytes: Data, manifest: PluginManifest, manifestURL: URL) throws {
+        guard case .installed(let id, let entry) = self else { return }
+        let reinstall = "Reinstall it from its package (`yard plugin install PACKAGE`), or remove it (`yard plugin remove \(id)`). Never edit an installed plugin in place."
+        guard let entry else {
+            throw YardError(.manifestMismatch, "\(id) in \(manifestURL.deletingLastPathComponent().path) is not recorded in plugins.lock.json: it was not installed by `yard plugin install`.",
+                            remediation: reinstall)
+        }
+        guard manifest.id == id else {
+            throw YardError(.manifestMismatch, "The plugin installed as \(id) now calls itself \(manifest.id).", remediation: reinstall, field: "$.id")
+        }
+        let digest = PluginInstaller.hex(SHA256.hash(data: manifestBytes))
+        guard digest == entry.manifestSHA256 else {
+            throw YardError(.manifestMismatch, "\(id)'s plugin.json changed after it was installed (sha256 \(digest.prefix(16))…, the lock file records \(entry.manifestSHA256.prefix(16))…): its secrets, hosts or limits may have been widened.",
+                            remediation: reinstall, field: "$")
+        }
+        guard manifest.sha256.lowercased() == entry.librarySHA256.lowercased() else {
+            throw YardError(.manifestMismatch, "\(id)'s plugin.json names another library than the one installed.", remediation: reinstall, field: "$.sha256")
+        }
+    }
+}
+
 public struct InstallReport: Codable, Sendable {
     public var id: String
     public var version: String
@@ -177,31 +300,42 @@ public struct PluginInstaller: Sendable {
         try fm.createDirectory(at: staging, withIntermediateDirectories: true)
         defer { try? fm.removeItem(at: staging) }
 
-        try PluginPackage.unpack(package, into: staging)
-        let manifestURL = staging.appendingPathComponent(PluginPackage.manifestName)
-        let manifestBytes = try Data(contentsOf: manifestURL)
-        let manifest = try PluginManifest.parse(manifestBytes, source: "\(package.lastPathComponent)/plugin.json")
+        // Manifest and signature are read into memory; the signature is checked
+        // before any payload is written, and limits hold while inflating.
+        let contents = try PluginPackage.open(package)
+        let manifestBytes = contents.manifestBytes
 
         // Signature before anything else about the content: an untrusted
         // package's claims are not worth checking.
         var signer: String?
-        let sigURL = staging.appendingPathComponent(PluginPackage.signatureName)
-        if let sigData = try? Data(contentsOf: sigURL) {
+        if let sigData = contents.signatureBytes {
             guard let signature = try? JSONDecoder().decode(PackageSignature.self, from: sigData) else {
                 throw YardError(.pluginSignatureInvalid, "signature.json in \(package.lastPathComponent) is malformed.", remediation: "Re-sign the package with `yard plugin sign`.")
             }
             if let refusal = trust.check(signature, manifestBytes: manifestBytes) { throw refusal }
             signer = "\(signature.publisher) (\(signature.keyID))"
-        } else if !allowUnsigned {
+        }
+        let manifest = try PluginManifest.parse(manifestBytes, source: "\(package.lastPathComponent)/plugin.json")
+        if signer == nil && !allowUnsigned {
             throw YardError(.pluginUnsigned, "\(manifest.id) \(manifest.version) is not signed.",
                             remediation: "Install signed packages only. For a plugin you built yourself, pass --allow-unsigned, or sign it with `yard plugin sign`.")
         }
-        let library = staging.appendingPathComponent(manifest.library)
-        guard fm.fileExists(atPath: library.path) else {
+        try PluginLoader.checkCompatibility(manifest)
+        guard let libraryEntry = contents.otherEntries.first(where: { $0.path == manifest.library }), SafePath.isPlainComponent(manifest.library) else {
             throw YardError(.packageInvalid, "The package lacks \(manifest.library), the library plugin.json names.", remediation: "Repack it with `yard plugin pack`.")
         }
-        try PluginLoader.checkCompatibility(manifest)
-        try PluginLoader.verifyLibrary(manifest, at: library)
+        if let stray = contents.otherEntries.first(where: { $0.path != manifest.library }) {
+            throw YardError(.packageInvalid, "\(package.lastPathComponent) holds an unexpected file \(stray.path).",
+                            remediation: "Packages hold only plugin.json, the library and signature.json.")
+        }
+        try manifestBytes.write(to: staging.appendingPathComponent(PluginPackage.manifestName))
+        if let sigData = contents.signatureBytes { try sigData.write(to: staging.appendingPathComponent(PluginPackage.signatureName)) }
+        let library = staging.appendingPathComponent(manifest.library)
+        let librarySHA256 = try PluginPackage.extractLibrary(libraryEntry, of: contents, to: library)
+        guard !manifest.sha256.isEmpty, librarySHA256 == manifest.sha256.lowercased() else {
+            throw YardError(.pluginCorrupt, "\(manifest.id): \(manifest.library) in the package has sha256 \(librarySHA256.prefix(16))…, but plugin.json says \(manifest.sha256.prefix(16))….",
+                            remediation: "Do not install it: the package was altered or damaged. Fetch it again from its publisher.", field: "$.sha256")
+        }
         try PluginLoader.checkELF(library, id: manifest.id)
 
         let destination = paths.pluginsDirectory.appendingPathComponent(manifest.id)

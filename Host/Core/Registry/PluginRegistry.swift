@@ -68,12 +68,35 @@ public struct PluginRegistry: Sendable {
         return result
     }
 
+    /// What an installed plugin's files must match (its lock file entry);
+    /// `.none` for a plugin outside $YARD_HOME/plugins.
+    public func lockExpectation(for manifestURL: URL) -> LockExpectation {
+        let folder = manifestURL.standardizedFileURL.deletingLastPathComponent()
+        guard folder.deletingLastPathComponent().path == paths.pluginsDirectory.standardizedFileURL.path else { return .none }
+        let id = folder.lastPathComponent
+        return .installed(id: id, entry: PluginLockFile.load(paths.lockFile).plugins[id])
+    }
+
     /// Every plugin found, with its status; duplicates resolved by precedence.
+    /// Installed plugins are checked against the lock file on every listing
+    /// (the scan cache only spares re-hashing unchanged libraries).
     public func list() -> [InstalledPlugin] {
         var cache = ScanCache.load(paths.scanCacheFile)
         var rows: [InstalledPlugin] = []
         for (url, source) in manifestURLs() {
-            rows.append(cache.row(for: url, source: source))
+            var row = cache.row(for: url, source: source)
+            if row.status == .ok, case .installed = lockExpectation(for: url) {
+                do {
+                    let data = try Data(contentsOf: url)
+                    try lockExpectation(for: url).verify(manifestBytes: data, manifest: try PluginManifest.parse(data, source: url.path), manifestURL: url)
+                } catch let error as YardError {
+                    row.status = .corrupt
+                    row.problem = error
+                } catch {
+                    row.status = .corrupt
+                }
+            }
+            rows.append(row)
         }
         cache.prune(keeping: Set(rows.map(\.manifestPath)))
         cache.saveIfChanged(paths.scanCacheFile)

@@ -1,20 +1,42 @@
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Secrets at rest: $YARD_HOME/secrets.json holds AES-GCM sealed values; the
-/// 256-bit key is $YARD_SECRET_KEY (base64) or $YARD_HOME/secret.key (mode
-/// 0600, created on first use). An environment variable of the same name
-/// overrides a stored value. Values are never printed: `list` shows names.
+/// 256-bit key is $YARD_SECRET_KEY (base64) or $YARD_HOME/keys/vault.key
+/// (mode 0600 in a 0700 folder, created on first use; `YardPaths.vaultKeyFile`
+/// is the only place it is named). A key at the old place beside
+/// secrets.json ($YARD_HOME/secret.key) is moved there on first use. An
+/// environment variable of the same name overrides a stored value. Values
+/// are never printed: `list` shows names.
 public final class SecretVault: SecretSource, @unchecked Sendable {
     let file: URL
     let keyFile: URL
+    let legacyKeyFile: URL
     let environment: [String: String]
     private let lock = NSLock()
 
     public init(paths: YardPaths, environment: [String: String] = ProcessInfo.processInfo.environment) {
-        file = paths.home.appendingPathComponent("secrets.json")
-        keyFile = paths.home.appendingPathComponent("secret.key")
+        file = paths.secretsFile
+        keyFile = paths.vaultKeyFile
+        legacyKeyFile = paths.legacyVaultKeyFile
         self.environment = environment
+    }
+
+    /// Moves a key from beside secrets.json to the keys folder (a rename, so
+    /// a crash leaves it in one place or the other, never in neither).
+    func migrateLegacyKey() throws {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: legacyKeyFile.path), !fm.fileExists(atPath: keyFile.path) else { return }
+        try PrivateFiles.makeDirectory(keyFile.deletingLastPathComponent())
+        PrivateFiles.tighten(keyFile.deletingLastPathComponent())
+        guard rename(legacyKeyFile.path, keyFile.path) == 0 else {
+            throw YardError(.ioFailed, "Cannot move the vault key from \(legacyKeyFile.path) to \(keyFile.path).",
+                            remediation: "Move it by hand (mkdir -m 700 -p \(keyFile.deletingLastPathComponent().path) && mv \(legacyKeyFile.path) \(keyFile.path)).")
+        }
+        PrivateFiles.tighten(keyFile)
     }
 
     struct Sealed: Codable {
@@ -30,7 +52,9 @@ public final class SecretVault: SecretSource, @unchecked Sendable {
             }
             return SymmetricKey(data: raw)
         }
+        try migrateLegacyKey()
         if let raw = try? Data(contentsOf: keyFile) {
+            PrivateFiles.tighten(keyFile)
             guard raw.count == 32 else {
                 throw YardError("SECRET_KEY_INVALID", "\(keyFile.path) is damaged (not 32 bytes).",
                                 remediation: "Restore it from a backup; without it the stored secrets cannot be read. Or remove secrets.json and the key and set the secrets again.")
@@ -38,11 +62,21 @@ public final class SecretVault: SecretSource, @unchecked Sendable {
             return SymmetricKey(data: raw)
         }
         guard create else { return nil }
-        try FileManager.default.createDirectory(at: keyFile.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try PrivateFiles.makeDirectory(keyFile.deletingLastPathComponent())
+        PrivateFiles.tighten(keyFile.deletingLastPathComponent())
         let key = SymmetricKey(size: .bits256)
         let bytes = key.withUnsafeBytes { Data($0) }
-        guard FileManager.default.createFile(atPath: keyFile.path, contents: bytes, attributes: [.posixPermissions: 0o600]) else {
+        let tmp = keyFile.deletingLastPathComponent().appendingPathComponent(".vault.key.\(UUID().uuidString)")
+        guard FileManager.default.createFile(atPath: tmp.path, contents: bytes, attributes: [.posixPermissions: 0o600]) else {
             throw YardError(.ioFailed, "Cannot create \(keyFile.path).", remediation: "Check that \(keyFile.deletingLastPathComponent().path) is writable.")
+        }
+        defer { unlink(tmp.path) }
+        // link() fails if another process made the key first: then that key is the one.
+        if link(tmp.path, keyFile.path) != 0 {
+            guard errno == EEXIST, let raw = try? Data(contentsOf: keyFile), raw.count == 32 else {
+                throw YardError(.ioFailed, "Cannot create \(keyFile.path).", remediation: "Check that \(keyFile.deletingLastPathComponent().path) is writable.")
+            }
+            return SymmetricKey(data: raw)
         }
         return key
     }
@@ -53,7 +87,9 @@ public final class SecretVault: SecretSource, @unchecked Sendable {
 
     private func save(_ sealed: Sealed) throws {
         let data = try JSONEncoder().encode(sealed)
+        try PrivateFiles.makeDirectory(file.deletingLastPathComponent())
         let tmp = file.appendingPathExtension("tmp")
+        try? FileManager.default.removeItem(at: tmp)
         guard FileManager.default.createFile(atPath: tmp.path, contents: data, attributes: [.posixPermissions: 0o600]) else {
             throw YardError(.ioFailed, "Cannot write \(file.path).", remediation: "Check permissions of \(file.deletingLastPathComponent().path).")
         }

@@ -9,8 +9,39 @@ public final class ArtifactDirectory: ArtifactSink, @unchecked Sendable {
 
     public init(root: URL) { self.root = root }
 
+    /// The file of a digest. Anything but 64 lowercase hex digits names a
+    /// file that never exists, inside the store: a hostile digest such as
+    /// "../../etc/passwd" cannot point outside it. Handles from outside the
+    /// host go through `file(forHandle:)`, which refuses them with a reason.
     public func path(for sha256: String) -> URL {
-        root.appendingPathComponent("sha256").appendingPathComponent(String(sha256.prefix(2))).appendingPathComponent(sha256)
+        let digest = Self.isDigest(sha256) ? sha256 : "invalid"
+        return root.appendingPathComponent("sha256").appendingPathComponent(String(digest.prefix(2))).appendingPathComponent(digest)
+    }
+
+    /// 64 lowercase hex digits: the only digest form the store names files by.
+    public static func isDigest(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
+    /// The digest of an artifact handle, "sha256:" + 64 lowercase hex, or nil.
+    public static func digest(ofHandle handle: String) -> String? {
+        guard handle.hasPrefix("sha256:") else { return nil }
+        let digest = String(handle.dropFirst(7))
+        return isDigest(digest) ? digest : nil
+    }
+
+    /// The stored file of a handle that came from outside the host (a
+    /// provider's answer, a stored output, a pipeline input).
+    public func file(forHandle handle: String, field: String? = nil) throws -> URL {
+        guard let digest = Self.digest(ofHandle: handle) else { throw Self.invalidHandle(handle, field: field) }
+        return path(for: digest)
+    }
+
+    public static func invalidHandle(_ handle: String, field: String?) -> YardError {
+        let shown = handle.count > 80 ? String(handle.prefix(80)) + "…" : handle
+        return YardError(.artifactHandleInvalid, "\"\(shown)\" is not an artifact handle: handles are \"sha256:\" and 64 lowercase hex digits.",
+                         remediation: "Pass a handle this host produced (`yard jobs show` lists them) or the file itself (--input name=@file). A plugin or provider that answers such a handle is faulty: report it.",
+                         field: field)
     }
 
     public func put(_ data: Data, mediaType: String) throws -> String {
@@ -31,7 +62,8 @@ public final class ArtifactDirectory: ArtifactSink, @unchecked Sendable {
     }
 
     public func read(sha256: String) throws -> Data? {
-        guard sha256.count == 64, sha256.allSatisfy(\.isHexDigit) else { return nil }
-        return try? Data(contentsOf: path(for: sha256.lowercased()))
+        let digest = sha256.lowercased()
+        guard Self.isDigest(digest) else { return nil }
+        return try? Data(contentsOf: path(for: digest))
     }
 }

@@ -57,7 +57,13 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
     public var parkedHook: (@Sendable (Database, JobRecord, ParkedResolution, String) throws -> Void)?
 
     public init(path: URL) throws {
-        try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try PrivateFiles.makeDirectory(path.deletingLastPathComponent())
+        // SQLite gives the -wal and -shm files the database file's mode: a
+        // database created 0600 keeps all three private.
+        if !FileManager.default.fileExists(atPath: path.path) {
+            FileManager.default.createFile(atPath: path.path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        for file in [path.path, path.path + "-wal", path.path + "-shm"] { PrivateFiles.tighten(URL(fileURLWithPath: file)) }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         do {

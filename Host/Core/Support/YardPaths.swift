@@ -19,8 +19,21 @@ public struct YardPaths: Sendable {
     public var cacheDirectory: URL { home.appendingPathComponent("cache") }
     public var scanCacheFile: URL { cacheDirectory.appendingPathComponent("plugin-scan.json") }
     public var lockFile: URL { home.appendingPathComponent("plugins.lock.json") }
+    /// Trusted publisher keys (*.json) and the vault key (0700).
     public var trustedKeysDirectory: URL { home.appendingPathComponent("keys") }
+    /// The one place the secret vault's key lives (when not in YARD_SECRET_KEY):
+    /// never beside secrets.json, and outside anything a plugin runner is given.
+    /// A sandbox that lets a runner see parts of $YARD_HOME must exclude `hostPrivatePaths`.
+    public var vaultKeyFile: URL { trustedKeysDirectory.appendingPathComponent("vault.key") }
+    /// Where earlier versions kept the vault key; moved to `vaultKeyFile` on first use.
+    public var legacyVaultKeyFile: URL { home.appendingPathComponent("secret.key") }
+    public var secretsFile: URL { home.appendingPathComponent("secrets.json") }
     public var jobStoreFile: URL { home.appendingPathComponent("yard.sqlite") }
+    /// What no plugin may read: the vault, its key, the store (job rows, ledger).
+    public var hostPrivatePaths: [URL] {
+        [vaultKeyFile, legacyVaultKeyFile, secretsFile, jobStoreFile, trustedKeysDirectory,
+         URL(fileURLWithPath: jobStoreFile.path + "-wal"), URL(fileURLWithPath: jobStoreFile.path + "-shm")]
+    }
 
     /// The `Registry/` folder of the source tree or of an installed share
     /// directory: YARD_REGISTRY, else the first ancestor of the executable

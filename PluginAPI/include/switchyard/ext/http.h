@@ -9,7 +9,11 @@
  * The host enforces plugin.json's network.hosts allow-list (a request to any
  * other host returns SY_E_DENIED without leaving the process), applies its
  * timeouts, redacts secrets from logs, and can record and replay traffic in
- * tests. Redirects are followed only to allowed hosts. */
+ * tests. Redirects are followed only to allowed hosts. Answers are given
+ * with the plugin's own credentials removed: any value of a declared secret,
+ * of a credential header the plugin sent, or of a token the host signed for
+ * it is replaced by "[REDACTED:NAME]" (so an error body that echoes the key
+ * cannot leak it through an excerpt). */
 #define SY_SERVICE_HTTP "sy.http/1"
 
 typedef struct sy_service_http {
