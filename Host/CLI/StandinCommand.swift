@@ -18,10 +18,13 @@ struct StandinCommand: AsyncParsableCommand {
         @Option(help: "Endpoint id it serves.") var endpointID = "standin-endpoint"
         @Option(help: "Extra IN_QUEUE answers before a job starts (cold start).") var coldStartPolls = 0
         @Flag(help: "Jobs never leave the queue.") var stuckInQueue = false
+        @Option(help: "How the endpoint's worker answers: image-url, sdxl (images as data URIs), comfyui (worker-comfyui 5.x, base64), comfyui-s3 (its S3 links), video-url or audio-url.")
+        var worker: RunPodStandIn.Worker = .imageURL
 
         func run() async throws {
             let standIn = RunPodStandIn(apiKey: apiKey == "any" ? "any" : apiKey, endpointID: endpointID)
             standIn.acceptAnyKey = apiKey == "any"
+            standIn.worker = worker
             standIn.configure { $0.coldStartPolls = coldStartPolls; $0.stuckInQueue = stuckInQueue }
             try await standIn.start(port: port)
             print("""
@@ -76,3 +79,5 @@ struct StandinCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension RunPodStandIn.Worker: ExpressibleByArgument {}

@@ -53,11 +53,14 @@ final class RunPodAdapterTests: TemporaryDirectoryTestCase {
         let job = try await run(generate())
         XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
         let out = try outputs(job)
-        let image = try XCTUnwrap(out["image_url"] as? [String: Any])
+        let first = try XCTUnwrap((out["images"] as? [[String: Any]])?.first, "the worker's image_url as the catalog's images: \(out)")
+        let image = try XCTUnwrap(first["file"] as? [String: Any])
         XCTAssertTrue((image["artifact"] as? String ?? "").hasPrefix("sha256:"), "downloaded before RunPod's 30-minute retention ends")
         XCTAssertEqual(image["media_type"] as? String, "image/png")
+        XCTAssertEqual(first["width"] as? Int, 512, "read from the PNG: the worker reports no size")
         XCTAssertEqual(out["seed"] as? Int, 42)
-        XCTAssertEqual((out["runpod_metrics"] as? [String: Any])?["execution_time_ms"] as? Int, 4200)
+        XCTAssertNil(out["runpod_metrics"], "usage is not an output")
+        XCTAssertEqual(try JSONValue(parsing: Data(XCTUnwrap(job.usageJSON).utf8))["execution_ms"], 4200, "RunPod's executionTime, for settlement")
         XCTAssertEqual(standIn.submissions, 1)
         let sent = try XCTUnwrap(standIn.jobIDs.first)
         XCTAssertEqual(standIn.status(of: sent), "COMPLETED")
@@ -204,7 +207,12 @@ final class RunPodAdapterTests: TemporaryDirectoryTestCase {
 
     func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() async throws {
         standIn.acceptAnyKey = true
-        let configJSON = #"{"endpoint_id":"\#(standIn.endpointID)","base_url":"\#(standIn.baseURL)","rest_url":"\#(standIn.restURL)"}"#
+        // One endpoint per kind of worker, as a user runs them: the kit checks every capability's outputs.
+        standIn.addEndpoint("standin-video", worker: .videoURL)
+        standIn.addEndpoint("standin-speech", worker: .audioURL)
+        standIn.addEndpoint("standin-comfy", worker: .comfyUI)
+        let endpoints = #"{"video.from_image":"standin-video","video.from_text":"standin-video","video.upscale":"standin-video","audio.speech":"standin-speech","comfy.workflow":"standin-comfy"}"#
+        let configJSON = #"{"endpoint_id":"\#(standIn.endpointID)","base_url":"\#(standIn.baseURL)","rest_url":"\#(standIn.restURL)","endpoints":\#(endpoints)}"#
         let result = try yard(["plugin", "test", "runpod", "--json", "--config", configJSON], home: dir.appendingPathComponent("h"))
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }

@@ -339,8 +339,14 @@ struct Settlement {
         let snapshot = object(pricingJSON)
         let margin = snapshot["margin_percent"].flatMap(PriceRule.decimal) ?? 0
         var measured: (Int, String)?
-        if let ruleValue = snapshot["rule"], let rule = PriceRule(ruleValue, source: "reservation"), job.phase == .succeeded {
-            let inputs = object(job.inputsJSON), config = object(job.configJSON), outputs = object(job.outputsJSON)
+        // A job whose outputs broke the catalog contract ran all the same: it is priced like a success.
+        let ran = job.phase == .succeeded || error["code"]?.stringValue == "OUTPUT_CONTRACT_VIOLATION"
+        if let ruleValue = snapshot["rule"], let rule = PriceRule(ruleValue, source: "reservation"), ran {
+            let inputs = object(job.inputsJSON), config = object(job.configJSON)
+            var outputs = object(job.outputsJSON)
+            // The provider's reported usage (execution time, seconds rendered) travels beside the outputs.
+            let usage = object(job.usageJSON)
+            if !usage.isEmpty { outputs["usage"] = .object(usage) }
             if let (cost, basis) = rule.actual(inputs: inputs, config: config, outputs: outputs) {
                 measured = (PriceQuote.minor(cost, margin: margin), basis + (margin > 0 ? " + \(margin) % margin" : ""))
             }

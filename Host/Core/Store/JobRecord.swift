@@ -41,6 +41,10 @@ public struct JobRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
     public var cancelOutcomeJSON: String?
     public var deadlineAt: Date?
     public var estimateMinor: Int?
+    /// What the provider reported it used (GPU milliseconds, seconds of video…),
+    /// from the poll answer's `usage`: settlement prices it. Never outputs: the
+    /// next step sees catalog outputs only.
+    public var usageJSON: String? = nil
 
     public enum CodingKeys: String, CodingKey, ColumnExpression {
         case id, capability, phase, attempt, progress, message
@@ -64,6 +68,7 @@ public struct JobRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
         case cancelOutcomeJSON = "cancel_outcome_json"
         case deadlineAt = "deadline_at"
         case estimateMinor = "estimate_minor"
+        case usageJSON = "usage_json"
     }
 
     public typealias Columns = CodingKeys

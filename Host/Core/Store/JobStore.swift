@@ -128,6 +128,9 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         migrator.registerMigration("2026-11-22 models.catalog", migrate: ModelCatalog.migrate)
         LedgerSchema.register(&migrator)
         migrator.registerMigration("2026-11-22 pipeline.runs") { db in try PipelineRunStore.createTables(db) }
+        migrator.registerMigration("2026-12-01 job.usage_json") { db in
+            try db.alter(table: "job") { t in t.add(column: "usage_json", .text) }
+        }
         return migrator
     }
 

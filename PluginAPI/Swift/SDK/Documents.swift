@@ -146,19 +146,24 @@ public struct PollResult: Codable, Sendable {
     public var outputs: [String: JSONValue]?
     public var error: PluginError?
     public var nextPollAfterMs: Int?
+    /// What the provider reports the job used (`execution_ms`, `seconds`, …),
+    /// for settlement. Kept apart from `outputs`, which are the catalog's
+    /// outputs only and go on to the next step.
+    public var usage: [String: JSONValue]?
 
     public init(state: JobState, progress: Double? = nil, message: String? = nil,
-                outputs: [String: JSONValue]? = nil, error: PluginError? = nil, nextPollAfterMs: Int? = nil) {
+                outputs: [String: JSONValue]? = nil, error: PluginError? = nil, nextPollAfterMs: Int? = nil, usage: [String: JSONValue]? = nil) {
         self.state = state
         self.progress = progress
         self.message = message
         self.outputs = outputs
         self.error = error
         self.nextPollAfterMs = nextPollAfterMs
+        self.usage = usage
     }
 
     enum CodingKeys: String, CodingKey {
-        case state, progress, message, outputs, error
+        case state, progress, message, outputs, error, usage
         case nextPollAfterMs = "next_poll_after_ms"
     }
 }
