@@ -185,12 +185,8 @@ struct RunPodAdapter: EngineAdapter {
         guard let answer = try? response.decodeJSON([String: JSONValue].self) else {
             throw PluginError(code: "ENGINE_ERROR", message: "RunPod's status answer is not JSON.", remediation: "Retried automatically.", retryable: true)
         }
-        // RunPod bills GPU time, and reports it on every finished answer.
-        let usage: [String: JSONValue]? = answer["executionTime"]?.doubleValue.map { ms in
-            var usage: [String: JSONValue] = ["execution_ms": .number(ms)]
-            if let delay = answer["delayTime"]?.doubleValue { usage["delay_ms"] = .number(delay) }
-            return usage
-        }
+        // RunPod bills GPU time on every terminal state: executionTime is the usage.
+        let usage = answer["executionTime"]?.intValue.map { Usage(executionMs: $0) }
         switch answer["status"]?.stringValue ?? "" {
         case "IN_QUEUE":
             return PollResult(state: .queued, progress: 0, message: "waiting for a worker (delay \(answer["delayTime"]?.intValue ?? 0) ms)", nextPollAfterMs: 2000)

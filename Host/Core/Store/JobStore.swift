@@ -129,6 +129,8 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         LedgerSchema.register(&migrator)
         migrator.registerMigration("2026-11-22 pipeline.runs") { db in try PipelineRunStore.createTables(db) }
         migrator.registerMigration("2026-12-01 job.usage_json") { db in
+            // Guarded: the settlement work adds the same column in a migration of its own.
+            guard try !db.columns(in: "job").contains(where: { $0.name == "usage_json" }) else { return }
             try db.alter(table: "job") { t in t.add(column: "usage_json", .text) }
         }
         return migrator

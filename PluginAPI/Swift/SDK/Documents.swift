@@ -138,6 +138,45 @@ public enum JobState: String, Codable, Sendable {
     public var isTerminal: Bool { self == .succeeded || self == .failed || self == .cancelled }
 }
 
+/// What a job used, as the provider measured it. The host's ledger settles
+/// usage × price, on every terminal state: report it on failed, cancelled
+/// and timed-out answers too whenever the provider gives it (a GPU that ran
+/// for 5 ms before failing is billed 5 ms). Leave out what was not measured;
+/// never fill a member in from the request.
+public struct Usage: Codable, Sendable, Hashable {
+    /// Execution time the provider bills, in milliseconds (RunPod `executionTime`, a Modal call's duration).
+    public var executionMs: Int?
+    /// Seconds of video rendered (Kling `task_result.videos[].duration`).
+    public var videoSeconds: Double?
+    /// Images produced.
+    public var images: Int?
+    /// Megapixels produced, for providers that bill by output resolution.
+    public var megapixels: Double?
+    /// The provider's own billing units (Kling resource-pack units, fal billable units).
+    public var units: Double?
+    /// The quality mode billed, where it changes the price (Kling std | pro).
+    public var mode: String?
+    /// The GPU type billed, where the provider says.
+    public var gpu: String?
+
+    public init(executionMs: Int? = nil, videoSeconds: Double? = nil, images: Int? = nil, megapixels: Double? = nil,
+                units: Double? = nil, mode: String? = nil, gpu: String? = nil) {
+        self.executionMs = executionMs
+        self.videoSeconds = videoSeconds
+        self.images = images
+        self.megapixels = megapixels
+        self.units = units
+        self.mode = mode
+        self.gpu = gpu
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case images, megapixels, units, mode, gpu
+        case executionMs = "execution_ms"
+        case videoSeconds = "video_seconds"
+    }
+}
+
 /// Answer of poll (and the immediate result of a local submit).
 public struct PollResult: Codable, Sendable {
     public var state: JobState
@@ -146,13 +185,13 @@ public struct PollResult: Codable, Sendable {
     public var outputs: [String: JSONValue]?
     public var error: PluginError?
     public var nextPollAfterMs: Int?
-    /// What the provider reports the job used (`execution_ms`, `seconds`, …),
-    /// for settlement. Kept apart from `outputs`, which are the catalog's
-    /// outputs only and go on to the next step.
-    public var usage: [String: JSONValue]?
+    /// What the job used so far, as the provider measured it (see `Usage`).
+    /// Kept apart from `outputs`, which are the catalog's outputs only and go
+    /// on to the next step.
+    public var usage: Usage?
 
     public init(state: JobState, progress: Double? = nil, message: String? = nil,
-                outputs: [String: JSONValue]? = nil, error: PluginError? = nil, nextPollAfterMs: Int? = nil, usage: [String: JSONValue]? = nil) {
+                outputs: [String: JSONValue]? = nil, error: PluginError? = nil, nextPollAfterMs: Int? = nil, usage: Usage? = nil) {
         self.state = state
         self.progress = progress
         self.message = message
