@@ -78,6 +78,22 @@ final class OutputContractTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(try engine.store.jobs(limit: 10, phase: nil).map(\.pluginID), ["prompt-image"], "a charged failure is not retried on another engine")
     }
 
+    func testAnEngineIsHeldToTheNarrowerOutputsItDeclares() async throws {
+        try copyPlugin("echo", to: plugins) { manifest in
+            var capabilities = manifest["capabilities"] as? [[String: Any]] ?? []
+            capabilities[0]["outputs"] = ["type": "object", "properties": ["text": ["type": "string", "maxLength": 3]]]
+            manifest["capabilities"] = capabilities
+        }
+        let engine = try makeTestEngine(home: home, plugins: plugins)
+        engine.policy.maxPollMs = 5
+        let short = try await engine.drive(try await engine.start(JobSpec(pluginID: "echo", capability: "debug.echo", inputs: ["text": "hi", "polls": 0])).id)
+        XCTAssertEqual(short.phase, .succeeded, short.errorJSON ?? "")
+        let long = try await engine.drive(try await engine.start(JobSpec(pluginID: "echo", capability: "debug.echo", inputs: ["text": "hello", "polls": 0])).id)
+        XCTAssertEqual(long.errorCode, "OUTPUT_CONTRACT_VIOLATION")
+        XCTAssertTrue(long.errorJSON?.contains("declared outputs") == true, long.errorJSON ?? "")
+        XCTAssertEqual(try JSONValue(parsing: Data(XCTUnwrap(long.errorJSON).utf8))["field"], "$.outputs.text")
+    }
+
     func testTheConformanceKitFailsAPluginWhoseOutputsBreakTheCatalog() throws {
         try addPromptImage()
         let result = try yard(["plugin", "test", plugins.appendingPathComponent("prompt-image/plugin.json").path, "--json"], home: home)

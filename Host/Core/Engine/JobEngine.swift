@@ -685,10 +685,13 @@ public final class JobEngine: @unchecked Sendable {
     /// An expired result fails the job (the provider billed it, the output is
     /// gone); anything else is retried on the poll schedule while retention lasts.
     func recordHarvestFailure(_ failure: String, jobID: String, plugin: LoadedPlugin) throws -> JobRecord {
-        let expired = failure.hasPrefix("RESULT_EXPIRED")
-        let error: [String: Any] = ["code": expired ? "RESULT_EXPIRED" : "HARVEST_FAILED", "message": failure,
-                                    "remediation": expired ? "The provider no longer keeps the result; run the job again." : "Check the network and the engine's allow-list, then `yard jobs resume`.",
-                                    "retryable": !expired, "charged": "yes"]
+        // Gone at the provider, or a file the outputs name in a form no retry can fetch: the job fails now.
+        let broken = failure.hasPrefix("OUTPUT_CONTRACT_VIOLATION")
+        let expired = failure.hasPrefix("RESULT_EXPIRED") || broken
+        let error: [String: Any] = ["code": broken ? "OUTPUT_CONTRACT_VIOLATION" : expired ? "RESULT_EXPIRED" : "HARVEST_FAILED", "message": failure,
+                                    "remediation": broken ? "Report this to \(plugin.manifest.id)'s author; the job ran and its charge stands."
+                                        : expired ? "The provider no longer keeps the result; run the job again." : "Check the network and the engine's allow-list, then `yard jobs resume`.",
+                                    "retryable": !expired, "charged": "yes", "engine": plugin.manifest.id]
         try? store.appendEvent(jobID: jobID, kind: "harvest_error", message: plugin.context.redact(failure), data: nil)
         logger.warning("output download failed", metadata: ["job": "\(jobID)", "error": "\(plugin.context.redact(failure))"])
         guard let job = try store.job(id: jobID) else { throw YardError.jobNotFound(jobID) }

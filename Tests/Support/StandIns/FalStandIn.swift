@@ -269,7 +269,14 @@ extension FalStandIn {
         if let named = input["image_size"] as? String, let known = sizes[named] { size = known }
         if let custom = input["image_size"] as? [String: Any], let w = custom["width"] as? Int, let h = custom["height"] as? Int { size = (w, h) }
         let count = max(1, min(4, input["num_images"] as? Int ?? 1))
-        return ["images": (0..<count).map { image(size.0, size.1, $0) }, "seed": seed, "has_nsfw_concepts": Array(repeating: false, count: count),
+        // FLUX's Image is {url, width, height, content_type}: no file name or size.
+        let images = (0..<count).map { n -> [String: Any] in
+            var file = image(size.0, size.1, n)
+            file.removeValue(forKey: "file_name")
+            file.removeValue(forKey: "file_size")
+            return file
+        }
+        return ["images": images, "seed": seed, "has_nsfw_concepts": Array(repeating: false, count: count),
                 "prompt": input["prompt"] ?? "", "timings": ["inference": 1.25]]
     }
 }
