@@ -78,7 +78,10 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            path: "Tests/Support"
+            path: "Tests/Support",
+            // Real media the stand-ins answer with (tiny H.264 clips, an MP3), compiled in.
+            resources: [.embedInCode("Media/clip-5s.mp4"), .embedInCode("Media/clip-6s.mp4"), .embedInCode("Media/clip-10s.mp4"),
+                        .embedInCode("Media/speech-3s.mp3")]
         ),
         .executableTarget(
             name: "yard",

@@ -2,9 +2,12 @@
 # The first command of the README, the main job: on a fresh machine with no
 # keys, install what the local engines need (ffmpeg, espeak-ng, gcc), build
 # yard and the bundled plugins, plan and run the UGC/product clip preset on the
-# sample product photo, and print where the 9:16 MP4 is. With FAL_KEY (or
-# Kling's keys) set, the same preset uses those engines first and falls back
-# to the local ones for whatever they cannot do.
+# sample product photo, and print where the 9:16 MP4 is. With FAL_KEY set the
+# speech and the motion shot run on fal; with Kling's key pair
+# (KLING_ACCESS_KEY and KLING_SECRET_KEY) the motion shot runs on Kling (first
+# in its list, so it wins when both are set). A step whose remote engine is
+# passed over (no key, offline) runs on the local engines; `yard plan` below
+# says which engine each step gets and why (PresetMatrixTests runs every one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()

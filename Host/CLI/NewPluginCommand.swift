@@ -12,7 +12,7 @@ extension PluginCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Plugin id: lower-case letters, digits and '-'.") var name: String
         @Option(help: "Folder to create (default: ./NAME).") var dir: String?
-        @Option(help: "Capability the adapter offers.") var capability: String = "image.generate"
+        @Option(help: "Capability the adapter offers (the template is written for image.generate).") var capability: String = "image.generate"
         @Option(help: "Path to a Switchyard checkout for the SDK dependency (default: this yard's source tree).")
         var sdkPath: String?
         @Option(help: "Git URL of Switchyard, when no local checkout is used.") var sdkURL: String = "https://github.com/switchyard-dev/switchyard"
@@ -21,6 +21,13 @@ extension PluginCommand {
             do {
                 guard name.range(of: "^[a-z][a-z0-9-]{0,62}$", options: .regularExpression) != nil else {
                     throw YardError(.usage, "\"\(name)\" is not a valid plugin id.", remediation: "Use lower-case letters, digits and '-', starting with a letter.")
+                }
+                // The template's inputs (prompt) and outputs (images) are image.generate's: another capability would scaffold
+                // an adapter the catalog's contract refuses. Start from this one and change both for another capability.
+                guard capability == "image.generate" else {
+                    throw YardError(.usage, "plugin new scaffolds image.generate adapters; \(capability)'s inputs and outputs differ.",
+                                    remediation: "Scaffold with --capability image.generate, then change the capability, limits and outputs (Registry/capabilities/\(capability).json has its schemas).",
+                                    field: "--capability")
                 }
                 let target = name.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined() + "Adapter"
                 let root = URL(fileURLWithPath: dir ?? name)
@@ -107,9 +114,18 @@ enum Templates {
                 return .ref(["prompt": request.inputs["prompt"] ?? "", "key": .string(request.job?.idempotencyKey ?? "")], nextPollAfterMs: 50)
             }
 
+            /// A one-pixel PNG standing in for the image your provider makes.
+            static let samplePNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
             func poll(_ request: RefRequest, context: HostContext) throws -> PollResult {
-                let prompt = request.ref["prompt"]?.stringValue ?? ""
-                return PollResult(state: .succeeded, progress: 1, outputs: ["prompt": .string(prompt)])
+                // Your provider answers with its own JSON. An OutputMap turns it into the catalog's
+                // outputs (Registry/capabilities/\(capability).json): a URL becomes a file the host
+                // downloads, a data: URI or base64 is stored at once, and the image's width and height
+                // are read from the file when the answer lacks them (docs/abi.md). The host fails a job
+                // whose outputs break the catalog (OUTPUT_CONTRACT_VIOLATION); `yard plugin test` checks it.
+                let answer: JSONValue = ["output": ["image": .string("data:image/png;base64," + Self.samplePNG)], "seed": 42]
+                let map = OutputMap(["images": [["file": ["$file": "$.output.image"]]], "seed": "$.seed"])
+                return PollResult(state: .succeeded, progress: 1, outputs: try map.apply(to: answer, context: context))
             }
 
             func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {

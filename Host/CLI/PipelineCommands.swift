@@ -9,6 +9,8 @@ struct PipelineRunOptions: ParsableArguments {
     @Flag(name: .customLong("no-cache"), help: "Run every pipeline step again instead of reusing cached step results.") var noCache = false
     @Option(help: "Continue pipeline run RUN where it stopped (after a crash), or retry its failed steps.") var resume: String?
     @Option(name: .customLong("output-dir"), help: "Copy the pipeline's output files into this folder when it succeeds.") var outputDir: String?
+    @Option(name: .customLong("prefer"), help: "Try ENGINE first for STEP, e.g. --prefer motion=kling (repeatable); the step's other engines stay as fallbacks.")
+    var prefer: [String] = []
 }
 
 /// Loads a pipeline and its inputs the same way for `yard plan` and `yard run`.
@@ -17,9 +19,9 @@ struct PipelineRequest {
     var source: String
     var inputs: [String: JSONValue]
 
-    init(reference: String, rawInputs: [String], engine: JobEngine) throws {
+    init(reference: String, rawInputs: [String], prefer: [String] = [], engine: JobEngine) throws {
         let located = try PipelineDefinition.locate(reference, presets: PresetLibrary.standard())
-        definition = located.0
+        definition = try located.0.preferring(PipelineDefinition.preferences(prefer))
         source = located.source
         inputs = try RunCommand.parseInputs(rawInputs, artifacts: engine.artifacts)
     }
@@ -31,20 +33,25 @@ struct PlanCommand: AsyncParsableCommand {
         abstract: "Check a pipeline before anything runs: inputs, step-to-step types, engines, secrets, health and cost.",
         discussion: """
             Each step is pre-flighted on its engines in preference order; the first that passes is the one `yard run` would use.
+            Inputs an earlier step supplies are checked against that step's output schema; what only the run can
+            know is listed under the engine as "? … checked when the step runs".
             Exit status 0 when the pipeline is ready to run, 1 otherwise.
             Examples:
               yard plan ugc-product-clip --input product_image=@Registry/samples/product.png --input script="Meet the bottle."
+              yard plan ugc-product-clip --input product_image=@Registry/samples/product.png --input script="Hi." --prefer motion=kling
               yard plan my-pipeline.yaml --input photo=@me.jpg --json
             """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Pipeline file (.yaml/.json) or preset name.") var pipeline: String
     @Option(name: .customLong("input"), help: "A pipeline input as key=value or key=@file (repeatable).") var inputs: [String] = []
     @Option(help: "Quality level: low, standard or pro (default: the pipeline's).") var quality: String?
+    @Option(name: .customLong("prefer"), help: "Try ENGINE first for STEP, e.g. --prefer motion=kling (repeatable); the step's other engines stay as fallbacks.")
+    var prefer: [String] = []
 
     func run() async throws {
         do {
             let engine = try JobEngine.standard(paths: global.paths, registry: global.registry)
-            let request = try PipelineRequest(reference: pipeline, rawInputs: inputs, engine: engine)
+            let request = try PipelineRequest(reference: pipeline, rawInputs: inputs, prefer: prefer, engine: engine)
             let plan = await PipelinePlanner(engine: engine, configs: EngineConfigs(paths: global.paths))
                 .plan(request.definition, inputs: request.inputs, quality: quality)
             if global.json { printJSON(plan) } else { PipelineText.printPlan(plan) }
@@ -75,7 +82,7 @@ struct PipelineRunFlow {
             runID = try runner.reopen(resume).id
         } else {
             guard let reference else { throw YardError(.usage, "Name a pipeline file or preset.", remediation: "Run `yard presets list`.", field: "FILE") }
-            let request = try PipelineRequest(reference: reference, rawInputs: rawInputs, engine: engine)
+            let request = try PipelineRequest(reference: reference, rawInputs: rawInputs, prefer: options.prefer, engine: engine)
             let checked = await PipelinePlanner(engine: engine, configs: configs).plan(request.definition, inputs: request.inputs, quality: options.quality)
             plan = checked
             guard checked.ready else {

@@ -132,6 +132,8 @@ enum PipelineText {
             for attempt in step.attempts {
                 if attempt.ok {
                     print("      ✓ \(attempt.engine)\(step.estimate.map { "  cost \(Money.format($0.amountMinor, $0.currency)) (\($0.basis))" } ?? "")")
+                    // What the plan could not check is said, not ticked.
+                    for note in attempt.checkedWhenRun ?? [] { print("        ? \(note)") }
                 } else {
                     print("      ✗ \(attempt.engine): \(attempt.code ?? "?"): \(attempt.message ?? "")")
                 }

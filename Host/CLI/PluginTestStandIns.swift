@@ -23,9 +23,15 @@ struct PluginTestStandIn {
         case "runpod":
             let standIn = RunPodStandIn()
             standIn.acceptAnyKey = true
+            // One endpoint per kind of worker, as a user runs them: the kit checks every capability's outputs.
+            standIn.addEndpoint("standin-video", worker: .videoURL)
+            standIn.addEndpoint("standin-speech", worker: .audioURL)
+            standIn.addEndpoint("standin-comfy", worker: .comfyUI)
+            let endpoints: JSONValue = ["video.from_image": "standin-video", "video.from_text": "standin-video", "video.upscale": "standin-video",
+                                        "audio.speech": "standin-speech", "comfy.workflow": "standin-comfy"]
             try await standIn.start()
             return PluginTestStandIn(config: ["endpoint_id": .string(standIn.endpointID), "base_url": .string(standIn.baseURL),
-                                              "rest_url": .string(standIn.restURL), "graphql_url": .string(standIn.graphqlURL)],
+                                              "rest_url": .string(standIn.restURL), "graphql_url": .string(standIn.graphqlURL), "endpoints": endpoints],
                                      summary: "RunPod stand-in on \(standIn.baseURL)", stop: { await standIn.stop() })
         case "fal":
             let standIn = FalStandIn()

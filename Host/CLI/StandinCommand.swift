@@ -19,10 +19,13 @@ struct StandinCommand: AsyncParsableCommand {
         @Option(help: "Milliseconds a job waits in the queue before a worker takes it (a cold start).") var queueMs: Int64 = 500
         @Option(help: "Milliseconds a job runs on a worker (its executionTime).") var runMs: Int64 = 2_000
         @Flag(help: "Jobs never leave the queue.") var stuckInQueue = false
+        @Option(help: "How the endpoint's worker answers: image-url, sdxl (images as data URIs), comfyui (worker-comfyui 5.x, base64), comfyui-s3 (its S3 links), video-url or audio-url.")
+        var worker: RunPodStandIn.Worker = .imageURL
 
         func run() async throws {
             let standIn = RunPodStandIn(apiKey: apiKey == "any" ? "any" : apiKey, endpointID: endpointID)
             standIn.acceptAnyKey = apiKey == "any"
+            standIn.worker = worker
             standIn.configure { $0.queueMs = max(0, queueMs); $0.runMs = max(0, runMs); $0.stuckInQueue = stuckInQueue }
             try await standIn.start(port: port)
             StandInBanner.write("""
@@ -77,3 +80,5 @@ struct StandinCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension RunPodStandIn.Worker: ExpressibleByArgument {}

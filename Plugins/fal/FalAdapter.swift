@@ -14,11 +14,98 @@ struct FalAdapter: EngineAdapter {
     /// prices) and passes the choice as config.models[capability].
     static let models: [String: String] = [
         "image.generate": "fal-ai/flux/dev",
+        "image.edit": "fal-ai/flux-pro/kontext",
         "image.upscale": "fal-ai/clarity-upscaler",
         "video.from_image": "fal-ai/kling-video/v1.6/standard/image-to-video",
         "video.lipsync": "fal-ai/sync-lipsync",
         "audio.speech": "fal-ai/playai/tts/v3",
     ]
+
+    /// fal's own sizes for the catalog's aspect ratios (image_size); 21:9 has
+    /// no preset there, so it is sent as pixels (both sides multiples of 16).
+    static let imageSizes: [String: JSONValue] = [
+        "1:1": "square_hd", "16:9": "landscape_16_9", "9:16": "portrait_16_9", "4:3": "landscape_4_3", "3:4": "portrait_4_3",
+        "21:9": ["width": 1344, "height": 576],
+    ]
+
+    /// PlayAI needs a voice; this one when the job names none.
+    static let defaultPlayAIVoice = "Jennifer (English (US)/American)"
+
+    /// The fal app's input for a job: catalog names become the app's names
+    /// (`steps` → `num_inference_steps`, `image` → `image_url`, `duration_seconds`
+    /// → `duration` "5"). Files are already fal CDN URLs. What the app does not
+    /// take never gets here: the manifest's limits refuse it in pre-flight.
+    static func appInput(capability: String, model: String, inputs: [String: JSONValue]) -> [String: JSONValue] {
+        var out: [String: JSONValue] = [:]
+        func copy(_ from: String, _ to: String? = nil) { if let v = inputs[from] { out[to ?? from] = v } }
+        switch capability {
+        case "image.generate", "image.edit":
+            copy("prompt"); copy("seed"); copy("num_images"); copy("guidance_scale"); copy("output_format")
+            copy("steps", "num_inference_steps")
+            if let w = inputs["width"], let h = inputs["height"] { out["image_size"] = ["width": w, "height": h] }
+            if let ratio = inputs["aspect_ratio"]?.stringValue {
+                // Kontext takes the ratio itself; the FLUX text-to-image apps take an image_size.
+                if capability == "image.edit" { out["aspect_ratio"] = .string(ratio) } else { out["image_size"] = imageSizes[ratio] }
+            }
+            if capability == "image.edit" {
+                if model.hasSuffix("/multi") {
+                    out["image_urls"] = .array([inputs["image"], inputs["reference_face"]].compactMap { $0 })
+                } else {
+                    copy("image", "image_url")
+                }
+            }
+        case "image.upscale":
+            copy("image", "image_url")
+            if model.contains("esrgan") {
+                copy("scale"); copy("face_enhance", "face"); copy("output_format")
+            } else {
+                copy("scale", "upscale_factor")
+            }
+        case "video.from_image":
+            copy("image", "image_url"); copy("prompt"); copy("negative_prompt"); copy("cfg_scale")
+            if let seconds = inputs["duration_seconds"]?.doubleValue, model.contains("kling") { out["duration"] = .string(seconds >= 10 ? "10" : "5") }
+            if model.contains("kling") { copy("end_image", "tail_image_url") }
+        case "video.lipsync":
+            if model.contains("sadtalker") {
+                copy("face_image", "source_image_url"); copy("audio", "driven_audio_url")
+            } else {
+                copy("face_video", "video_url"); copy("audio", "audio_url"); copy("sync_mode")
+            }
+        case "audio.speech":
+            if model.contains("playai") {
+                copy("text", "input")
+                out["voice"] = inputs["voice"] ?? .string(defaultPlayAIVoice)
+                out["response_format"] = "url"
+            } else {
+                copy("text", "prompt"); copy("voice"); copy("speed")
+            }
+        default:
+            out = inputs
+        }
+        return out
+    }
+
+    /// fal's answers as catalog outputs, per capability. fal names every file
+    /// as `{url, content_type, width?, height?, …}`; sizes and durations it does
+    /// not report are read from the files. With no capability (a webhook
+    /// delivery names none), the answer's own shape says which it is.
+    static func outputMap(capability: String?, answer: JSONValue) -> OutputMap {
+        let kind = capability ?? (answer["images"] != nil ? "image.generate" : answer["image"] != nil ? "image.upscale"
+                                  : answer["video"] != nil ? "video.from_image" : answer["audio"] != nil ? "audio.speech" : "")
+        switch kind {
+        case "image.generate", "image.edit":
+            return OutputMap(["images": ["$each": "$.images", "$map": ["file": ["$file": "$"], "width": "$.width", "height": "$.height"]],
+                              "seed": "$.seed"])
+        case "image.upscale":
+            return OutputMap(["image": ["$file": "$.image"], "width": "$.image.width", "height": "$.image.height"])
+        case "video.from_image", "video.from_text", "video.lipsync":
+            return OutputMap(["video": ["$file": "$.video"], "seed": "$.seed"])
+        case "audio.speech":
+            return OutputMap(["audio": ["$file": "$.audio"], "duration_seconds": ["$number": "$.audio.duration"]])
+        default:
+            return OutputMap([:])
+        }
+    }
 
     init() {}
 
@@ -116,8 +203,10 @@ struct FalAdapter: EngineAdapter {
             }
             return .string(url)
         }
+        // fal apps take files as URL strings: artifacts are uploaded, {"url"} files sent as their URL.
         return try inputs.mapValues { value in
             if let handle = value["artifact"]?.stringValue { return try upload(handle, mediaType: value["media_type"]?.stringValue) }
+            if let url = value["url"]?.stringValue, value.objectValue?.count ?? 0 <= 2 { return .string(url) }
             return value
         }
     }
@@ -128,6 +217,7 @@ struct FalAdapter: EngineAdapter {
         var inputs = request.inputs
         inputs.removeValue(forKey: "model")
         inputs = try uploadArtifacts(inputs, config: config, context: context)
+        inputs = Self.appInput(capability: request.capability, model: config.model, inputs: inputs)
         var url = "\(config.queueURL)/\(config.model)"
         if let webhook = config.webhookURL, var parts = URLComponents(string: url) {
             parts.queryItems = [URLQueryItem(name: "fal_webhook", value: webhook)]
@@ -141,7 +231,8 @@ struct FalAdapter: EngineAdapter {
             throw PluginError(code: "ENGINE_ERROR", message: "fal's submit answer lacks request_id or its URLs.", remediation: "Report this.", charged: .unknown)
         }
         return .ref(["request_id": .string(id), "status_url": .string(statusURL), "response_url": .string(responseURL),
-                     "cancel_url": answer["cancel_url"] ?? .string("\(responseURL)/cancel")], nextPollAfterMs: 500)
+                     "cancel_url": answer["cancel_url"] ?? .string("\(responseURL)/cancel"), "capability": .string(request.capability),
+                     "model": .string(config.model)], nextPollAfterMs: 500)
     }
 
     func poll(_ request: RefRequest, context: HostContext) throws -> PollResult {
@@ -175,7 +266,8 @@ struct FalAdapter: EngineAdapter {
             guard let output = try? result.decodeJSON([String: JSONValue].self) else {
                 throw PluginError(code: "ENGINE_ERROR", message: "fal's result is not JSON.", remediation: "Retried automatically.", retryable: true)
             }
-            return PollResult(state: .succeeded, progress: 1, outputs: output.mapValues(Self.harvestable), usage: Self.usage(output))
+            let answer = JSONValue.object(output)
+            return PollResult(state: .succeeded, progress: 1, outputs: try Self.outputMap(capability: request.ref["capability"]?.stringValue, answer: answer).apply(to: answer, context: context), usage: Self.usage(output))
         default:
             throw PluginError(code: "ENGINE_ERROR", message: "fal answered an unknown status.", remediation: "Retried automatically.", retryable: true)
         }
@@ -194,17 +286,6 @@ struct FalAdapter: EngineAdapter {
             if let w = image["width"]?.doubleValue, let h = image["height"]?.doubleValue, w > 0, h > 0 { megapixels += w * h / 1_000_000 } else { sized = false }
         }
         return Usage(images: images.count, megapixels: sized ? megapixels : nil)
-    }
-
-    /// fal names files as {url, content_type, …}: keep the metadata, let the host download.
-    static func harvestable(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .object(var object) where object["url"]?.stringValue != nil:
-            if let type = object.removeValue(forKey: "content_type") { object["media_type"] = type }
-            return .object(object)
-        case .array(let items): return .array(items.map(harvestable))
-        default: return value
-        }
     }
 
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {

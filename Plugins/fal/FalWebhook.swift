@@ -58,7 +58,8 @@ extension FalAdapter {
         switch body["status"]?.stringValue {
         case "OK":
             if let payload = body["payload"]?.objectValue {
-                update = PollResult(state: .succeeded, progress: 1, outputs: payload.mapValues(Self.harvestable))
+                let answer = JSONValue.object(payload)
+                update = PollResult(state: .succeeded, progress: 1, outputs: try Self.outputMap(capability: nil, answer: answer).apply(to: answer, context: context))
             } else {
                 // fal sends payload null with payload_error when the output was not valid JSON.
                 update = PollResult(state: .failed, error: PluginError(

@@ -150,6 +150,11 @@ struct HuggingFaceAdapter: EngineAdapter {
                            ("guidance_scale", "guidance_scale"), ("seed", "seed")] {
             if let value = inputs[from] { parameters[to] = value }
         }
+        // The inference API takes pixels: a catalog aspect ratio is sent as about a megapixel of it.
+        if let ratio = inputs["aspect_ratio"]?.stringValue, let (w, h) = Self.aspectSizes[ratio] {
+            parameters["width"] = .number(Double(w))
+            parameters["height"] = .number(Double(h))
+        }
         let body: [String: JSONValue] = ["inputs": inputs["prompt"] ?? "", "parameters": .object(parameters)]
         var headers = try self.headers(context, required: true)
         headers["content-type"] = "application/json"
@@ -168,7 +173,7 @@ struct HuggingFaceAdapter: EngineAdapter {
                               remediation: "Pick a text-to-image model (pipeline tag text-to-image).", field: "$.inputs.model")
         }
         let handle = try context.putArtifact(response.body, mediaType: type)
-        let size = Self.pngSize(response.body)
+        let size = Self.pngSize(response.body) ?? { let f = MediaProbe.facts(response.body); return f.width.flatMap { w in f.height.map { (w, $0) } } }()
         let file: [String: JSONValue] = ["artifact": .string(handle.artifact), "media_type": .string(type), "size": .number(Double(handle.size))]
         var image: [String: JSONValue] = ["file": .object(file),
                                           "width": .number(Double(size?.0 ?? inputs["width"]?.intValue ?? 1024)),
@@ -178,6 +183,10 @@ struct HuggingFaceAdapter: EngineAdapter {
         if let seed = inputs["seed"] { outputs["seed"] = seed }
         return PollResult(state: .succeeded, progress: 1, outputs: outputs)
     }
+
+    /// The catalog's aspect ratios at about a megapixel, sides multiples of 64.
+    static let aspectSizes: [String: (Int, Int)] = ["1:1": (1024, 1024), "16:9": (1344, 768), "9:16": (768, 1344), "4:3": (1152, 896),
+                                                    "3:4": (896, 1152), "21:9": (1536, 640)]
 
     /// Width and height from a PNG's IHDR chunk.
     static func pngSize(_ data: Data) -> (Int, Int)? {

@@ -140,7 +140,7 @@ struct ModalAdapter: EngineAdapter {
                               remediation: "Redeploy Registry/modal/switchyard_app.py; app_url may point at another app.", charged: .unknown)
         }
         context.log(.info, "modal: spawned \(id)")
-        return .ref(["call_id": .string(id)], nextPollAfterMs: 2_000)
+        return .ref(["call_id": .string(id), "capability": .string(request.capability)], nextPollAfterMs: 2_000)
     }
 
     /// The app remembers each idempotency key's call in a modal.Dict, so a
@@ -176,7 +176,9 @@ struct ModalAdapter: EngineAdapter {
         case (202, _):
             return PollResult(state: .running, progress: 0.3, message: "pending at Modal (queued, booting or running)", nextPollAfterMs: 3_000)
         case (200, "SUCCESS"):
-            return PollResult(state: .succeeded, progress: 1, outputs: try context.harvestableOutputs(answer?["outputs"] ?? .null), usage: usage)
+            let outputs = answer?["outputs"] ?? .null
+            let map = request.ref["capability"]?.stringValue == "video.from_text" || outputs["video"] != nil ? Self.videoOutputs : Self.imageOutputs
+            return PollResult(state: .succeeded, progress: 1, outputs: try map.apply(to: outputs, context: context), usage: usage)
         case (200, "FAILURE"):
             return failed("ENGINE_ERROR", "The model raised an error on Modal: \(error)", "Check the app's logs in the Modal dashboard.", charged: .yes, usage: usage)
         case (200, "INIT_FAILURE"):
@@ -196,6 +198,18 @@ struct ModalAdapter: EngineAdapter {
             throw failure(response, submitting: false)
         }
     }
+
+    /// The app answers in the catalog's shape with files as data: URIs (stored
+    /// at once); an app deployed before that answered `{"image": data URI}`.
+    static let imageOutputs = OutputMap([
+        "images": ["$first": [
+            ["$each": "$.images", "$map": ["file": ["$file": "$.file"], "width": "$.width", "height": "$.height", "seed": "$.seed"]],
+            [["file": ["$file": "$.image"], "seed": "$.seed"]],
+        ]],
+        "seed": "$.seed", "model": "$.model",
+    ])
+    static let videoOutputs = OutputMap(["video": ["$file": "$.video"], "duration_seconds": ["$number": "$.duration_seconds"],
+                                         "width": "$.width", "height": "$.height", "fps": "$.fps", "seed": "$.seed"])
 
     func failed(_ code: String, _ message: String, _ remediation: String, charged: Charged, usage: Usage? = nil) -> PollResult {
         PollResult(state: .failed, error: PluginError(code: code, message: message, remediation: remediation, charged: charged), usage: usage)

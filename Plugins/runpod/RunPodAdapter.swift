@@ -10,8 +10,8 @@ import SwitchyardPluginSDK
 @_cdecl("sy_plugin_entry_v1") public func syPluginEntry(_ host: UnsafePointer<sy_host_t>?) -> UnsafePointer<sy_plugin_t>? { PluginExport.entry(RunPodAdapter.self, host: host) }
 
 struct RunPodAdapter: EngineAdapter {
-    static let capabilities = ["image.generate", "image.edit", "image.upscale", "video.from_image", "video.from_text", "audio.speech", "comfy.workflow",
-                               "endpoint.deploy"]
+    static let capabilities = ["image.generate", "image.edit", "image.upscale", "video.from_image", "video.from_text", "video.upscale", "audio.speech",
+                               "comfy.workflow", "endpoint.deploy"]
     static let defaultBaseURL = "https://api.runpod.ai/v2"
     static let defaultGraphQLURL = "https://api.runpod.io/graphql"
 
@@ -29,11 +29,16 @@ struct RunPodAdapter: EngineAdapter {
         var ttlMs: Int
         var webhook: String?
         var inputMap: [String: String]
+        var outputMap: OutputMap?
         var gpuRateMinorPerSecond: Double
 
-        init(_ config: [String: JSONValue]) throws {
-            guard let endpoint = config["endpoint_id"]?.stringValue, !endpoint.isEmpty else {
-                throw PluginError(code: "CONFIG_INVALID", message: "RunPod needs endpoint_id: the id of your serverless endpoint.",
+        /// The endpoint (and its worker's conventions) serving `capability`:
+        /// `endpoints[capability]` when given, else `endpoint_id`. A user runs
+        /// one worker image per endpoint, so each capability may have its own.
+        init(_ config: [String: JSONValue], capability: String? = nil) throws {
+            let specific = capability.flatMap { config["endpoints"]?[$0] }
+            guard let endpoint = specific?.stringValue ?? specific?["endpoint_id"]?.stringValue ?? config["endpoint_id"]?.stringValue, !endpoint.isEmpty else {
+                throw PluginError(code: "CONFIG_INVALID", message: "RunPod needs endpoint_id: the id of your serverless endpoint\(capability.map { " (or endpoints.\($0))" } ?? "").",
                                   remediation: "Set it in $YARD_HOME/config/runpod.json or --config '{\"endpoint_id\":\"…\"}'.", field: "$.config.endpoint_id")
             }
             endpointID = endpoint
@@ -41,16 +46,53 @@ struct RunPodAdapter: EngineAdapter {
             executionTimeoutMs = config["execution_timeout_ms"]?.intValue ?? 600_000
             ttlMs = config["ttl_ms"]?.intValue ?? 86_400_000
             webhook = config["webhook_url"]?.stringValue
-            inputMap = (config["input_map"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+            inputMap = (specific?["input_map"]?.objectValue ?? config["input_map"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+            let userMap = specific?["output_map"] ?? capability.flatMap { config["output_map"]?[$0] }
+            let field = specific?["output_map"] != nil ? "$.config.endpoints.\(capability ?? "").output_map" : "$.config.output_map.\(capability ?? "")"
+            outputMap = try userMap.map { try OutputMap(validating: $0, field: field) }
             gpuRateMinorPerSecond = config["gpu_rate_minor_per_second"]?.doubleValue ?? 0.05
         }
 
         func url(_ path: String) -> String { "\(baseURL)/\(endpointID)/\(path)" }
     }
 
+    /// How the common public workers answer, per capability, when the config
+    /// gives no output_map: worker-comfyui 5.x `{"images":[{"filename","type":
+    /// "s3_url"|"base64","data"}]}`, worker-sdxl style `{"images":[url | data
+    /// URI]}` or `{"image_url"}`, `{"video_url"}`, `{"audio_url"}`, and outputs
+    /// already in the catalog's shape. Sizes and durations a worker leaves out
+    /// are read from the files.
+    static let builtInOutputMaps: [String: [String: JSONValue]] = {
+        let image: JSONValue = ["file": ["$file": ["$first": ["$.file", "$"]]], "width": "$.width", "height": "$.height", "seed": "$.seed"]
+        let images: JSONValue = ["$first": [
+            ["$each": "$.images", "$map": image],
+            [["file": ["$file": "$.image_url"]]],
+            [["file": ["$file": "$.image"]]],
+            [["file": ["$file": "$"]]],
+        ]]
+        let single: JSONValue = ["$first": [["$file": "$.image_url"], ["$file": "$.image"], ["$file": "$.images[0].file"], ["$file": "$.images[0]"], ["$file": "$"]]]
+        func media(_ name: String) -> JSONValue {
+            ["$first": [["$file": .string("$.\(name)_url")], ["$file": .string("$.\(name)")], ["$file": .string("$.\(name)s[0]")], ["$file": "$"]]]
+        }
+        let duration: JSONValue = ["$number": ["$first": ["$.duration_seconds", "$.duration"]]]
+        let video: [String: JSONValue] = ["video": media("video"), "duration_seconds": duration, "width": "$.width", "height": "$.height",
+                                          "fps": ["$number": "$.fps"], "seed": "$.seed"]
+        return [
+            "image.generate": ["images": images, "seed": "$.seed"],
+            "image.edit": ["images": images, "seed": "$.seed"],
+            "image.upscale": ["image": single, "width": "$.width", "height": "$.height"],
+            "video.from_image": video, "video.from_text": video, "video.upscale": video,
+            "audio.speech": ["audio": media("audio"), "duration_seconds": duration, "sample_rate": "$.sample_rate"],
+            "comfy.workflow": ["files": ["$first": [
+                ["$each": "$.files", "$map": ["node": "$.node", "file": ["$file": "$.file"]]],
+                ["$each": "$.images", "$map": ["node": ["$first": ["$.node", "$.filename"]], "file": ["$file": "$"]]],
+            ]], "prompt_id": "$.prompt_id"],
+        ]
+    }()
+
     func validate(_ request: JobRequest, context: HostContext) -> [Diagnostic] {
         do {
-            if request.capability == "endpoint.deploy" { _ = try DeploySpec(request.inputs) } else { _ = try Config(request.config) }
+            if request.capability == "endpoint.deploy" { _ = try DeploySpec(request.inputs) } else { _ = try Config(request.config, capability: request.capability) }
         } catch let error as PluginError {
             return [Diagnostic(code: error.code, message: error.message, remediation: error.remediation, field: error.field)]
         } catch { return [] }
@@ -93,25 +135,46 @@ struct RunPodAdapter: EngineAdapter {
 
     func submit(_ request: JobRequest, context: HostContext) throws -> SubmitResult {
         if request.capability == "endpoint.deploy" { return try deploy(request, context: context) }
-        let config = try Config(request.config)
+        let config = try Config(request.config, capability: request.capability)
         var input: [String: JSONValue] = [:]
-        for (key, value) in request.inputs { input[config.inputMap[key] ?? key] = value }
+        for (key, value) in request.inputs { input[config.inputMap[key] ?? key] = try Self.workerValue(value, context: context) }
         var body: [String: JSONValue] = ["input": .object(input),
                                          "policy": ["executionTimeout": .number(Double(config.executionTimeoutMs)), "ttl": .number(Double(config.ttlMs))]]
         if let webhook = config.webhook { body["webhook"] = .string(webhook) }
-        let response = try context.http(HTTPRequest(method: "POST", url: config.url("run"), headers: try headers(context),
-                                                    bodyData: try JSONEncoder().encode(body)))
+        let payload = try JSONEncoder().encode(body)
+        guard payload.count <= 10 << 20 else {
+            throw PluginError(code: "CONTRACT_MISMATCH", message: "With its files inline the job is \(payload.count) bytes; RunPod's /run takes 10 MB.",
+                              remediation: "Pass large files as URLs, or smaller files.", field: "$.inputs")
+        }
+        let response = try context.http(HTTPRequest(method: "POST", url: config.url("run"), headers: try headers(context), bodyData: payload))
         guard (200..<300).contains(response.status) else { throw failure(response, submitting: true) }
         guard let answer = try? response.decodeJSON([String: JSONValue].self), let id = answer["id"]?.stringValue else {
             throw PluginError(code: "ENGINE_ERROR", message: "RunPod's /run answer has no job id.", remediation: "Check the endpoint in the RunPod console.", charged: .unknown)
         }
         context.log(.info, "runpod: job \(id) queued on endpoint \(config.endpointID)")
-        return .ref(["id": .string(id), "endpoint_id": .string(config.endpointID)], nextPollAfterMs: 1000)
+        return .ref(["id": .string(id), "endpoint_id": .string(config.endpointID), "capability": .string(request.capability)], nextPollAfterMs: 1000)
+    }
+
+    /// A file input as a worker can read it: the bytes inline as a data: URI
+    /// (workers such as worker-sdxl and worker-comfyui take base64 images), or
+    /// the URL itself. An artifact handle means nothing outside this host.
+    static func workerValue(_ value: JSONValue, context: HostContext) throws -> JSONValue {
+        if let handle = value["artifact"]?.stringValue {
+            let bytes = try context.readArtifact(handle)
+            let type = value["media_type"]?.stringValue ?? MediaProbe.sniff(bytes) ?? "application/octet-stream"
+            return .string("data:\(type);base64," + bytes.base64EncodedString())
+        }
+        if let url = value["url"]?.stringValue, (value.objectValue?.keys.allSatisfy { ["url", "media_type", "size"].contains($0) } ?? false) { return .string(url) }
+        if let items = value.arrayValue { return .array(try items.map { try workerValue($0, context: context) }) }
+        return value
     }
 
     func poll(_ request: RefRequest, context: HostContext) throws -> PollResult {
         if request.ref["deploy"]?.boolValue == true { return try pollDeploy(request, context: context) }
-        let config = try Config(request.config)
+        let capability = request.ref["capability"]?.stringValue
+        var config = try Config(request.config, capability: capability)
+        // The job stays on the endpoint it was sent to, whatever the config says now.
+        if let endpoint = request.ref["endpoint_id"]?.stringValue { config.endpointID = endpoint }
         guard let id = request.ref["id"]?.stringValue else {
             throw PluginError(code: "INVALID_REF", message: "This ref has no RunPod job id.", remediation: "Poll refs made by the runpod adapter.", field: "$.ref")
         }
@@ -136,12 +199,12 @@ struct RunPodAdapter: EngineAdapter {
                 return PollResult(state: .failed, error: PluginError(code: "ENGINE_ERROR", message: "RunPod reports COMPLETED with no output: the worker returned nothing.",
                                                                      remediation: "Check the worker's handler and logs in the RunPod console.", charged: .yes), usage: usage)
             }
-            var outputs = try context.harvestableOutputs(output)
-            if let executionMs {
-                outputs["runpod_metrics"] = ["execution_time_ms": .number(Double(executionMs)), "delay_time_ms": answer["delayTime"] ?? .null,
-                                             "cost_minor": .number((Double(executionMs) / 1000 * config.gpuRateMinorPerSecond).rounded(.up))]
+            let map = config.outputMap ?? capability.flatMap { Self.builtInOutputMaps[$0] }.map(OutputMap.init)
+            guard let map else {
+                // A ref from before capabilities were recorded in it: pass the worker's object through.
+                return PollResult(state: .succeeded, progress: 1, outputs: output.objectValue ?? ["output": output], usage: usage)
             }
-            return PollResult(state: .succeeded, progress: 1, outputs: outputs, usage: usage)
+            return PollResult(state: .succeeded, progress: 1, outputs: try map.apply(to: output, context: context), usage: usage)
         case "FAILED":
             return PollResult(state: .failed, error: PluginError(code: "ENGINE_ERROR", message: "The worker failed: \(Self.workerError(answer["error"]))",
                                                                  remediation: "Check the worker's logs in the RunPod console.", charged: executionMs == 0 ? .no : .yes), usage: usage)
@@ -179,7 +242,8 @@ struct RunPodAdapter: EngineAdapter {
 
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
         if request.ref["deploy"]?.boolValue == true { return try cancelDeploy(request, context: context) }
-        let config = try Config(request.config)
+        var config = try Config(request.config, capability: request.ref["capability"]?.stringValue)
+        if let endpoint = request.ref["endpoint_id"]?.stringValue { config.endpointID = endpoint }
         guard let id = request.ref["id"]?.stringValue else { return CancelResult(outcome: .notFound, charged: .no) }
         let headers = try headers(context)
         let before = try context.http(HTTPRequest(method: "GET", url: config.url("status/\(id)"), headers: headers))
@@ -271,7 +335,7 @@ struct RunPodAdapter: EngineAdapter {
         if request.capability == "endpoint.deploy" {
             return CostEstimate(amountMinor: 0, basis: "creating an endpoint is free; workers_min > 0 keeps workers billed by RunPod per second")
         }
-        let config = try Config(request.config)
+        let config = try Config(request.config, capability: request.capability)
         let seconds = Double(config.executionTimeoutMs) / 1000
         return CostEstimate(amountMinor: Int((seconds * config.gpuRateMinorPerSecond).rounded(.up)),
                             basis: "upper bound: execution timeout \(Int(seconds)) s × GPU rate; settled from RunPod's executionTime")

@@ -130,11 +130,13 @@ extension RunPodAdapter {
         guard (200..<300).contains(response.status), let health = try? response.decodeJSON([String: JSONValue].self) else {
             throw failure(response, submitting: false)
         }
-        return PollResult(state: .succeeded, progress: 1, message: "endpoint \(endpointID) is up", outputs: [
-            "endpoint_id": .string(endpointID), "template_id": request.ref["template_id"] ?? .null,
+        var outputs: [String: JSONValue] = [
+            "endpoint_id": .string(endpointID),
             "workers_idle": health["workers"]?["idle"] ?? 0, "workers_running": health["workers"]?["running"] ?? 0,
             "engine_config": ["endpoint_id": .string(endpointID)],
-        ])
+        ]
+        if let template = request.ref["template_id"]?.stringValue { outputs["template_id"] = .string(template) }
+        return PollResult(state: .succeeded, progress: 1, message: "endpoint \(endpointID) is up", outputs: outputs)
     }
 
     func cancelDeploy(_ request: RefRequest, context: HostContext) throws -> CancelResult {
@@ -153,6 +155,9 @@ extension RunPodAdapter {
             throw PluginError(code: "WEBHOOK_REJECTED", message: "The delivery is not a RunPod job status (no id).", remediation: "Only RunPod's deliveries are accepted.")
         }
         let verified = try poll(RefRequest(ref: ["id": .string(id)], config: request.config), context: context)
-        return WebhookUpdate(match: ["id": .string(id)], update: verified, dedupeKey: "runpod:\(id):\(verified.state.rawValue)")
+        // A delivery does not say which capability (so which output map) the job
+        // serves: for a finished job the host polls with the job's own ref, which does.
+        return WebhookUpdate(match: ["id": .string(id)], update: verified, dedupeKey: "runpod:\(id):\(verified.state.rawValue)",
+                             poll: verified.state == .succeeded ? true : nil)
     }
 }

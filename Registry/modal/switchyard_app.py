@@ -25,7 +25,10 @@ Contract (one web app, behind proxy auth):
     POST /cancel/{call_id}      -> 200 {"status": <status before>, "cancelled": bool}
     GET  /calls/{idempotency_key} -> 200 {"call_id", "status"} | 404
     GET  /health                -> 200 {"app", "model", "gpu"}
-Outputs are data: URIs (image/png, video/mp4); Switchyard stores them at once.
+Outputs are the capability's catalog outputs (Registry/capabilities), files
+as data: URIs (image/png, video/mp4); Switchyard stores them at once:
+    image.generate  {"images": [{"file", "width", "height", "seed"}], "seed", "model"}
+    video.from_text {"video", "duration_seconds", "width", "height", "fps", "seed"}
 """
 
 import base64
@@ -40,6 +43,9 @@ GPU = os.environ.get("SWITCHYARD_GPU", "L40S")
 APP_NAME = os.environ.get("SWITCHYARD_APP", "switchyard")
 TIMEOUT_S = int(os.environ.get("SWITCHYARD_TIMEOUT", "1800"))
 CACHE_DIR = "/cache"
+# The catalog's aspect ratios at about a megapixel, sides multiples of 64.
+ASPECT_SIZES = {"1:1": (1024, 1024), "16:9": (1344, 768), "9:16": (768, 1344), "4:3": (1152, 896),
+                "3:4": (896, 1152), "21:9": (1536, 640)}
 
 gpu_image = (
     modal.Image.debian_slim(python_version="3.12")
@@ -107,6 +113,8 @@ class Generator:
                           ("width", "width"), ("height", "height")):
             if name in inputs:
                 kwargs[key] = inputs[name]
+        if "aspect_ratio" in inputs and "width" not in inputs:
+            kwargs["width"], kwargs["height"] = ASPECT_SIZES[inputs["aspect_ratio"]]
         result = self.pipe(**kwargs)
         if capability == "video.from_text":
             from diffusers.utils import export_to_video
@@ -116,11 +124,17 @@ class Generator:
             export_to_video(result.frames[0], path, fps=fps)
             with open(path, "rb") as f:
                 data = f.read()
+            first = result.frames[0][0]  # a PIL image or an HxWxC array, by pipeline
+            width, height = (first.width, first.height) if hasattr(first, "width") else (first.shape[1], first.shape[0])
             return {"video": "data:video/mp4;base64," + base64.b64encode(data).decode(),
-                    "duration_seconds": len(result.frames[0]) / fps, "seed": seed}
+                    "duration_seconds": len(result.frames[0]) / fps, "width": int(width), "height": int(height),
+                    "fps": fps, "seed": seed}
+        image = result.images[0]
         buffer = io.BytesIO()
-        result.images[0].save(buffer, format="PNG")
-        return {"image": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(), "seed": seed}
+        image.save(buffer, format="PNG")
+        return {"images": [{"file": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(),
+                            "width": image.width, "height": image.height, "seed": seed}],
+                "seed": seed, "model": MODEL}
 
 
 SUPPORTED = {"image.generate", "video.from_text"}

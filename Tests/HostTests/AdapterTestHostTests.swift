@@ -19,7 +19,7 @@ final class AdapterTestHostTests: TemporaryDirectoryTestCase {
 
         let job = try await host.run("image.generate", ["prompt": "a lighthouse"])
         XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
-        let image = try XCTUnwrap(try host.artifact(host.outputs(job)?["image_url"]))
+        let image = try XCTUnwrap(try host.artifact(host.outputs(job)?["images"]?[0]?["file"]))
         XCTAssertEqual(Array(image.prefix(4)), [0x89, 0x50, 0x4E, 0x47], "the harvested PNG, read back from the store")
 
         let refused = await host.preflight("image.generate", ["prompt": 42])

@@ -37,7 +37,8 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
     var config: [String: JSONValue] { ["app_url": .string(standIn.baseURL)] }
 
     func generate(_ extra: [String: JSONValue] = [:]) -> JobSpec {
-        JobSpec(pluginID: "modal", capability: "image.generate", inputs: ["prompt": "a lighthouse at dawn"], config: config.merging(extra) { _, new in new })
+        JobSpec(pluginID: "modal", capability: "image.generate", inputs: ["prompt": "a lighthouse at dawn", "width": 256, "height": 128],
+                config: config.merging(extra) { _, new in new })
     }
 
     func run(_ engine: JobEngine, _ spec: JobSpec) async throws -> JobRecord {
@@ -58,12 +59,16 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
         let job = try await run(engine, generate())
         XCTAssertEqual(job.phase, .succeeded, job.errorJSON ?? "")
         let outputs = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(job.outputsJSON).utf8)) as? [String: Any])
-        let image = try XCTUnwrap(outputs["image"] as? [String: Any])
+        let first = try XCTUnwrap((outputs["images"] as? [[String: Any]])?.first, "the catalog's images: \(outputs)")
+        XCTAssertEqual(first["width"] as? Int, 256)
+        XCTAssertEqual(first["height"] as? Int, 128)
+        let image = try XCTUnwrap(first["file"] as? [String: Any])
         let handle = try XCTUnwrap(image["artifact"] as? String)
         XCTAssertEqual(image["media_type"] as? String, "image/png")
         let stored = try XCTUnwrap(engine.artifacts.read(sha256: String(handle.dropFirst(7))))
         XCTAssertEqual(stored.prefix(4), Data([0x89, 0x50, 0x4E, 0x47]), "the data: URI was decoded into the store")
         XCTAssertEqual(outputs["seed"] as? Int, 42)
+        XCTAssertEqual(outputs["model"] as? String, standIn.model)
         XCTAssertEqual(standIn.spawns, 1)
         XCTAssertEqual(standIn.status(of: try XCTUnwrap(standIn.callIDs.first)), "SUCCESS")
         XCTAssertTrue(job.refJSON?.contains("fc-") == true)

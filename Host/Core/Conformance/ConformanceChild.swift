@@ -220,6 +220,37 @@ public struct ConformanceChild: @unchecked Sendable {
             }
             return (true, states.joined(separator: ", "))
 
+        case "outputs.contract":
+            // What the job engine enforces after harvest: a plugin the kit passes is one the engine accepts.
+            let artifacts = ArtifactDirectory(root: tempDir)
+            let plugin = try load(services(tempDir: tempDir))
+            guard let catalogDirectory = YardPaths.registryDirectory()?.appendingPathComponent("capabilities"),
+                  let catalog = try? CapabilityCatalog.load(directory: catalogDirectory), !catalog.entries.isEmpty else {
+                return (false, "the capability catalog (Registry/capabilities) was not found: set YARD_REGISTRY to the Registry folder")
+            }
+            let contract = OutputContract(catalog: catalog, artifacts: artifacts)
+            var problems: [String] = [], checked: [String] = [], uncatalogued: [String] = []
+            var planned: [String] = []
+            for (i, capability) in plugin.manifest.capabilities.enumerated() {
+                guard catalog.entries[capability.id] != nil else { uncatalogued.append(capability.id); continue }
+                // model.download answers a plan of files that the host downloads and verifies into its model catalog
+                // (docs/adr/0007); the outputs the contract applies to exist only after that.
+                if capability.id == "model.download" { planned.append(capability.id); continue }
+                let (final, _) = try lifecycle(plugin, capability: capability, n: 300 + i)
+                guard final["state"] as? String == "succeeded" else {
+                    problems.append("\(capability.id) ended \(final["state"] as? String ?? "?"), so its outputs could not be checked")
+                    continue
+                }
+                let outputs = harvest(jsonValue(final["outputs"] ?? [String: Any]()), plugin: plugin, artifacts: artifacts)
+                let violations = contract.violations(outputs, capability: capability.id, declared: capability)
+                if violations.isEmpty { checked.append(capability.id) }
+                for v in violations.prefix(5) { problems.append("\(capability.id): $.outputs\(v.field.dropFirst()) \(v.message)") }
+            }
+            var note = uncatalogued.isEmpty ? "" : "; not in the catalog, unchecked: \(uncatalogued.joined(separator: ", "))"
+            if !planned.isEmpty { note += "; \(planned.joined(separator: ", ")) answers a download plan the host carries out" }
+            return problems.isEmpty ? (true, "outputs of \(checked.joined(separator: ", ").nonEmpty ?? "no capability") fit the catalog\(note)")
+                                    : (false, problems.joined(separator: "; "))
+
         case "cancel.idempotent":
             let plugin = try load(services(tempDir: tempDir))
             guard let capability = plugin.manifest.capabilities.first else { return (false, "no capability") }
@@ -301,6 +332,37 @@ public struct ConformanceChild: @unchecked Sendable {
 
         default:
             return (false, "unknown check \(id)")
+        }
+    }
+
+    /// The outputs as the job engine stores them: every {"url"} file downloaded
+    /// (inside the plugin's allow-list) or decoded (data: URLs) into `artifacts`.
+    /// A file that cannot be fetched keeps its URL, which the contract refuses.
+    func harvest(_ value: JSONValue, plugin: LoadedPlugin, artifacts: ArtifactDirectory, depth: Int = 0) -> JSONValue {
+        guard depth < 32 else { return value }
+        switch value {
+        case .object(let members):
+            if let url = members["url"]?.stringValue, members["artifact"] == nil {
+                var bytes: Data?
+                var type = members["media_type"]?.stringValue ?? members["content_type"]?.stringValue
+                if url.hasPrefix("data:"), let comma = url.firstIndex(of: ",") {
+                    bytes = Data(base64Encoded: String(url[url.index(after: comma)...]), options: .ignoreUnknownCharacters)
+                    type = type ?? String(url.dropFirst(5).prefix { $0 != ";" && $0 != "," })
+                } else if plugin.context.isAllowed(url), let answer = try? BlockingHTTPTransport(defaultTimeoutMs: 10_000).perform(HostHTTPRequest(method: "GET", url: url)),
+                          (200..<300).contains(answer.status) {
+                    bytes = answer.body
+                    type = type ?? answer.headers["content-type"]
+                }
+                guard let bytes, let digest = try? artifacts.put(bytes, mediaType: type ?? "application/octet-stream") else { return value }
+                var declared = (type.map(MediaSniffer.normalize)) ?? "application/octet-stream"
+                if declared == "application/octet-stream", let sniffed = MediaSniffer.sniff(bytes.prefix(64)) { declared = sniffed }
+                return ["artifact": .string("sha256:\(digest)"), "media_type": .string(declared), "size": .number(Double(bytes.count))]
+            }
+            return .object(members.mapValues { harvest($0, plugin: plugin, artifacts: artifacts, depth: depth + 1) })
+        case .array(let items):
+            return .array(items.map { harvest($0, plugin: plugin, artifacts: artifacts, depth: depth + 1) })
+        default:
+            return value
         }
     }
 

@@ -50,6 +50,7 @@ public enum ConformanceSuite {
         ChildCheck(id: "validate.schema_violations", summary: "inputs that break the capability's limits return diagnostics"),
         ChildCheck(id: "validate.example_inputs", summary: "each capability's example inputs validate cleanly"),
         ChildCheck(id: "lifecycle.submit_poll", summary: "submit → poll reaches a terminal state for every capability"),
+        ChildCheck(id: "outputs.contract", summary: "each capability's example outputs validate against the catalog's output_schema, every file stored with its declared media type"),
         ChildCheck(id: "cancel.idempotent", summary: "cancel twice, and cancel after completion, answer truthfully without error"),
         ChildCheck(id: "network.allow_list", summary: "no request outside network.hosts during a job"),
         ChildCheck(id: "secrets.not_logged", summary: "no secret value appears in any log line or document"),

@@ -154,6 +154,19 @@ public final class JobEngine: @unchecked Sendable {
             verdict.findings.append(PreflightFinding(step: step, code: code, message: message, remediation: fix, field: field, severity: .error))
             return verdict
         }
+        // Findings about stand-in values (yard plan, for outputs of earlier steps) are set aside, not verdicts.
+        func sift(_ findings: [PreflightFinding]) -> [PreflightFinding] {
+            guard !spec.deferredFields.isEmpty else { return findings }
+            var real: [PreflightFinding] = []
+            for finding in findings {
+                if let field = finding.field, spec.deferredFields.contains(where: { field == $0 || field.hasPrefix($0 + ".") || field.hasPrefix($0 + "[") }) {
+                    if !verdict.deferred.contains(finding) { verdict.deferred.append(finding) }
+                } else {
+                    real.append(finding)
+                }
+            }
+            return real
+        }
         // 1. The engine exists and declares the capability.
         let plugin: LoadedPlugin
         do { plugin = try self.plugin(spec.pluginID) } catch let error as YardError {
@@ -171,7 +184,7 @@ public final class JobEngine: @unchecked Sendable {
         let inputs = JSONValue.object(spec.inputs)
         let catalogEntry = catalog.entries[spec.capability]
         if let catalogEntry {
-            let findings = schemaFindings(catalogEntry.input.validate(inputs), step: "schema", source: "catalog \(spec.capability)")
+            let findings = sift(schemaFindings(catalogEntry.input.validate(inputs), step: "schema", source: "catalog \(spec.capability)"))
             if !findings.isEmpty { verdict.findings += findings; return verdict }
         } else if !catalog.entries.isEmpty {
             verdict.findings.append(PreflightFinding(step: "schema", code: "CAPABILITY_UNCATALOGUED",
@@ -180,25 +193,30 @@ public final class JobEngine: @unchecked Sendable {
         }
         if let limits = declared.limits {
             do {
-                let findings = schemaFindings(try compiledSchema("limits:\(manifest.id):\(spec.capability)", limits).validate(inputs), step: "limits", source: "\(manifest.id) limits")
+                let findings = sift(schemaFindings(try compiledSchema("limits:\(manifest.id):\(spec.capability)", limits).validate(inputs), step: "limits", source: "\(manifest.id) limits"))
                 if !findings.isEmpty { verdict.findings += findings; return verdict }
             } catch {
                 return refuse("limits", "MANIFEST_INVALID", "\(manifest.id)'s limits for \(spec.capability) are not a valid schema: \(error)", "Report this to the plugin's author.")
             }
         }
-        let model: PluginManifest.Capability.Model?
+        var model: PluginManifest.Capability.Model?
         switch Self.chooseModel(declared, spec) {
         case .failure(let finding): verdict.findings.append(finding); return verdict
-        case .success(let chosen): model = chosen
-        }
-        if let model, let limits = model.limits {
-            do {
-                let findings = schemaFindings(try compiledSchema("model:\(manifest.id):\(spec.capability):\(model.id)", limits).validate(inputs),
-                                              step: "limits", source: "\(manifest.id) model \(model.id)")
-                if !findings.isEmpty { verdict.findings += findings; return verdict }
-            } catch {
-                return refuse("limits", "MANIFEST_INVALID", "\(manifest.id)'s limits for model \(model.id) are not a valid schema: \(error)", "Report this to the plugin's author.")
+        case .success(let candidates):
+            // The first candidate whose limits accept the inputs; if none does, the first one's refusal.
+            var firstRefusal: [PreflightFinding]?
+            for candidate in candidates {
+                guard let limits = candidate.limits else { model = candidate; break }
+                do {
+                    let findings = sift(schemaFindings(try compiledSchema("model:\(manifest.id):\(spec.capability):\(candidate.id)", limits).validate(inputs),
+                                                       step: "limits", source: "\(manifest.id) model \(candidate.id)"))
+                    if findings.isEmpty { model = candidate; break }
+                    firstRefusal = firstRefusal ?? findings
+                } catch {
+                    return refuse("limits", "MANIFEST_INVALID", "\(manifest.id)'s limits for model \(candidate.id) are not a valid schema: \(error)", "Report this to the plugin's author.")
+                }
             }
+            if model == nil, let firstRefusal { verdict.findings += firstRefusal; return verdict }
         }
         verdict.model = model?.id
         if let schema = manifest.configSchema {
@@ -211,7 +229,7 @@ public final class JobEngine: @unchecked Sendable {
         // From here on the plugin sees the chosen model where it reads it.
         let spec = Self.withModel(model?.id, spec)
         if let catalogEntry {
-            let findings = fileFindings(spec.inputs, schema: catalogEntry.input.document)
+            let findings = sift(fileFindings(spec.inputs, schema: catalogEntry.input.document))
             if !findings.isEmpty { verdict.findings += findings; return verdict }
         }
         verdict.stepsPassed.append("schema")
@@ -242,11 +260,11 @@ public final class JobEngine: @unchecked Sendable {
         guard validated.isOK, let diagnostics = validated.json?["diagnostics"] as? [[String: Any]] else {
             return refuse("validate", "PLUGIN_INTERNAL", "\(manifest.id)'s validate failed (status \(validated.status)).", "Run `yard plugin test \(manifest.id)` and report the result to its author.")
         }
-        for d in diagnostics {
-            verdict.findings.append(PreflightFinding(step: "validate", code: d["code"] as? String ?? "CONTRACT_MISMATCH",
-                                                     message: plugin.context.redact(d["message"] as? String ?? ""), remediation: d["remediation"] as? String ?? "",
-                                                     field: d["field"] as? String, severity: (d["severity"] as? String) == "warning" ? .warning : .error))
-        }
+        verdict.findings += sift(diagnostics.map { d in
+            PreflightFinding(step: "validate", code: d["code"] as? String ?? "CONTRACT_MISMATCH",
+                             message: plugin.context.redact(d["message"] as? String ?? ""), remediation: d["remediation"] as? String ?? "",
+                             field: d["field"] as? String, severity: (d["severity"] as? String) == "warning" ? .warning : .error)
+        })
         if !verdict.ok { return verdict }
         verdict.stepsPassed.append("validate")
 
@@ -600,16 +618,29 @@ public final class JobEngine: @unchecked Sendable {
 
     /// Applies a poll answer. A non-terminal state never overrides a terminal
     /// one, and progress never goes backwards, so late updates cannot regress a job.
+    /// Succeeded outputs are harvested, then held to the catalog's output
+    /// contract: a job whose outputs break it fails OUTPUT_CONTRACT_VIOLATION
+    /// (charged: it ran), and its outputs never reach the next step.
     func apply(pollDocument doc: [String: Any], to jobID: String, plugin: LoadedPlugin) async throws -> JobRecord {
         let state = doc["state"] as? String ?? ""
         var harvestedText: String?
+        let usageText = (doc["usage"] as? [String: Any]).flatMap { $0.isEmpty ? nil : text($0) }
         if state == "succeeded", let outputs = doc["outputs"] as? [String: Any] {
+            let job = try store.job(id: jobID)
+            if job?.phase.isTerminal == true, let job { return job }
             let harvested = await harvest(await materializeModel(outputs, jobID: jobID, plugin: plugin), jobID: jobID, plugin: plugin)
             if let failure = Self.harvestFailure(harvested) {
                 return try recordHarvestFailure(failure, jobID: jobID, plugin: plugin)
             }
             if let refusal = artifactHandleRefusal(in: harvested) {
                 return try recordOutputRefusal(refusal, jobID: jobID, plugin: plugin)
+            }
+            if let job {
+                let declared = plugin.manifest.capabilities.first { $0.id == job.capability }
+                let violations = OutputContract(catalog: catalog, artifacts: artifacts).violations(jsonValue(harvested), capability: job.capability, declared: declared)
+                if !violations.isEmpty {
+                    return try recordContractViolation(violations, outputs: harvested, job: job, plugin: plugin, usage: usageText)
+                }
             }
             harvestedText = text(harvested).map(plugin.context.redact)
         }
@@ -651,39 +682,89 @@ public final class JobEngine: @unchecked Sendable {
         }
     }
 
-    /// Downloads every {"url": …} output into the artifact store before the
-    /// provider's retention ends; the row then names artifacts, not URLs.
-    func harvest(_ outputs: [String: Any], jobID: String, plugin: LoadedPlugin) async -> [String: Any] {
-        var result = outputs
-        for (key, value) in outputs {
-            if let object = value as? [String: Any], object["url"] is String {
-                result[key] = await harvestOne(object, jobID: jobID, plugin: plugin)
-            } else if let array = value as? [Any] {
-                var items: [Any] = []
-                for item in array {
-                    if let object = item as? [String: Any], object["url"] is String {
-                        items.append(await harvestOne(object, jobID: jobID, plugin: plugin))
-                    } else { items.append(item) }
-                }
-                result[key] = items
-            }
+    /// Fails a finished job whose outputs broke the contract. The outputs are
+    /// not stored (nothing may pass them on); a shortened copy goes to the
+    /// job's events so the plugin's author can see what came back.
+    func recordContractViolation(_ violations: [OutputContract.Violation], outputs: [String: Any], job: JobRecord, plugin: LoadedPlugin, usage: String?) throws -> JobRecord {
+        let error = OutputContract.error(engine: plugin.manifest.id, capability: job.capability, violations: violations)
+        let errorText = text(error).map(plugin.context.redact)
+        let sample = text(Self.shortened(jsonValue(outputs))).map(plugin.context.redact)
+        try? store.appendEvent(jobID: job.id, kind: "output_contract", message: plugin.context.redact(error["message"] as? String ?? ""), data: sample)
+        logger.error("outputs break the catalog contract", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)", "capability": "\(job.capability)",
+                                                                      "field": "\(violations.first?.field ?? "$")"])
+        let when = now
+        return try store.updateJob(id: job.id) { row in
+            guard !row.phase.isTerminal else { return }
+            row.pollCount += 1
+            row.phase = .failed
+            row.progress = 1
+            row.errorJSON = errorText
+            if let usage { row.usageJSON = usage }
+            row.finishedAt = when
         }
+    }
+
+    /// A copy for logs: long strings cut (inline media bytes never reach an event), at most 50 items per list.
+    static func shortened(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .string(let s) where s.count > 200: return .string(String(s.prefix(120)) + "… (\(s.count) characters)")
+        case .array(let items): return .array(items.prefix(50).map(shortened))
+        case .object(let members): return .object(members.mapValues(shortened))
+        default: return value
+        }
+    }
+
+    /// Downloads every {"url": …} file of the outputs, at any depth, into the
+    /// artifact store before the provider's retention ends (a `data:` URL is
+    /// stored from its own bytes); the row then names artifacts, not URLs.
+    func harvest(_ outputs: [String: Any], jobID: String, plugin: LoadedPlugin) async -> [String: Any] {
+        var result: [String: Any] = [:]
+        for (key, value) in outputs { result[key] = await harvestValue(value, jobID: jobID, plugin: plugin, depth: 0) }
         return result
+    }
+
+    func harvestValue(_ value: Any, jobID: String, plugin: LoadedPlugin, depth: Int) async -> Any {
+        guard depth < 32 else { return value }
+        if let object = value as? [String: Any] {
+            if object["url"] is String, object["artifact"] == nil { return await harvestOne(object, jobID: jobID, plugin: plugin) }
+            var copy: [String: Any] = [:]
+            for (key, member) in object { copy[key] = await harvestValue(member, jobID: jobID, plugin: plugin, depth: depth + 1) }
+            return copy
+        }
+        if let array = value as? [Any] {
+            var items: [Any] = []
+            for item in array { items.append(await harvestValue(item, jobID: jobID, plugin: plugin, depth: depth + 1)) }
+            return items
+        }
+        return value
     }
 
     func harvestOne(_ object: [String: Any], jobID: String, plugin: LoadedPlugin) async -> [String: Any] {
         guard let url = object["url"] as? String else { return object }
         var copy = object
+        copy.removeValue(forKey: "content_type")
+        let declared = (object["media_type"] as? String ?? object["content_type"] as? String).map(MediaSniffer.normalize)
         do {
-            let context = plugin.context
-            let result = try await downloader.download(url: url, mediaType: object["media_type"] as? String ?? object["content_type"] as? String,
-                                                       expectedSHA256: object["sha256"] as? String, expectedSize: object["size"] as? Int,
+            let result: ArtifactDownloader.Result
+            if url.hasPrefix("data:") {
+                result = try storeDataURL(url, mediaType: declared)
+            } else {
+                let context = plugin.context
+                result = try await downloader.download(url: url, mediaType: declared, expectedSHA256: object["sha256"] as? String, expectedSize: object["size"] as? Int,
                                                        isAllowed: { context.isAllowed($0) })
-            try? store.recordArtifact(ArtifactRecord(sha256: result.sha256, size: result.size, mediaType: result.mediaType, jobID: jobID, sourceURL: url, createdAt: Date()))
+            }
+            try? store.recordArtifact(ArtifactRecord(sha256: result.sha256, size: result.size, mediaType: MediaSniffer.normalize(result.mediaType), jobID: jobID,
+                                                     sourceURL: url.hasPrefix("data:") ? nil : url, createdAt: Date()))
             copy.removeValue(forKey: "url")
+            copy.removeValue(forKey: "sha256")
             copy["artifact"] = "sha256:\(result.sha256)"
             copy["size"] = result.size
-            copy["media_type"] = result.mediaType
+            var type = MediaSniffer.normalize(result.mediaType)
+            // A CDN that labels everything octet-stream: the bytes say what the file is.
+            if type == "application/octet-stream" || type == "binary/octet-stream",
+               let head = FileHandle(forReadingAtPath: artifacts.path(for: result.sha256).path).map({ h in defer { try? h.close() }; return (try? h.read(upToCount: 64)) ?? Data() }),
+               let sniffed = MediaSniffer.sniff(head) { type = sniffed }
+            copy["media_type"] = type
         } catch let error as YardError {
             copy["harvest_error"] = "\(error.code.rawValue): \(error.message)"
         } catch {
@@ -692,24 +773,42 @@ public final class JobEngine: @unchecked Sendable {
         return copy
     }
 
-    /// The first harvest error among the outputs, if any.
-    static func harvestFailure(_ outputs: [String: Any]) -> String? {
-        for value in outputs.values {
-            if let error = (value as? [String: Any])?["harvest_error"] as? String { return error }
-            for item in (value as? [Any]) ?? [] {
-                if let error = (item as? [String: Any])?["harvest_error"] as? String { return error }
-            }
+    /// A `data:` URL's bytes, stored as they are.
+    func storeDataURL(_ url: String, mediaType: String?) throws -> ArtifactDownloader.Result {
+        guard let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64"),
+              let bytes = Data(base64Encoded: String(url[url.index(after: comma)...]), options: .ignoreUnknownCharacters) else {
+            throw YardError("OUTPUT_CONTRACT_VIOLATION", "An output is a data: URL that is not base64.", remediation: "Report this to the engine's author.")
         }
-        return nil
+        let declared = String(url.dropFirst(5).prefix { $0 != ";" && $0 != "," })
+        let type = mediaType ?? (declared.isEmpty ? "application/octet-stream" : MediaSniffer.normalize(declared))
+        let digest = try artifacts.put(bytes, mediaType: type)
+        return ArtifactDownloader.Result(sha256: digest, size: bytes.count, mediaType: type)
+    }
+
+    /// The first harvest error among the outputs, at any depth, if any.
+    static func harvestFailure(_ outputs: [String: Any]) -> String? {
+        func find(_ value: Any, depth: Int) -> String? {
+            guard depth < 32 else { return nil }
+            if let object = value as? [String: Any] {
+                if let error = object["harvest_error"] as? String { return error }
+                for member in object.values { if let error = find(member, depth: depth + 1) { return error } }
+            }
+            for item in (value as? [Any]) ?? [] { if let error = find(item, depth: depth + 1) { return error } }
+            return nil
+        }
+        return find(outputs, depth: 0)
     }
 
     /// An expired result fails the job (the provider billed it, the output is
     /// gone); anything else is retried on the poll schedule while retention lasts.
     func recordHarvestFailure(_ failure: String, jobID: String, plugin: LoadedPlugin) throws -> JobRecord {
-        let expired = failure.hasPrefix("RESULT_EXPIRED")
-        let error: [String: Any] = ["code": expired ? "RESULT_EXPIRED" : "HARVEST_FAILED", "message": failure,
-                                    "remediation": expired ? "The provider no longer keeps the result; run the job again." : "Check the network and the engine's allow-list, then `yard jobs resume`.",
-                                    "retryable": !expired, "charged": "yes"]
+        // Gone at the provider, or a file the outputs name in a form no retry can fetch: the job fails now.
+        let broken = failure.hasPrefix("OUTPUT_CONTRACT_VIOLATION")
+        let expired = failure.hasPrefix("RESULT_EXPIRED") || broken
+        let error: [String: Any] = ["code": broken ? "OUTPUT_CONTRACT_VIOLATION" : expired ? "RESULT_EXPIRED" : "HARVEST_FAILED", "message": failure,
+                                    "remediation": broken ? "Report this to \(plugin.manifest.id)'s author; the job ran and its charge stands."
+                                        : expired ? "The provider no longer keeps the result; run the job again." : "Check the network and the engine's allow-list, then `yard jobs resume`.",
+                                    "retryable": !expired, "charged": "yes", "engine": plugin.manifest.id]
         try? store.appendEvent(jobID: jobID, kind: "harvest_error", message: plugin.context.redact(failure), data: nil)
         logger.warning("output download failed", metadata: ["job": "\(jobID)", "error": "\(plugin.context.redact(failure))"])
         guard let job = try store.job(id: jobID) else { throw YardError.jobNotFound(jobID) }

@@ -11,6 +11,11 @@ public struct JobSpec: Sendable {
     public var idempotencyKey: String?
     /// Whose credits and budgets pay for the job (nil: the default account).
     public var billing: BillingScope?
+    /// Input fields (`$.inputs.duration_seconds`) holding stand-ins for outputs
+    /// of earlier pipeline steps, as `yard plan` builds them: findings on these
+    /// are set aside in the verdict's `deferred` (only the run knows the
+    /// value), and every other check still runs.
+    public var deferredFields: [String] = []
 
     public init(pluginID: String, capability: String, inputs: [String: JSONValue], config: [String: JSONValue] = [:], idempotencyKey: String? = nil) {
         self.pluginID = pluginID
@@ -46,12 +51,14 @@ public struct PreflightVerdict: Codable, Sendable {
     public var estimate: CostEstimateInfo?
     /// The model the job runs on, from the capability's model table (if it has one).
     public var model: String?
+    /// Findings on `JobSpec.deferredFields`: about stand-in values, so not a verdict on the job.
+    public var deferred: [PreflightFinding] = []
 
     public var ok: Bool { !findings.contains { $0.severity == .error } }
     public var firstError: PreflightFinding? { findings.first { $0.severity == .error } }
 
     enum CodingKeys: String, CodingKey {
-        case ok, capability, findings, estimate, model
+        case ok, capability, findings, estimate, model, deferred
         case pluginID = "plugin_id"
         case pluginVersion = "plugin_version"
         case stepsPassed = "steps_passed"
@@ -67,6 +74,7 @@ public struct PreflightVerdict: Codable, Sendable {
         try c.encode(stepsPassed, forKey: .stepsPassed)
         try c.encodeIfPresent(estimate, forKey: .estimate)
         try c.encodeIfPresent(model, forKey: .model)
+        if !deferred.isEmpty { try c.encode(deferred, forKey: .deferred) }
     }
 
     public init(from decoder: Decoder) throws {
@@ -78,6 +86,7 @@ public struct PreflightVerdict: Codable, Sendable {
         stepsPassed = try c.decode([String].self, forKey: .stepsPassed)
         estimate = try c.decodeIfPresent(CostEstimateInfo.self, forKey: .estimate)
         model = try c.decodeIfPresent(String.self, forKey: .model)
+        deferred = try c.decodeIfPresent([PreflightFinding].self, forKey: .deferred) ?? []
     }
 
     init(pluginID: String, capability: String) {

@@ -71,7 +71,18 @@ extension JobEngine {
             return WebhookOutcome(kind: .stale, jobID: job.id, phase: job.phase.rawValue)
         }
         try store.appendEvent(jobID: job.id, kind: "webhook", message: "delivery from \(pluginID): \(update["state"] as? String ?? "?")", data: nil)
-        let updated = try await apply(pollDocument: update, to: job.id, plugin: plugin)
+        var document = update
+        if answer["poll"] as? Bool == true {
+            // The plugin asks for a poll with the job's own ref (which says how to map its outputs).
+            let polled = await call(plugin, .poll, refRequest(job), jobID: job.id)
+            guard polled.isOK, let doc = polled.json else {
+                _ = try recordPollError(polled, job: job, plugin: plugin)
+                try store.recordWebhookDelivery(.init(pluginID: pluginID, dedupeKey: dedupeKey, jobID: job.id, outcome: "applied", receivedAt: now))
+                return WebhookOutcome(kind: .applied, jobID: job.id, phase: (try store.job(id: job.id))?.phase.rawValue)
+            }
+            document = doc
+        }
+        let updated = try await apply(pollDocument: document, to: job.id, plugin: plugin)
         // Recorded after the update is stored: a crash in between means the
         // provider's retry is applied again, which the no-regress rule makes harmless.
         try store.recordWebhookDelivery(.init(pluginID: pluginID, dedupeKey: dedupeKey, jobID: job.id, outcome: "applied", receivedAt: now))

@@ -44,6 +44,10 @@ public struct PluginManifest: Codable, Sendable, Hashable {
         public var id: String
         /// A JSON Schema that narrows the catalog's input schema.
         public var limits: JSONValue?
+        /// A JSON Schema that narrows the catalog's output schema: what this
+        /// engine guarantees on top of the catalog (e.g. audio/wav only). The
+        /// host checks finished jobs against both.
+        public var outputs: JSONValue?
         public var pricing: JSONValue?
         /// Inputs that pass `limits`: used by `yard plugin test` and `plugin info`.
         public var exampleInputs: JSONValue?
@@ -62,7 +66,7 @@ public struct PluginManifest: Codable, Sendable, Hashable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case id, limits, pricing, models
+            case id, limits, outputs, pricing, models
             case exampleInputs = "example_inputs"
             case timeoutSeconds = "timeout_seconds"
         }
@@ -199,6 +203,11 @@ public struct PluginManifest: Codable, Sendable, Hashable {
             if let limits = capability.limits {
                 do { _ = try JSONSchema(limits) } catch {
                     throw invalid("$.capabilities[\(i)].limits", "limits is not a valid schema: \(error)", "Fix the schema.")
+                }
+            }
+            if let outputs = capability.outputs {
+                do { _ = try JSONSchema(outputs) } catch {
+                    throw invalid("$.capabilities[\(i)].outputs", "outputs is not a valid schema: \(error)", "Fix the schema.")
                 }
             }
         }

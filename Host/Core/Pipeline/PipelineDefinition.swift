@@ -82,13 +82,17 @@ public struct PipelineStep: Sendable {
     /// Steps whose outputs this one references, plus `after`.
     public var dependencies: Set<String>
 
-    /// The inputs for one engine at one quality level, still holding references.
+    /// The inputs for one engine at one quality level, still holding references:
+    /// the step's inputs, its quality level, then the engine entry's inputs and
+    /// its quality level, each over the one before. A `null` in an engine entry
+    /// drops the input for that engine (a knob it cannot take: `{engine: kling,
+    /// inputs: {fps: null}}`), so no engine is refused for the preset's own settings.
     public func inputTemplate(quality level: String, engine: EngineChoice) -> [String: JSONValue] {
         var merged = inputs
         merged.merge(quality[level] ?? [:]) { _, new in new }
         merged.merge(engine.inputs) { _, new in new }
         merged.merge(engine.quality[level] ?? [:]) { _, new in new }
-        return merged
+        return merged.filter { $0.value != .null }
     }
 }
 
@@ -332,4 +336,58 @@ extension PipelineDefinition {
         return definition
     }
 
+}
+
+extension PipelineDefinition {
+    /// The same pipeline with `preferences` (step → engine) put first in those
+    /// steps' engine lists (`yard plan|run --prefer STEP=ENGINE`). An engine
+    /// the list names keeps its entry (and the preset's mapping of knobs for
+    /// it); another is added in front as a bare id. The document changes too,
+    /// so a resumed run follows the same order.
+    public func preferring(_ preferences: [String: String]) throws -> PipelineDefinition {
+        guard !preferences.isEmpty else { return self }
+        guard var root = document.objectValue, let stepsDoc = root["steps"] else { return self }
+        func reorder(_ entries: JSONValue?, engine: String) -> JSONValue {
+            let list = entries?.arrayValue ?? []
+            let named = { (entry: JSONValue) in (entry.stringValue ?? entry["engine"]?.stringValue) == engine }
+            return .array([list.first(where: named) ?? .string(engine)] + list.filter { !named($0) })
+        }
+        for (name, engine) in preferences.sorted(by: { $0.key < $1.key }) {
+            guard step(name) != nil else {
+                throw YardError(.usage, "\(id) has no step \(name) (--prefer \(name)=\(engine)).",
+                                remediation: "Use one of \(steps.map(\.name).joined(separator: ", ")).", field: "--prefer")
+            }
+            guard PluginManifest.matches(PluginManifest.idPattern, engine) else {
+                throw YardError(.usage, "\(engine) is not an engine id (--prefer \(name)=\(engine)).", remediation: "`yard plugin list` shows the engine ids.", field: "--prefer")
+            }
+        }
+        if var map = stepsDoc.objectValue {
+            for (name, engine) in preferences {
+                guard var step = map[name]?.objectValue else { continue }
+                step["engines"] = reorder(step["engines"], engine: engine)
+                map[name] = .object(step)
+            }
+            root["steps"] = .object(map)
+        } else if let list = stepsDoc.arrayValue {
+            root["steps"] = .array(list.map { item in
+                guard let name = item["name"]?.stringValue, let engine = preferences[name], var step = item.objectValue else { return item }
+                step["engines"] = reorder(step["engines"], engine: engine)
+                return .object(step)
+            })
+        }
+        return try Self.parse(.object(root), source: id, stepOrder: steps.map(\.name))
+    }
+
+    /// `STEP=ENGINE` pairs as the command line gives them.
+    public static func preferences(_ pairs: [String]) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in pairs {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw YardError(.usage, "--prefer takes STEP=ENGINE, got \(pair).", remediation: "Write e.g. --prefer motion=kling.", field: "--prefer")
+            }
+            result[parts[0]] = parts[1]
+        }
+        return result
+    }
 }

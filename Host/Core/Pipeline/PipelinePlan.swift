@@ -30,13 +30,18 @@ public struct EngineAttempt: Codable, Sendable, Hashable {
     /// For a failed run attempt: "no", "yes" or "unknown" (may the provider bill?).
     public var charged: String?
     public var jobID: String?
+    /// For an engine the plan accepts: inputs an earlier step supplies whose fit
+    /// only the run can tell ("duration_seconds: … checked when the step runs").
+    public var checkedWhenRun: [String]?
 
     enum CodingKeys: String, CodingKey {
         case engine, ok, code, message, remediation, charged
         case jobID = "job_id"
+        case checkedWhenRun = "checked_when_run"
     }
 
-    public init(engine: String, ok: Bool, code: String? = nil, message: String? = nil, remediation: String? = nil, charged: String? = nil, jobID: String? = nil) {
+    public init(engine: String, ok: Bool, code: String? = nil, message: String? = nil, remediation: String? = nil, charged: String? = nil, jobID: String? = nil,
+                checkedWhenRun: [String]? = nil) {
         self.engine = engine
         self.ok = ok
         self.code = code
@@ -44,6 +49,7 @@ public struct EngineAttempt: Codable, Sendable, Hashable {
         self.remediation = remediation
         self.charged = charged
         self.jobID = jobID
+        self.checkedWhenRun = checkedWhenRun
     }
 }
 

@@ -132,16 +132,26 @@ public struct PipelinePlanner: Sendable {
                     plan.attempts.append(EngineAttempt(engine: choice.engine, ok: false, code: error.code.rawValue, message: error.message, remediation: error.remediation))
                     continue
                 } catch { continue }
-                let verdict = await engine.preflight(JobSpec(pluginID: choice.engine, capability: step.capability, inputs: resolved, config: config))
+                // Inputs an earlier step will supply are stand-ins here: pre-flight sets
+                // findings on them aside and still checks secrets, config and health.
                 let deferred = fit.deferredFields.map { $0.replacingOccurrences(of: "$.steps.\(step.name).inputs", with: "$.inputs") }
-                let real = verdict.findings.filter { f in f.severity == .error && !deferred.contains { f.field?.hasPrefix($0) == true } }
-                if let first = real.first {
+                var spec = JobSpec(pluginID: choice.engine, capability: step.capability, inputs: resolved, config: config)
+                spec.deferredFields = deferred
+                let verdict = await engine.preflight(spec)
+                if let first = verdict.findings.first(where: { $0.severity == .error }) {
                     plan.attempts.append(EngineAttempt(engine: choice.engine, ok: false, code: first.code, message: first.message, remediation: first.remediation))
                     if first.code == "AUTH_MISSING" { missing.append(MissingSecret(engine: choice.engine, secret: first.field ?? "?", step: step.name)) }
                     if first.step == "health" { unhealthy.append(UnhealthyEngine(engine: choice.engine, code: first.code, message: first.message)) }
                     continue
                 }
-                plan.attempts.append(EngineAttempt(engine: choice.engine, ok: true))
+                // What the producers' output schemas still tell about those inputs.
+                let judged = judgeDeferred(step: step, engineID: choice.engine, fields: deferred, fit: fit, verdict: verdict, planned: steps, entry: entry)
+                if let (field, reason) = judged.never.first {
+                    plan.attempts.append(EngineAttempt(engine: choice.engine, ok: false, code: "CONTRACT_MISMATCH", message: "\(field): \(reason), so it can never run this step.",
+                                                       remediation: "Prefer another engine for \(step.name), or feed \(field) from an output that fits."))
+                    continue
+                }
+                plan.attempts.append(EngineAttempt(engine: choice.engine, ok: true, checkedWhenRun: judged.atRun.isEmpty ? nil : judged.atRun.map { "\($0.0): \($0.1)" }))
                 plan.engine = choice.engine
                 plan.inputs = resolved
                 plan.estimate = verdict.estimate
@@ -165,6 +175,48 @@ public struct PipelinePlanner: Sendable {
                             missingSecrets: Array(Set(missing)).sorted { ($0.step, $0.engine) < ($1.step, $1.engine) },
                             unhealthyEngines: Array(Set(unhealthy)).sorted { $0.engine < $1.engine },
                             estimate: CostEstimateInfo(amountMinor: total, currency: currency ?? "USD", basis: "sum of the chosen engines' estimates"))
+    }
+}
+
+extension PipelinePlanner {
+    /// Each input an earlier step supplies: never fits (the engine can never take
+    /// what the producer makes), or checked when the step runs; fields that
+    /// always fit are not listed.
+    func judgeDeferred(step: PipelineStep, engineID: String, fields: [String], fit: StepTypeFit, verdict: PreflightVerdict, planned: [StepPlan],
+                       entry: CapabilityCatalog.Entry) -> (never: [(String, String)], atRun: [(String, String)]) {
+        var never: [(String, String)] = [], atRun: [(String, String)] = []
+        let manifest = try? engine.plugin(engineID).manifest
+        let declared = manifest?.capabilities.first { $0.id == step.capability }
+        let model = declared?.models?.first { $0.id == verdict.model }
+        var seen = Set<String>()
+        for field in fields where seen.insert(field).inserted {
+            let name = String(field.dropFirst("$.inputs.".count))
+            guard let source = fit.deferredSources["$.steps.\(step.name).inputs" + field.dropFirst("$.inputs".count)] else {
+                atRun.append((name, "made by an earlier step; checked when the step runs"))
+                continue
+            }
+            var producer = [StepTypeFit.dereference(source.schema, root: source.root)]
+            // The producing engine's own promise (plugin.json `outputs`) narrows the catalog's.
+            if let producerEngine = planned.first(where: { $0.name == source.step })?.engine,
+               let producerCapability = planned.first(where: { $0.name == source.step })?.capability,
+               let outputs = (try? engine.plugin(producerEngine))?.manifest.capabilities.first(where: { $0.id == producerCapability })?.outputs,
+               let narrowed = DeferredFit.schema(at: source.members, in: outputs, root: outputs) {
+                producer.append(StepTypeFit.dereference(narrowed, root: outputs))
+            }
+            let segments = DeferredFit.segments(ofInputField: field)
+            var consumer: [JSONValue] = []
+            let catalogDocument = entry.input.document
+            if let property = DeferredFit.schema(at: segments, in: catalogDocument, root: catalogDocument) { consumer.append(StepTypeFit.dereference(property, root: catalogDocument)) }
+            for limits in [declared?.limits, model?.limits].compactMap({ $0 }) {
+                if let property = DeferredFit.schema(at: segments, in: limits, root: limits) { consumer.append(StepTypeFit.dereference(property, root: limits)) }
+            }
+            switch DeferredFit.judge(producer: producer, producerRoot: .null, consumer: consumer, consumerRoot: .null, source: source.reference, engine: engineID) {
+            case .fits: break
+            case .never(let reason): never.append((name, reason))
+            case .atRun(let reason): atRun.append((name, "\(reason); checked when the step runs"))
+            }
+        }
+        return (never, atRun)
     }
 }
 

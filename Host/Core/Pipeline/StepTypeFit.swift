@@ -58,6 +58,8 @@ struct StepTypeFit {
     var findings: [PlanFinding] = []
     /// Fields whose values are stand-ins: pre-flight findings on them are not real.
     var deferredFields: [String] = []
+    /// For each deferred field fed by one step output, that output's schema (what the plan can still check).
+    var deferredSources: [String: DeferredFit.Source] = [:]
 
     init(definition: PipelineDefinition, catalog: CapabilityCatalog, scope: PipelineScope, skipped: Set<String>, placeholderFile: @escaping (String) -> JSONValue) {
         self.definition = definition
@@ -170,9 +172,14 @@ struct StepTypeFit {
                 }
                 guard value == nil else { continue }
                 switch path.root {
-                case .step(let producer, _) where !skipped.contains(producer):
+                case .step(let producer, let members) where !skipped.contains(producer):
                     value = placeholder(producer: producerShape ?? ValueShape(kind: .unknown), consumerSchema: schema, consumer: consumer)
                     deferredFields.append(field)
+                    if let producerStep = definition.step(producer), let output = catalog.entries[producerStep.capability]?.output,
+                       let property = DeferredFit.schema(at: members, in: output.document, root: output.document) {
+                        deferredSources[field] = DeferredFit.Source(step: producer, reference: "steps.\(producer).outputs.\(members.joined(separator: "."))",
+                                                                    members: members, schema: property, root: output.document)
+                    }
                 case .step: break
                 default: value = scope.value(of: PipelineReference(path: path))
                 }

@@ -43,6 +43,7 @@ public struct JobRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
     public var estimateMinor: Int?
     /// What the provider measured (the SDK's Usage document), from the last
     /// poll, webhook or cancel answer that carried it: settlement prices it.
+    /// Never outputs: the next step sees catalog outputs only.
     public var usageJSON: String? = nil
 
     public enum CodingKeys: String, CodingKey, ColumnExpression {

@@ -186,6 +186,8 @@ public struct PollResult: Codable, Sendable {
     public var error: PluginError?
     public var nextPollAfterMs: Int?
     /// What the job used so far, as the provider measured it (see `Usage`).
+    /// Kept apart from `outputs`, which are the catalog's outputs only and go
+    /// on to the next step.
     public var usage: Usage?
 
     public init(state: JobState, progress: Double? = nil, message: String? = nil,

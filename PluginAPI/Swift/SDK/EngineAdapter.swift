@@ -84,15 +84,20 @@ public struct WebhookUpdate: Codable, Sendable {
     /// What makes two deliveries the same one (providers retry and duplicate
     /// them). Absent: the host uses the match and the update's state.
     public var dedupeKey: String?
+    /// The delivery only says the job changed: the host polls the job with its
+    /// own stored ref and applies that answer instead of `update` (for
+    /// providers whose deliveries lack what mapping the outputs needs).
+    public var poll: Bool?
 
-    public init(match: [String: JSONValue], update: PollResult, dedupeKey: String? = nil) {
+    public init(match: [String: JSONValue], update: PollResult, dedupeKey: String? = nil, poll: Bool? = nil) {
         self.match = match
         self.update = update
         self.dedupeKey = dedupeKey
+        self.poll = poll
     }
 
     enum CodingKeys: String, CodingKey {
-        case match, update
+        case match, update, poll
         case dedupeKey = "dedupe_key"
     }
 }

@@ -731,31 +731,52 @@ enum Multipart {
 /// Small real PNGs: one colour, stored (uncompressed) deflate blocks.
 public enum TinyPNG {
     public static func encode(width: Int, height: Int, rgb: (UInt8, UInt8, UInt8)) -> Data {
-        var raw = Data(capacity: (width * 3 + 1) * height)
-        let row = [UInt8](repeating: 0, count: 1) + (0..<width).flatMap { x in [rgb.0, rgb.1 &+ UInt8(truncatingIfNeeded: x / 8), rgb.2] }
+        let key = "\(width)x\(height)/\(rgb.0).\(rgb.1).\(rgb.2)"
+        if let cached = cache.lock.withLock({ cache.items[key] }) { return cached }
+        // Byte arrays and pointer loops: stand-ins answer megapixel images many times a test.
+        var row = [UInt8](repeating: 0, count: width * 3 + 1)
+        for x in 0..<width {
+            row[1 + x * 3] = rgb.0
+            row[2 + x * 3] = rgb.1 &+ UInt8(truncatingIfNeeded: x / 8)
+            row[3 + x * 3] = rgb.2
+        }
+        var raw = [UInt8]()
+        raw.reserveCapacity(row.count * height)
         for _ in 0..<height { raw.append(contentsOf: row) }
-        var zlib = Data([0x78, 0x01])
+        var zlib: [UInt8] = [0x78, 0x01]
+        zlib.reserveCapacity(raw.count + raw.count / 65_535 * 5 + 16)
         var offset = 0
         repeat {
             let n = min(65_535, raw.count - offset)
             zlib.append(offset + n == raw.count ? 1 : 0)
             zlib.append(contentsOf: [UInt8(n & 255), UInt8(n >> 8), UInt8(~n & 255), UInt8((~n >> 8) & 255)])
-            zlib.append(raw[offset..<offset + n])
+            zlib.append(contentsOf: raw[offset..<offset + n])
             offset += n
         } while offset < raw.count
         zlib.append(contentsOf: bigEndian(adler32(raw)))
-        var png = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
-        func chunk(_ type: String, _ body: Data) {
+        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        func chunk(_ type: String, _ body: [UInt8]) {
             png.append(contentsOf: bigEndian(UInt32(body.count)))
-            let typed = Data(type.utf8) + body
-            png.append(typed)
+            let typed = Array(type.utf8) + body
+            png.append(contentsOf: typed)
             png.append(contentsOf: bigEndian(crc32(typed)))
         }
-        chunk("IHDR", Data(bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [8, 2, 0, 0, 0]))
+        chunk("IHDR", bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [8, 2, 0, 0, 0])
         chunk("IDAT", zlib)
-        chunk("IEND", Data())
-        return png
+        chunk("IEND", [])
+        let data = Data(png)
+        cache.lock.withLock {
+            if cache.items.count > 64 { cache.items.removeAll() }
+            cache.items[key] = data
+        }
+        return data
     }
+
+    final class Cache: @unchecked Sendable {
+        let lock = NSLock()
+        var items: [String: Data] = [:]
+    }
+    static let cache = Cache()
 
     /// Width and height from a PNG's IHDR.
     public static func size(_ data: Data) -> (Int, Int)? {
@@ -772,11 +793,23 @@ public enum TinyPNG {
 
     static func bigEndian(_ value: UInt32) -> [UInt8] { [UInt8(value >> 24), UInt8((value >> 16) & 255), UInt8((value >> 8) & 255), UInt8(value & 255)] }
 
-    static func adler32(_ data: Data) -> UInt32 {
+    static func adler32(_ data: Data) -> UInt32 { adler32([UInt8](data)) }
+
+    static func adler32(_ bytes: [UInt8]) -> UInt32 {
         var a: UInt32 = 1, b: UInt32 = 0
-        for byte in data {
-            a = (a + UInt32(byte)) % 65_521
-            b = (b + a) % 65_521
+        bytes.withUnsafeBufferPointer { buffer in
+            // 5552 bytes keep the sums below 2^32 between reductions (zlib's NMAX).
+            var i = 0
+            while i < buffer.count {
+                let end = min(i + 5552, buffer.count)
+                while i < end {
+                    a &+= UInt32(buffer[i])
+                    b &+= a
+                    i += 1
+                }
+                a %= 65_521
+                b %= 65_521
+            }
         }
         return b << 16 | a
     }
@@ -787,9 +820,13 @@ public enum TinyPNG {
         return c
     }
 
-    static func crc32(_ data: Data) -> UInt32 {
+    static func crc32(_ bytes: [UInt8]) -> UInt32 {
         var c: UInt32 = 0xFFFF_FFFF
-        for byte in data { c = crcTable[Int((c ^ UInt32(byte)) & 255)] ^ (c >> 8) }
+        crcTable.withUnsafeBufferPointer { table in
+            bytes.withUnsafeBufferPointer { buffer in
+                for byte in buffer { c = table[Int((c ^ UInt32(byte)) & 255)] ^ (c >> 8) }
+            }
+        }
         return c ^ 0xFFFF_FFFF
     }
 }

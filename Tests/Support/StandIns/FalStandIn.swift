@@ -26,8 +26,9 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
         public var runnerErrorNext = 0
         /// Requests finish COMPLETED with this error_type (e.g. "request_timeout").
         public var completeWithErrorType: String?
-        /// Fields submit refuses with 422 when absent, per app id prefix (as fal's own input models do).
-        public var requiredFields: [String: [String]] = ["fal-ai/flux": ["prompt"]]
+        /// Fields submit refuses with 422 when absent, per app id prefix (as each app's own input model does;
+        /// the longest matching prefix wins).
+        public var requiredFields: [String: [String]] = FalStandIn.appRequiredFields
         /// Webhooks: attempts per delivery until a 2xx (fal: 10 over 2 hours), and extra copies sent anyway.
         public var webhookAttempts = 3
         public var duplicateWebhooks = 0
@@ -39,6 +40,8 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
     struct Request {
         var id: String
         var app: String
+        /// The whole app path submitted to (owner/app/subpath), which decides the answer's shape.
+        var model: String = ""
         var input: [String: Any]
         var status: String
         var createdMs: Int64
@@ -62,6 +65,8 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
     public let webhookUserID = "standin-user"
     private(set) public var jwksRequests = 0
     private var uploads: [String: Data] = [:]
+    /// Result files, by path under /files/, kept for the request's retention.
+    var resultFiles: [String: (request: String, type: String, data: Data)] = [:]
     private(set) public var submissions = 0
 
     /// The account's credits, as the Platform API's billing answer gives them (USD).
@@ -111,9 +116,9 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
         if request.method == "GET", path.hasPrefix("/files/") {
             let id = String(path.dropFirst("/files/".count))
             if let data = uploads[id] { return .init(status: 200, headers: ["content-type": "application/octet-stream"], body: data) }
-            let requestID = String(id.split(separator: ".").first ?? "")
-            guard let done = requests[requestID], let finished = done.finishedMs, clock.nowUnixMs() - finished <= retentionMs else { return .init(status: 404) }
-            return .init(status: 200, headers: ["content-type": "image/png"], body: Data([0x89, 0x50, 0x4E, 0x47]) + Data(requestID.utf8))
+            guard let file = resultFiles[id], let done = requests[file.request], let finished = done.finishedMs,
+                  clock.nowUnixMs() - finished <= retentionMs else { return .init(status: 404) }
+            return .init(status: 200, headers: ["content-type": file.type], body: file.data)
         }
         if faults.rateLimitNext > 0 {
             faults.rateLimitNext -= 1
@@ -166,15 +171,17 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
             return detail(422, [["loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"]])
         }
         let app = parts.prefix(2).joined(separator: "/")
-        let required = faults.requiredFields.first { app.hasPrefix($0.key) || parts.joined(separator: "/").hasPrefix($0.key) }?.value ?? []
+        let model = parts.joined(separator: "/")
+        let required = faults.requiredFields.filter { model.hasPrefix($0.key) }.max { $0.key.count < $1.key.count }?.value ?? []
         let missing = required.filter { input[$0] == nil }
         if !missing.isEmpty {
             return detail(422, missing.map { ["loc": ["body", $0], "msg": "Field required", "type": "missing"] })
         }
+        if let problem = Self.invalidInput(model: model, input) { return detail(422, [problem]) }
         submissions += 1
         let id = UUID().uuidString.lowercased()
         let webhook = URLComponents(string: "http://x/?\(request.query)")?.queryItems?.first { $0.name == "fal_webhook" }?.value
-        requests[id] = Request(id: id, app: app, input: input, status: "IN_QUEUE", createdMs: clock.nowUnixMs(), webhookURL: webhook)
+        requests[id] = Request(id: id, app: app, model: model, input: input, status: "IN_QUEUE", createdMs: clock.nowUnixMs(), webhookURL: webhook)
         let base = "\(server.baseURL)/\(app)/requests/\(id)"
         return .json(["request_id": id, "status_url": "\(base)/status", "response_url": base, "cancel_url": "\(base)/cancel", "queue_position": 2])
     }
@@ -206,8 +213,102 @@ public final class FalStandIn: ProviderStandIn, @unchecked Sendable {
         if let type = faults.completeWithErrorType {
             return detail(type == "request_timeout" ? 504 : 500, "Request failed: \(type)", headers: ["x-fal-error-type": type])
         }
-        return .json(["images": [["url": "\(server.baseURL)/files/\(job.id).png", "content_type": "image/png", "width": 1024, "height": 768]],
-                      "seed": 7, "has_nsfw_concepts": [false], "prompt": job.input["prompt"] ?? ""])
+        return .json(output(job))
+    }
+}
+
+extension FalStandIn {
+    /// What each app requires (its input model's required fields).
+    public static let appRequiredFields: [String: [String]] = [
+        "fal-ai/flux": ["prompt"], "fal-ai/flux-pro/kontext": ["prompt", "image_url"], "fal-ai/flux-pro/kontext/multi": ["prompt", "image_urls"],
+        "fal-ai/clarity-upscaler": ["image_url"], "fal-ai/esrgan": ["image_url"],
+        "fal-ai/kling-video": ["prompt", "image_url"], "fal-ai/minimax": ["prompt", "image_url"],
+        "fal-ai/sync-lipsync": ["video_url", "audio_url"], "fal-ai/sadtalker": ["source_image_url", "driven_audio_url"],
+        "fal-ai/playai/tts": ["input", "voice"], "fal-ai/kokoro": ["prompt"],
+    ]
+
+    /// The 422 detail fal's input models give for a value of the wrong form.
+    static func invalidInput(model: String, _ input: [String: Any]) -> [String: Any]? {
+        for (name, value) in input where name.hasSuffix("_url") {
+            guard let url = value as? String, url.hasPrefix("http") || url.hasPrefix("data:") else {
+                return ["loc": ["body", name], "msg": "Input should be a valid URL", "type": "url_parsing"]
+            }
+        }
+        if model.hasPrefix("fal-ai/kling-video"), let duration = input["duration"], !["5", "10"].contains(duration as? String ?? "") {
+            return ["loc": ["body", "duration"], "msg": "Input should be '5' or '10'", "type": "literal_error"]
+        }
+        if let size = input["image_size"] as? String, !["square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"].contains(size) {
+            return ["loc": ["body", "image_size"], "msg": "Input should be 'square_hd', 'square', 'portrait_4_3', 'portrait_16_9', 'landscape_4_3' or 'landscape_16_9'", "type": "enum"]
+        }
+        return nil
+    }
+
+    /// A result file, served under /files/ until the request's retention ends.
+    func publish(_ data: Data, type: String, ext: String, request: String, index: Int) -> [String: Any] {
+        let name = "\(request)-\(index).\(ext)"
+        resultFiles[name] = (request, type, data)
+        return ["url": "\(server.baseURL)/files/\(name)", "content_type": type, "file_name": name, "file_size": data.count]
+    }
+
+    /// The pixel size of an uploaded input file this stand-in holds (fal's CDN), if any.
+    func uploadedSize(_ url: Any?) -> (Int, Int)? {
+        guard let url = url as? String, let id = url.split(separator: "/").last.map(String.init), let data = uploads[id] else { return nil }
+        return TinyPNG.size(data)
+    }
+
+    /// The app's answer, shaped as that app documents it. Images are PNG
+    /// whatever output_format asks (no JPEG encoder here), and say so.
+    func output(_ job: Request) -> [String: Any] {
+        let input = job.input
+        let model = job.model
+        let seed = input["seed"] as? Int ?? 7
+        func image(_ width: Int, _ height: Int, _ index: Int) -> [String: Any] {
+            var file = publish(StandInMedia.png(width: width, height: height, seed: "\(job.id)-\(index)"), type: "image/png", ext: "png", request: job.id, index: index)
+            file["width"] = width
+            file["height"] = height
+            return file
+        }
+        if model.hasPrefix("fal-ai/clarity-upscaler") || model.hasPrefix("fal-ai/esrgan") {
+            let factor = (input["upscale_factor"] ?? input["scale"]) as? Double ?? Double(input["upscale_factor"] as? Int ?? input["scale"] as? Int ?? 2)
+            let (w, h) = uploadedSize(input["image_url"]) ?? (512, 512)
+            var file = image(Int(Double(w) * factor), Int(Double(h) * factor), 0)
+            if model.hasPrefix("fal-ai/esrgan") {
+                // ESRGAN's answer carries no size: the adapter reads it from the file.
+                file.removeValue(forKey: "width")
+                file.removeValue(forKey: "height")
+                return ["image": file]
+            }
+            return ["image": file, "seed": seed, "timings": ["inference": 1.1]]
+        }
+        if model.hasPrefix("fal-ai/kling-video") || model.hasPrefix("fal-ai/minimax") || model.hasPrefix("fal-ai/sync-lipsync") || model.hasPrefix("fal-ai/sadtalker") {
+            let seconds = model.hasPrefix("fal-ai/minimax") ? 6 : Double(input["duration"] as? String ?? "5") ?? 5
+            return ["video": publish(StandInMedia.clip(seconds: seconds), type: "video/mp4", ext: "mp4", request: job.id, index: 0)]
+        }
+        if model.hasPrefix("fal-ai/playai/tts") {
+            var audio = publish(StandInMedia.speechMP3, type: "audio/mpeg", ext: "mp3", request: job.id, index: 0)
+            audio["duration"] = StandInMedia.speechMP3Seconds
+            return ["audio": audio]
+        }
+        if model.hasPrefix("fal-ai/kokoro") {
+            let text = input["prompt"] as? String ?? ""
+            return ["audio": publish(StandInMedia.wav(seconds: StandInMedia.speechSeconds(text)), type: "audio/wav", ext: "wav", request: job.id, index: 0)]
+        }
+        // FLUX text-to-image and Kontext edits: {images: [...], seed, has_nsfw_concepts, prompt, timings}.
+        let sizes: [String: (Int, Int)] = ["square_hd": (1024, 1024), "square": (512, 512), "portrait_4_3": (768, 1024), "portrait_16_9": (576, 1024),
+                                           "landscape_4_3": (1024, 768), "landscape_16_9": (1024, 576)]
+        var size = model.hasPrefix("fal-ai/flux-pro/kontext") ? (uploadedSize(input["image_url"] ?? (input["image_urls"] as? [Any])?.first) ?? (1024, 1024)) : (1024, 768)
+        if let named = input["image_size"] as? String, let known = sizes[named] { size = known }
+        if let custom = input["image_size"] as? [String: Any], let w = custom["width"] as? Int, let h = custom["height"] as? Int { size = (w, h) }
+        let count = max(1, min(4, input["num_images"] as? Int ?? 1))
+        // FLUX's Image is {url, width, height, content_type}: no file name or size.
+        let images = (0..<count).map { n -> [String: Any] in
+            var file = image(size.0, size.1, n)
+            file.removeValue(forKey: "file_name")
+            file.removeValue(forKey: "file_size")
+            return file
+        }
+        return ["images": images, "seed": seed, "has_nsfw_concepts": Array(repeating: false, count: count),
+                "prompt": input["prompt"] ?? "", "timings": ["inference": 1.25]]
     }
 }
 

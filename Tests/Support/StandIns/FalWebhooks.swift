@@ -59,8 +59,7 @@ extension FalStandIn {
             body["payload"] = ["detail": [["loc": ["body", missing], "msg": "field required", "type": "value_error.missing"]]]
         } else {
             body["status"] = "OK"
-            body["payload"] = ["images": [["url": "\(server.baseURL)/files/\(job.id).png", "content_type": "image/png", "width": 1024, "height": 768]],
-                               "seed": 7]
+            body["payload"] = output(job)
         }
         return (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
     }

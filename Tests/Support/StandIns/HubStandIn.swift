@@ -499,17 +499,7 @@ public final class HubStandIn: @unchecked Sendable {
         let parameters = doc["parameters"] as? [String: Any] ?? [:]
         let width = parameters["width"] as? Int ?? 1024, height = parameters["height"] as? Int ?? 1024
         return Answer(status: 200, headers: ["content-type": "image/png", "x-compute-type": "gpu", "x-compute-time": "1.2"],
-                      body: Self.png(width: width, height: height, seed: Data(prompt.utf8)))
-    }
-
-    /// A PNG header with the given size and some bytes derived from `seed`: enough
-    /// for a client that reads dimensions from IHDR.
-    static func png(width: Int, height: Int, seed: Data) -> Data {
-        func be32(_ v: Int) -> Data { Data([UInt8(v >> 24 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]) }
-        var data = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
-        data += be32(13) + Data("IHDR".utf8) + be32(width) + be32(height) + Data([8, 6, 0, 0, 0]) + be32(0)
-        data += Data(SHA256.hash(data: seed))
-        return data
+                      body: StandInMedia.png(width: width, height: height, seed: prompt))
     }
 
     // MARK: Civitai

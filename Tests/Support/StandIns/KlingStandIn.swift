@@ -164,7 +164,9 @@ public final class KlingStandIn: ProviderStandIn, @unchecked Sendable {
             guard let task = tasks[id], let finished = task.finishedMs, task.status == "succeed", clock.nowUnixMs() - finished <= retentionMs else {
                 return .init(status: 404, body: Data("<Error><Code>NoSuchKey</Code></Error>".utf8))
             }
-            return .init(status: 200, headers: ["content-type": "video/mp4"], body: Data([0, 0, 0, 0x18]) + Data("ftypmp42".utf8) + Data(id.utf8))
+            // A real H.264 clip as long as the task asked for (5 or 10 s).
+            let seconds = Double(task.body["duration"]?.stringValue ?? "5") ?? 5
+            return .init(status: 200, headers: ["content-type": "video/mp4"], body: StandInMedia.clip(seconds: seconds))
         }
         if let code = authenticate(request.headers["authorization"]) {
             authErrors.append(code)

@@ -180,11 +180,22 @@ public final class ModalStandIn: ProviderStandIn, @unchecked Sendable {
         switch call.status {
         case "PENDING": return json(["status": "PENDING"], status: 202)
         case "SUCCESS":
+            // What Registry/modal/switchyard_app.py returns: the catalog's outputs, files as data: URIs.
             let capability = call.body["capability"]?.stringValue ?? "image.generate"
-            let png = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) + Data(id.utf8)
-            let outputs: JSONValue = capability == "video.from_text"
-                ? ["video": .string("data:video/mp4;base64," + (Data([0, 0, 0, 0x18]) + Data("ftypmp42".utf8) + Data(id.utf8)).base64EncodedString()), "duration_seconds": 2]
-                : ["image": .string("data:image/png;base64," + png.base64EncodedString()), "seed": 42]
+            let inputs = call.body["inputs"]
+            let seed = inputs?["seed"] ?? 42
+            let outputs: JSONValue
+            if capability == "video.from_text" {
+                let clip = StandInMedia.clip(seconds: 5)
+                outputs = ["video": .string("data:video/mp4;base64," + clip.base64EncodedString()), "duration_seconds": 5, "width": 160, "height": 90,
+                           "fps": 8, "seed": seed]
+            } else {
+                let width = inputs?["width"]?.intValue ?? 1024, height = inputs?["height"]?.intValue ?? 1024
+                let png = StandInMedia.png(width: width, height: height, seed: id)
+                outputs = ["images": [["file": .string("data:image/png;base64," + png.base64EncodedString()), "width": .number(Double(width)),
+                                       "height": .number(Double(height)), "seed": seed]],
+                           "seed": seed, "model": .string(model)]
+            }
             return json(["status": "SUCCESS", "outputs": outputs, "usage": usage(call)])
         default:
             var answer: [String: JSONValue] = ["status": .string(call.status), "error": .string(call.error ?? call.status.lowercased())]

@@ -62,9 +62,30 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         var lateServed = false
         var webhook: String?
         var error: String?
+        var endpoint: String = ""
+    }
+
+    /// What kind of worker an endpoint runs, i.e. how its handler answers
+    /// (PROVIDERS.md: the public worker output shapes).
+    public enum Worker: String, Sendable, CaseIterable {
+        /// `{"image_url", "seed"}`: a URL on the worker's bucket (here, this server).
+        case imageURL = "image-url"
+        /// worker-sdxl style: `{"images": ["data:image/png;base64,…"], "image_url", "seed"}`.
+        case sdxl
+        /// runpod/worker-comfyui 5.x: needs `input.workflow`; answers `{"images": [{"filename", "type": "base64", "data"}]}`.
+        case comfyUI = "comfyui"
+        /// worker-comfyui with a bucket configured: `type: "s3_url"`, `data` a presigned link that expires.
+        case comfyUIS3 = "comfyui-s3"
+        /// `{"video_url"}` of a clip as long as `duration_seconds` asks (5, 6 or 10 s).
+        case videoURL = "video-url"
+        /// `{"audio_url"}` of speech as long as the text takes to say.
+        case audioURL = "audio-url"
     }
 
     public let apiKey: String
+    /// The worker of the default endpoint, and per endpoint id for endpoints added with `addEndpoint`.
+    public var worker: Worker = .imageURL
+    public private(set) var workers: [String: Worker] = [:]
     /// Accept any non-empty key (for `yard plugin test`, which sends canary secrets).
     public var acceptAnyKey = false
     public let endpointID: String
@@ -83,6 +104,8 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
     var endpoints: [[String: Any]] = []
     var endpointCreatedMs: [String: Int64] = [:]
     private var order: [String] = []
+    /// Result files under /outputs/, by name.
+    var files: [String: (type: String, data: Data)] = [:]
     private(set) public var submissions = 0
 
     public init(apiKey: String = "rpa_STANDIN_KEY_0000000000", endpointID: String = "standin-endpoint", clock: any AdjustableClock = WallClock()) {
@@ -99,6 +122,9 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
     public func status(of id: String) -> String? { lock.withLock { jobs[id].map { advanced($0, now: clock.nowUnixMs()).status } } }
     /// The executionTime RunPod reports for a job (nil while it has not ended, or if it never ran).
     public func executionTime(of id: String) -> Int? { lock.withLock { jobs[id].map { advanced($0, now: clock.nowUnixMs()).executionMs } ?? nil } }
+    /// Another serverless endpoint on this account, running `worker`.
+    public func addEndpoint(_ id: String, worker: Worker) { lock.withLock { workers[id] = worker } }
+
     public var jobIDs: [String] { lock.withLock { order } }
 
     /// Where a job is at `now`: what time alone has done to it since it was created.
@@ -164,12 +190,14 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         let now = clock.nowUnixMs()
         advanceAll(now: now)
         if request.method == "GET", request.path.hasPrefix("/outputs/") {
-            // Results are served like a CDN: no auth, gone after retention.
-            let id = String(request.path.dropFirst("/outputs/".count).split(separator: ".").first ?? "")
+            // Results are served like a bucket: no auth, gone after retention.
+            let name = String(request.path.dropFirst("/outputs/".count))
+            let id = String(name.split(separator: ".").first ?? "")
             guard let job = jobs[id], let finished = job.finishedMs, now - finished <= retentionMs else {
                 return .init(status: 404)
             }
-            return .init(status: 200, headers: ["content-type": "image/png"], body: Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) + Data(id.utf8))
+            if let file = files[name] { return .init(status: 200, headers: ["content-type": file.type], body: file.data) }
+            return .init(status: 200, headers: ["content-type": "image/png"], body: StandInMedia.png(width: 512, height: 512, seed: id))
         }
         let auth = request.headers["authorization"] ?? ""
         guard auth == "Bearer \(apiKey)" || auth == apiKey || (acceptAnyKey && auth.count > "Bearer ".count) else {
@@ -180,11 +208,11 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         if parts == ["graphql"], request.method == "POST" { return graphql(request) }
         let deployed = endpoints.first { $0["id"] as? String == (parts.count > 1 ? parts[1] : "") }
         if let deployed, parts.count >= 3, parts[2] == "health" { return deployedHealth(deployed, now: now) }
-        guard parts.count >= 3, parts[0] == "v2", parts[1] == endpointID || deployed != nil else {
+        guard parts.count >= 3, parts[0] == "v2", parts[1] == endpointID || workers[parts[1]] != nil || deployed != nil else {
             return .json(["error": "endpoint not found"], status: 404)
         }
         switch (request.method, parts[2]) {
-        case ("POST", "run"): return run(request, now: now)
+        case ("POST", "run"): return run(request, endpoint: parts[1], now: now)
         case ("GET", "status") where parts.count == 4: return status(parts[3], now: now)
         case ("POST", "cancel") where parts.count == 4: return cancel(parts[3], now: now)
         case ("GET", "health"): return health()
@@ -196,7 +224,7 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         }
     }
 
-    func run(_ request: ScriptedHTTPServer.Request, now: Int64) -> ScriptedHTTPServer.Response {
+    func run(_ request: ScriptedHTTPServer.Request, endpoint: String, now: Int64) -> ScriptedHTTPServer.Response {
         guard request.body.count <= 10 << 20 else { return .json(["error": "payload too large (10 MB max for /run)"], status: 413) }
         guard let body = (try? JSONSerialization.jsonObject(with: request.body)) as? [String: Any], let input = body["input"] else {
             return .json(["error": "request body must be a JSON object with \"input\""], status: 400)
@@ -206,7 +234,7 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         let policy = body["policy"] as? [String: Any]
         let ttl = (policy?["ttl"] as? Int).map(Int64.init) ?? 24 * 3600 * 1000
         let timeout = (policy?["executionTimeout"] as? Int).map(Int64.init) ?? 600_000
-        jobs[id] = Job(id: id, input: input, status: "IN_QUEUE", createdMs: now, ttlMs: ttl, executionTimeoutMs: timeout, webhook: body["webhook"] as? String)
+        jobs[id] = Job(id: id, input: input, status: "IN_QUEUE", createdMs: now, ttlMs: ttl, executionTimeoutMs: timeout, webhook: body["webhook"] as? String, endpoint: endpoint)
         order.append(id)
         if faults.dropNextRun {
             faults.dropNextRun = false
@@ -251,10 +279,80 @@ public final class RunPodStandIn: ProviderStandIn, @unchecked Sendable {
         var answer: [String: Any] = ["id": id, "status": job.status, "delayTime": delayTime(job)]
         if let executionMs = job.executionMs { answer["executionTime"] = executionMs }
         if job.status == "COMPLETED", !faults.completeWithoutOutput {
-            answer["output"] = output?(id, server.baseURL) ?? ["image_url": "\(server.baseURL)/outputs/\(id).png", "seed": 42]
+            if let output { answer["output"] = output(id, server.baseURL) } else {
+                switch workerOutput(job) {
+                case .success(let value): answer["output"] = value
+                case .failure(let reason):
+                    // The runpod SDK marks a job whose handler returned {"error"} as FAILED.
+                    answer["status"] = "FAILED"
+                    answer["error"] = reason.message
+                }
+            }
         }
         if job.status == "FAILED" { answer["error"] = job.error ?? Self.workerSDKError("handler raised") }
         return answer
+    }
+
+    struct HandlerError: Error { var message: String }
+
+    /// What the endpoint's worker returns for the job's input. Files live
+    /// under /outputs/ (like a bucket) or come inline, as each worker does it.
+    func workerOutput(_ job: Job) -> Result<Any, HandlerError> {
+        let input = job.input as? [String: Any] ?? [:]
+        let kind = workers[job.endpoint] ?? worker
+        let base = server.baseURL
+        func publish(_ data: Data, _ type: String, _ ext: String, _ n: Int = 0) -> String {
+            let name = n == 0 ? "\(job.id).\(ext)" : "\(job.id).\(n).\(ext)"
+            files[name] = (type, data)
+            return "\(base)/outputs/\(name)"
+        }
+        let seed = input["seed"] as? Int ?? 42
+        switch kind {
+        case .imageURL:
+            // An upscaler worker scales its input; a generator makes width x height (default 512).
+            let scale = input["scale"] as? Double ?? Double(input["scale"] as? Int ?? 1)
+            let (w, h) = Self.inlineImageSize(input["image"]).map { (Int(Double($0.0) * scale), Int(Double($0.1) * scale)) }
+                ?? (input["width"] as? Int ?? 512, input["height"] as? Int ?? 512)
+            return .success(["image_url": publish(StandInMedia.png(width: w, height: h, seed: job.id), "image/png", "png"), "seed": seed])
+        case .sdxl:
+            let w = input["width"] as? Int ?? 1024, h = input["height"] as? Int ?? 1024
+            let count = max(1, input["num_images"] as? Int ?? 1)
+            let images = (0..<count).map { "data:image/png;base64," + StandInMedia.png(width: w, height: h, seed: "\(job.id)-\($0)").base64EncodedString() }
+            return .success(["images": images, "image_url": images[0], "seed": seed])
+        case .comfyUI, .comfyUIS3:
+            guard let workflow = input["workflow"] as? [String: Any] else { return .failure(HandlerError(message: "Missing 'workflow' parameter")) }
+            let (w, h, batch) = Self.latentSize(workflow)
+            let images: [[String: Any]] = (0..<batch).map { n in
+                let png = StandInMedia.png(width: w, height: h, seed: "\(job.id)-\(n)")
+                let filename = String(format: "ComfyUI_%05d_.png", n + 1)
+                return kind == .comfyUIS3 ? ["filename": filename, "type": "s3_url", "data": publish(png, "image/png", "png", n + 1)]
+                                          : ["filename": filename, "type": "base64", "data": png.base64EncodedString()]
+            }
+            return .success(["images": images])
+        case .videoURL:
+            let seconds = input["duration_seconds"] as? Double ?? Double(input["duration_seconds"] as? Int ?? 5)
+            return .success(["video_url": publish(StandInMedia.clip(seconds: seconds), "video/mp4", "mp4"), "seed": seed])
+        case .audioURL:
+            let text = input["text"] as? String ?? ""
+            return .success(["audio_url": publish(StandInMedia.wav(seconds: StandInMedia.speechSeconds(text)), "audio/wav", "wav")])
+        }
+    }
+
+    /// The size of an image sent inline (a data: URI), as the worker would decode it.
+    static func inlineImageSize(_ value: Any?) -> (Int, Int)? {
+        guard let text = value as? String, text.hasPrefix("data:"), let comma = text.firstIndex(of: ","),
+              let data = Data(base64Encoded: String(text[text.index(after: comma)...])) else { return nil }
+        return TinyPNG.size(data)
+    }
+
+    /// The image size and batch of a ComfyUI graph's EmptyLatentImage (or EmptyImage), else 512x512x1.
+    static func latentSize(_ workflow: [String: Any]) -> (Int, Int, Int) {
+        for node in workflow.values {
+            guard let node = node as? [String: Any], let type = node["class_type"] as? String, ["EmptyLatentImage", "EmptyImage", "EmptySD3LatentImage"].contains(type),
+                  let inputs = node["inputs"] as? [String: Any] else { continue }
+            return (inputs["width"] as? Int ?? 512, inputs["height"] as? Int ?? 512, max(1, inputs["batch_size"] as? Int ?? 1))
+        }
+        return (512, 512, 1)
     }
 
     func cancel(_ id: String, now: Int64) -> ScriptedHTTPServer.Response {
