@@ -51,14 +51,17 @@ func editManifest(_ url: URL, _ edit: (inout [String: Any]) -> Void) throws {
 
 /// Builds a fixture plugin from Tests/Fixtures/plugins/NAME.c with the system C
 /// compiler, beside a manifest whose sha256 matches.
-func fixturePlugin(_ name: String, in dir: URL, edit: (inout [String: Any]) -> Void = { _ in }) throws -> URL {
-    let pluginDir = dir.appendingPathComponent(name)
+/// `defines` become -D flags (NAME=VALUE); `folder` names the plugin's folder (default: the fixture's name).
+func fixturePlugin(_ name: String, in dir: URL, folder: String? = nil, defines: [String: String] = [:],
+                   edit: (inout [String: Any]) -> Void = { _ in }) throws -> URL {
+    let pluginDir = dir.appendingPathComponent(folder ?? name)
     try FileManager.default.createDirectory(at: pluginDir, withIntermediateDirectories: true)
     let library = pluginDir.appendingPathComponent("lib\(name).so")
     let source = Build.repository.appendingPathComponent("Tests/Fixtures/plugins/\(name).c")
     let include = Build.repository.appendingPathComponent("PluginAPI/include")
+    let flags = defines.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
     let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
-                                ["cc", "-std=c99", "-shared", "-fPIC", "-I", include.path, "-o", library.path, source.path])
+                                ["cc", "-std=c99", "-shared", "-fPIC", "-I", include.path] + flags + ["-o", library.path, source.path])
     guard result.status == 0 else { throw XCTSkip("no C compiler: \(result.stderr)") }
     var manifest: [String: Any] = [
         "schema_version": 1, "id": "fixture", "name": "Fixture", "version": "1.0.0", "abi": "1.0",

@@ -37,6 +37,11 @@ public final class JobEngine: @unchecked Sendable {
     public var policy = Policy()
     /// The credits ledger: prices, reserves and settles every job (nil: jobs are not priced).
     public var ledger: JobLedger?
+    /// Which plugins run in a runner process, and how runners start.
+    public var isolationPolicy: PluginIsolationPolicy
+    public var runner: RunnerConfiguration
+    /// Crashes and missed deadlines per job, for quarantine.
+    let quarantine = JobQuarantine()
 
     private let lock = NSLock()
     private var plugins: [String: LoadedPlugin] = [:]
@@ -75,6 +80,8 @@ public final class JobEngine: @unchecked Sendable {
                                             workRoot: paths.home.appendingPathComponent("tmp/process"))
         self.clock = clock
         self.http = http
+        self.isolationPolicy = PluginIsolationPolicy(paths: paths, registry: registry)
+        self.runner = RunnerConfiguration(scratchRoot: paths.home.appendingPathComponent("tmp/runners"))
     }
 
     /// The engine as `yard` uses it: SQLite under $YARD_HOME, the vault, the catalog.
@@ -99,7 +106,8 @@ public final class JobEngine: @unchecked Sendable {
     public func plugin(_ id: String) throws -> LoadedPlugin {
         if let loaded = lock.withLock({ plugins[id] }) { return loaded }
         let manifest = try registry.resolve(id)
-        let loaded = try PluginLoader.load(manifestURL: manifest, services: services())
+        let loaded = try PluginLoader.load(manifestURL: manifest, services: services(),
+                                           isolation: isolationPolicy.isolation(for: manifest, id: id), runner: runner)
         lock.withLock {
             plugins[id] = loaded
             gates[id] = gates[id] ?? ConcurrencyGate(limit: loaded.manifest.maxConcurrency ?? 16)
@@ -116,19 +124,31 @@ public final class JobEngine: @unchecked Sendable {
         }
     }
 
-    /// One plugin call on the worker pool, within the adapter's concurrency limit.
+    /// One plugin call, within the adapter's concurrency limit and its
+    /// deadline (PluginDeadlines). A crash, a missed deadline or an unusable
+    /// document comes back as a failed result with the host's own error
+    /// document (PLUGIN_CRASHED, PLUGIN_TIMEOUT, PLUGIN_OUTPUT_INVALID).
     func call(_ plugin: LoadedPlugin, _ operation: PluginOperation, _ document: [String: Any], jobID: String?) async -> PluginCallResult {
         let gate = gate(plugin.manifest.id)
         await gate.acquire()
         let body = jsonValue(document).serialized()
-        let result = await executor.run { plugin.call(operation, request: body, jobID: jobID) }
+        let result = await plugin.perform(.operation(operation), request: body, jobID: jobID, executor: executor)
         await gate.release()
+        if let failure = result.failure {
+            noteFailure(failure, of: .operation(operation), plugin: plugin, jobID: jobID, attributed: result.attributed)
+        } else if let jobID, operation == .poll || operation == .submit {
+            quarantine.clear(jobID)
+        }
         return result
     }
 
+    /// nil when the plugin lacks the extension.
     func callExtension(_ plugin: LoadedPlugin, _ id: String, _ document: [String: Any], jobID: String?) async -> PluginCallResult? {
         let body = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
-        return await executor.run { plugin.callExtension(id, request: body, jobID: jobID) }
+        let result = await plugin.perform(.extension(id), request: body, jobID: jobID, executor: executor)
+        if result.absent { return nil }
+        if let failure = result.failure { noteFailure(failure, of: .extension(id), plugin: plugin, jobID: jobID, attributed: result.attributed) }
+        return result
     }
 
     // MARK: pre-flight
@@ -224,6 +244,9 @@ public final class JobEngine: @unchecked Sendable {
 
         // 5. The plugin's own judgement (no network).
         let validated = await call(plugin, .validate, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil)
+        if validated.failure != nil, let error = validated.json?["error"] as? [String: Any] {
+            return refuse("validate", error["code"] as? String ?? "PLUGIN_CRASHED", error["message"] as? String ?? "", error["remediation"] as? String ?? "")
+        }
         guard validated.isOK, let diagnostics = validated.json?["diagnostics"] as? [[String: Any]] else {
             return refuse("validate", "PLUGIN_INTERNAL", "\(manifest.id)'s validate failed (status \(validated.status)).", "Run `yard plugin test \(manifest.id)` and report the result to its author.")
         }
@@ -246,9 +269,13 @@ public final class JobEngine: @unchecked Sendable {
         verdict.stepsPassed.append("health")
 
         // 7. Cost estimate: the ledger's hook (the credits work reserves it).
-        if plugin.extensionTable(SY_EXTENSION_ESTIMATE) != nil,
-           let estimate = await callExtension(plugin, SY_EXTENSION_ESTIMATE, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil),
-           estimate.isOK, let doc = estimate.json, let amount = doc["amount_minor"] as? Int {
+        let estimate = plugin.hasExtension(SY_EXTENSION_ESTIMATE)
+            ? await callExtension(plugin, SY_EXTENSION_ESTIMATE, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil)
+            : nil
+        if let estimate, estimate.failure != nil, let error = estimate.json?["error"] as? [String: Any] {
+            return refuse("estimate", error["code"] as? String ?? "PLUGIN_CRASHED", error["message"] as? String ?? "", error["remediation"] as? String ?? "")
+        }
+        if let estimate, estimate.isOK, let doc = estimate.json, let amount = doc["amount_minor"] as? Int {
             verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: doc["currency"] as? String ?? "USD", basis: doc["basis"] as? String ?? "")
         } else if let pricing = model?.pricing ?? declared.pricing, let amount = pricing["amount_minor"]?.intValue {
             verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: pricing["currency"]?.stringValue ?? "USD", basis: "per \(pricing["unit"]?.stringValue ?? "request") (manifest pricing)")
@@ -310,7 +337,7 @@ public final class JobEngine: @unchecked Sendable {
                                         message: (result.json?["message"] as? String).map(plugin.context.redact)
                                             ?? ((result.json?["error"] as? [String: Any])?["message"] as? String).map(plugin.context.redact),
                                         checkedAt: now,
-                                        code: (result.json?["details"] as? [String: Any])?["code"] as? String)
+                                        code: result.failure?.code ?? (result.json?["details"] as? [String: Any])?["code"] as? String)
         try? store.saveHealth(record)
         return record
     }
@@ -376,6 +403,9 @@ public final class JobEngine: @unchecked Sendable {
         while true {
             let result = await call(plugin, .submit, document, jobID: job.id)
             FaultInjection.point("after-submit")
+            if let failure = result.failure, failure.mayHaveReachedProvider {
+                return try await submitUnconfirmed(job, plugin: plugin, result: result)
+            }
             let doc = result.json ?? [:]
             if result.isOK, let ref = doc["ref"], !(ref is NSNull) {
                 let delay = clampPoll(doc["next_poll_after_ms"] as? Int)
@@ -446,6 +476,11 @@ public final class JobEngine: @unchecked Sendable {
             let wait = (job.nextPollAt ?? now).timeIntervalSince(now)
             if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
             let result = await call(plugin, .poll, refRequest(job), jobID: job.id)
+            if let parked = try quarantineIfRepeated(result, job: job, plugin: plugin, during: "polling") {
+                job = parked
+                onUpdate(JobUpdate(job: job, note: nil))
+                break
+            }
             if result.isOK, let doc = result.json {
                 if ["succeeded", "failed", "cancelled"].contains(doc["state"] as? String ?? "") { FaultInjection.point("before-final-store") }
                 job = try await apply(pollDocument: doc, to: jobID, plugin: plugin)
