@@ -125,7 +125,7 @@ final class BillingTests: TemporaryDirectoryTestCase {
         let configJSON = #"{"base_url":"\#(stripe.baseURL)"}"#
         let result = try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async { [dir] in
-                continuation.resume(with: Result { try yard(["plugin", "test", "stripe-billing", "--json", "--config", configJSON], home: dir!.appendingPathComponent("h")) })
+                continuation.resume(with: Result { try yard(["plugin", "test", "stripe-billing", "--json", "--isolation", "both", "--config", configJSON], home: dir!.appendingPathComponent("h")) })
             }
         }
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)

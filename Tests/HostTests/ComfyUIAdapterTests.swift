@@ -427,7 +427,7 @@ final class ComfyUIAdapterTests: TemporaryDirectoryTestCase {
 
     func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() async throws {
         let configJSON = #"{"base_url":"\#(standIn.baseURL)"}"#
-        let result = try yard(["plugin", "test", "comfyui", "--json", "--config", configJSON], home: dir.appendingPathComponent("h"))
+        let result = try yard(["plugin", "test", "comfyui", "--json", "--isolation", "both", "--config", configJSON], home: dir.appendingPathComponent("h"))
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
         XCTAssertEqual(failed.count, 0, "\(failed)")

@@ -138,7 +138,7 @@ final class FalAdapterTests: TemporaryDirectoryTestCase {
     func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() async throws {
         standIn.acceptAnyKey = true
         let configJSON = #"{"queue_url":"\#(standIn.baseURL)","rest_url":"\#(standIn.baseURL)"}"#
-        let result = try yard(["plugin", "test", "fal", "--json", "--config", configJSON], home: dir.appendingPathComponent("h"))
+        let result = try yard(["plugin", "test", "fal", "--json", "--isolation", "both", "--config", configJSON], home: dir.appendingPathComponent("h"))
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
         XCTAssertEqual(failed.count, 0, "\(failed)")

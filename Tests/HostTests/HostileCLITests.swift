@@ -13,8 +13,8 @@ final class HostileCLITests: TemporaryDirectoryTestCase {
     @discardableResult
     func hostile(_ folder: String, defines: [String: String] = [:], capability: String = "debug.hostile") throws -> URL {
         var all = defines
-        all["HOSTILE_ID"] = "'\"\(folder)\"'"
-        all["HOSTILE_CAPABILITY"] = "'\"\(capability)\"'"
+        all["HOSTILE_ID"] = "\"\(folder)\""
+        all["HOSTILE_CAPABILITY"] = "\"\(capability)\""
         return try fixturePlugin("hostile", in: plugins, folder: folder, defines: all) { manifest in
             manifest["id"] = folder
             manifest["capabilities"] = [["id": capability, "example_inputs": [String: Any]()]]
@@ -55,8 +55,8 @@ final class HostileCLITests: TemporaryDirectoryTestCase {
     }
 
     func testYardEnginesListsEveryEngineWhenOneCrashesInItsEntryAndAnotherHangsInHealth() throws {
-        try hostile("entry-segv", defines: ["HOSTILE_ENTRY": "'\"segv\"'"])
-        try hostile("health-busy", defines: ["HOSTILE_HEALTH": "'\"busy\"'"])
+        try hostile("entry-segv", defines: ["HOSTILE_ENTRY": "\"segv\""])
+        try hostile("health-busy", defines: ["HOSTILE_HEALTH": "\"busy\""])
         try hostile("healthy")
         let result = try run(["engines", "--refresh", "--json"])
         assertExitedNormally(result, "yard engines")
@@ -71,8 +71,8 @@ final class HostileCLITests: TemporaryDirectoryTestCase {
     }
 
     func testAPipelineFallsBackToTheNextEngineWhenTheFirstCrashes() throws {
-        try hostile("crashes-at-load", defines: ["HOSTILE_ENTRY": "'\"abort\"'"], capability: "debug.echo")
-        try hostile("crashes-in-health", defines: ["HOSTILE_HEALTH": "'\"segv\"'"], capability: "debug.echo")
+        try hostile("crashes-at-load", defines: ["HOSTILE_ENTRY": "\"abort\""], capability: "debug.echo")
+        try hostile("crashes-in-health", defines: ["HOSTILE_HEALTH": "\"segv\""], capability: "debug.echo")
         let file = dir.appendingPathComponent("fallback.yaml")
         try Data("""
             pipeline: 1
@@ -111,28 +111,22 @@ final class HostileCLITests: TemporaryDirectoryTestCase {
         XCTAssertEqual(again.status, 0, "nothing is left to resume: the quarantined job is not retried \(again.stderr)")
     }
 
-    func testYardServeAnswersAnAbortingWebhook503AndKeepsServing() async throws {
+    func testYardServeAnswersAnAbortingWebhook503AndKeepsServing() throws {
         try hostile("hostile")
         let (serve, base) = try startYardServe(home: home, environment: ["YARD_PLUGIN_PATH": plugins.path])
         defer { serve.terminate(); serve.waitUntilExit() }
+        let http = BlockingHTTPTransport(defaultTimeoutMs: 10_000)
         for fault in ["abort", "segv", "exit", "hang"] {
-            var request = URLRequest(url: URL(string: "\(base)/webhooks/hostile")!)
-            request.httpMethod = "POST"
-            request.setValue(fault, forHTTPHeaderField: "X-Fault")
-            request.httpBody = Data("{}".utf8)
-            let (body, response) = try await URLSession.shared.data(for: request)
-            XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 503, "\(fault): \(String(decoding: body, as: UTF8.self))")
-            let code = ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any]).flatMap { ($0["error"] as? [String: Any])?["code"] as? String }
+            let answer = try http.perform(HostHTTPRequest(method: "POST", url: "\(base)/webhooks/hostile", headers: ["X-Fault": fault], body: Data("{}".utf8)))
+            XCTAssertEqual(answer.status, 503, "\(fault): \(String(decoding: answer.body, as: UTF8.self))")
+            let code = ((try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any]).flatMap { ($0["error"] as? [String: Any])?["code"] as? String }
             XCTAssertEqual(code, fault == "hang" ? "PLUGIN_TIMEOUT" : "PLUGIN_CRASHED", fault)
             XCTAssertTrue(serve.isRunning, "\(fault): yard serve is still up")
         }
-        let (health, _) = try await URLSession.shared.data(from: URL(string: "\(base)/healthz")!)
-        XCTAssertEqual(String(decoding: health, as: UTF8.self), "ok\n")
-        var unsigned = URLRequest(url: URL(string: "\(base)/webhooks/hostile")!)
-        unsigned.httpMethod = "POST"
-        unsigned.httpBody = Data("{}".utf8)
-        let (_, response) = try await URLSession.shared.data(for: unsigned)
-        XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 401, "the restarted plugin judges the next delivery")
+        let health = try http.perform(HostHTTPRequest(method: "GET", url: "\(base)/healthz"))
+        XCTAssertEqual(String(decoding: health.body, as: UTF8.self), "ok\n")
+        let unsigned = try http.perform(HostHTTPRequest(method: "POST", url: "\(base)/webhooks/hostile", body: Data("{}".utf8)))
+        XCTAssertEqual(unsigned.status, 401, "the restarted plugin judges the next delivery")
     }
 
     func testPluginInfoAndDoctorShowTheIsolationInEffect() throws {

@@ -23,7 +23,7 @@ final class HostilePluginTests: TemporaryDirectoryTestCase {
                  edit: (inout [String: Any]) -> Void = { _ in }) throws -> URL {
         let root = root ?? dir.appendingPathComponent("plugins")
         var all = defines
-        if all["HOSTILE_ID"] == nil { all["HOSTILE_ID"] = "'\"\(folder)\"'" }
+        if all["HOSTILE_ID"] == nil { all["HOSTILE_ID"] = "\"\(folder)\"" }
         let capability = (defines["HOSTILE_CAPABILITY"] ?? "debug.hostile").trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
         return try fixturePlugin("hostile", in: root, folder: folder, defines: all) { manifest in
             manifest["id"] = folder
@@ -57,7 +57,7 @@ final class HostilePluginTests: TemporaryDirectoryTestCase {
         let expected = ["abort": "PLUGIN_CRASHED", "segv": "PLUGIN_CRASHED", "exit": "PLUGIN_CRASHED",
                         "hang": "PLUGIN_TIMEOUT", "busy": "PLUGIN_TIMEOUT"]
         for (fault, code) in expected.sorted(by: { $0.key < $1.key }) {
-            let manifest = try hostile("entry-\(fault)", defines: ["HOSTILE_ENTRY": "'\"\(fault)\"'"])
+            let manifest = try hostile("entry-\(fault)", defines: ["HOSTILE_ENTRY": "\"\(fault)\""])
             let start = Date()
             XCTAssertRefusal(YardError.Code(rawValue: code)) {
                 _ = try PluginLoader.load(manifestURL: manifest, services: fullServices(root: dir.appendingPathComponent("a")), isolation: .process)
@@ -67,7 +67,7 @@ final class HostilePluginTests: TemporaryDirectoryTestCase {
     }
 
     func testAnEntryThatCrashesNamesTheSignalAndItsLastOutput() throws {
-        let manifest = try hostile("entry-abort", defines: ["HOSTILE_ENTRY": "'\"abort\"'"])
+        let manifest = try hostile("entry-abort", defines: ["HOSTILE_ENTRY": "\"abort\""])
         do {
             _ = try PluginLoader.load(manifestURL: manifest, services: .none, isolation: .process)
             XCTFail("an entry that aborts must not load")
@@ -148,7 +148,7 @@ final class HostilePluginTests: TemporaryDirectoryTestCase {
     }
 
     func testAHealthCheckThatHangsReportsTheEngineOfflineWithPluginTimeout() async throws {
-        try hostile(defines: ["HOSTILE_HEALTH": "'\"hang\"'"])
+        try hostile(defines: ["HOSTILE_HEALTH": "\"hang\""])
         let engine = try engine()
         let health = await engine.health(of: try engine.plugin("hostile"), config: [:], maxAge: 0)
         XCTAssertEqual(health.status, "offline")
@@ -217,7 +217,7 @@ final class HostilePluginTests: TemporaryDirectoryTestCase {
 
     func testAnEntryThatTriesTheNetworkAndTheDiskLoadsButGetsNothing() async throws {
         let listener = try LoopbackListener()
-        try hostile(defines: ["HOSTILE_ENTRY": "'\"connect\"'", "HOSTILE_PORT": "\(listener.port)"])
+        try hostile(defines: ["HOSTILE_ENTRY": "\"connect\"", "HOSTILE_PORT": "\(listener.port)"])
         let engine = try engine()
         let health = await engine.health(of: try engine.plugin("hostile"), config: [:], maxAge: 0)
         XCTAssertTrue(health.message?.contains("entry: refused") == true, health.message ?? "")
@@ -248,22 +248,22 @@ final class LoopbackListener: @unchecked Sendable {
     private var count = 0
 
     init() throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let listening = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0, listen(fd, 8) == 0 else {
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listening, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard listening >= 0, bound == 0, listen(listening, 8) == 0 else {
             throw YardError("TEST_SETUP", "cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))", remediation: "Check the loopback interface.")
         }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listening, $0, &length) } }
+        fd = listening
         port = Int(UInt16(bigEndian: address.sin_port))
-        let fd = self.fd
         Thread.detachNewThread { [weak self] in
             while true {
-                let client = accept(fd, nil, nil)
+                let client = accept(listening, nil, nil)
                 if client < 0 { return }
                 self?.lock.withLock { self?.count += 1 }
                 close(client)

@@ -189,7 +189,7 @@ final class HuggingFaceTests: HubStandInTestCase {
     func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() throws {
         hub.acceptAnyToken = true
         let configJSON = #"{"hub_url":"\#(hub.baseURL)","router_url":"\#(hub.baseURL)"}"#
-        let result = try yard(["plugin", "test", "huggingface", "--json", "--config", configJSON], home: dir.appendingPathComponent("h"))
+        let result = try yard(["plugin", "test", "huggingface", "--json", "--isolation", "both", "--config", configJSON], home: dir.appendingPathComponent("h"))
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
         XCTAssertEqual(failed.count, 0, "\(failed)")

@@ -423,7 +423,7 @@ final class KlingAdapterTests: TemporaryDirectoryTestCase {
 
     func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() throws {
         standIn.acceptAnyKey = true
-        let result = try yard(["plugin", "test", "kling", "--json", "--config", #"{"base_url":"\#(standIn.baseURL)"}"#], home: dir.appendingPathComponent("h"))
+        let result = try yard(["plugin", "test", "kling", "--json", "--isolation", "both", "--config", #"{"base_url":"\#(standIn.baseURL)"}"#], home: dir.appendingPathComponent("h"))
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
         XCTAssertEqual(failed.count, 0, "\(failed)")

@@ -270,7 +270,7 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
     func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() throws {
         standIn.acceptAnyKey = true
         // modal.deploy's example is a dry run: the kit needs no Modal CLI (none on this PATH) and deploys nothing.
-        let result = try yard(["plugin", "test", "modal", "--json", "--config", #"{"app_url":"\#(standIn.baseURL)"}"#], home: dir.appendingPathComponent("h"),
+        let result = try yard(["plugin", "test", "modal", "--json", "--isolation", "both", "--config", #"{"app_url":"\#(standIn.baseURL)"}"#], home: dir.appendingPathComponent("h"),
                               extraEnvironment: ["PATH": "/usr/bin:/bin"])
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }

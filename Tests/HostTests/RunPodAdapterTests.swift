@@ -205,7 +205,7 @@ final class RunPodAdapterTests: TemporaryDirectoryTestCase {
     func testTheAdapterPassesTheConformanceKitAgainstTheStandIn() async throws {
         standIn.acceptAnyKey = true
         let configJSON = #"{"endpoint_id":"\#(standIn.endpointID)","base_url":"\#(standIn.baseURL)","rest_url":"\#(standIn.restURL)"}"#
-        let result = try yard(["plugin", "test", "runpod", "--json", "--config", configJSON], home: dir.appendingPathComponent("h"))
+        let result = try yard(["plugin", "test", "runpod", "--json", "--isolation", "both", "--config", configJSON], home: dir.appendingPathComponent("h"))
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
         XCTAssertEqual(failed.count, 0, "\(failed)")

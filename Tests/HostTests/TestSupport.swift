@@ -62,7 +62,11 @@ func fixturePlugin(_ name: String, in dir: URL, folder: String? = nil, defines: 
     let flags = defines.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
     let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
                                 ["cc", "-std=c99", "-shared", "-fPIC", "-I", include.path] + flags + ["-o", library.path, source.path])
-    guard result.status == 0 else { throw XCTSkip("no C compiler: \(result.stderr)") }
+    // env answers 127 when there is no cc at all; any other failure is the fixture's.
+    if result.status == 127 { throw XCTSkip("no C compiler: \(result.stderr)") }
+    guard result.status == 0 else {
+        throw YardError("FIXTURE_BUILD_FAILED", "cc could not build \(name).c: \(result.stderr)", remediation: "Fix the fixture.")
+    }
     var manifest: [String: Any] = [
         "schema_version": 1, "id": "fixture", "name": "Fixture", "version": "1.0.0", "abi": "1.0",
         "library": library.lastPathComponent, "platform": HostPlatform.platform, "toolchain": "c",
@@ -187,6 +191,9 @@ func makeTestEngine(home: URL, plugins: URL, secrets: [String: String] = [:], ca
                            catalog: try catalog ?? CapabilityCatalog.load(directory: Build.repository.appendingPathComponent("Registry/capabilities")),
                            secrets: EnvironmentSecrets(environment: [:], values: secrets), http: http)
     engine.policy.baseBackoffMs = 2
+    // XCTest keeps every test case (and the engines they hold) alive until the
+    // run ends: idle runners go soon, so they do not pile up.
+    engine.runner.idleTimeoutSeconds = 10
     return engine
 }
 
