@@ -214,6 +214,35 @@ final class IsolationTests: TemporaryDirectoryTestCase {
         XCTAssertTrue((descriptor["detail"] as? String ?? "").contains("PLUGIN_CRASHED"), "\(descriptor)")
     }
 
+    /// A kernel without Landlock and without namespaces for this user, made by
+    /// refusing those system calls before the runner starts: each missing layer
+    /// is reported with the kernel's reason, the others still hold, and the
+    /// plugin still runs.
+    func testAKernelThatRefusesSomeLayersDegradesLayerByLayerWithTheReason() throws {
+        let runner = try XCTUnwrap(RunnerConfiguration.locateExecutable())
+        let tool = dir.appendingPathComponent("without_syscalls")
+        let built = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), [
+            "cc", "-std=c99", "-DTARGET=\"\(runner.path)\"", "-DENOSYS_CALLS=SYS_landlock_create_ruleset", "-DEPERM_CALLS=SYS_unshare",
+            "-o", tool.path, Build.repository.appendingPathComponent("Tests/Fixtures/tools/without_syscalls.c").path])
+        XCTAssertEqual(built.status, 0, built.stderr)
+        let configuration = RunnerConfiguration(executable: tool, scratchRoot: dir.appendingPathComponent("runners"))
+        let report = try SandboxProbe.run(configuration)
+        XCTAssertEqual(report.layer("network-namespace")?.state, "unavailable")
+        XCTAssertTrue(report.layer("network-namespace")?.detail.contains("Operation not permitted") == true, "\(report.layers)")
+        XCTAssertEqual(report.layer("landlock")?.state, "unavailable")
+        XCTAssertTrue(report.layer("landlock")?.detail.contains("Function not implemented") == true, "\(report.layers)")
+        XCTAssertEqual(report.layer("seccomp")?.state, "enforced", "seccomp does not depend on the missing layers")
+        XCTAssertEqual(report.checks?["read_outside"], "allowed", "without Landlock the filesystem is not confined, and the report says so")
+        XCTAssertTrue(report.checks?["socket"]?.hasPrefix("refused") == true, "seccomp still refuses sockets: \(report.checks ?? [:])")
+        XCTAssertTrue(report.summary["filesystem"]?.hasPrefix("unrestricted") == true, "\(report.summary)")
+        XCTAssertEqual(Set(report.degraded.map(\.layer)), ["network-namespace", "landlock"])
+
+        let plugin = try PluginLoader.load(manifestURL: try copyPlugin("c-minimal", to: dir), services: .none, isolation: .process, runner: configuration)
+        XCTAssertEqual(plugin.sandbox?.layer("landlock")?.state, "unavailable")
+        let answer = plugin.call(.validate, request: requestData(["capability": "debug.ping", "inputs": [String: Any](), "config": [String: Any]()]))
+        XCTAssertTrue(answer.isOK, "a degraded runner still runs the plugin")
+    }
+
     func testTheSandboxProbeReportsEveryLayerWithItsState() throws {
         let report = try SandboxProbe.run(RunnerConfiguration(scratchRoot: dir.appendingPathComponent("runners")))
         XCTAssertEqual(report.layers.map(\.layer), ["rlimits", "network-namespace", "capabilities", "landlock", "seccomp"])

@@ -45,6 +45,8 @@ public final class JobEngine: @unchecked Sendable {
 
     private let lock = NSLock()
     private var plugins: [String: LoadedPlugin] = [:]
+    private var failedLoads: [String: (YardError, Date)] = [:]
+    static let failedLoadMemorySeconds: Double = 2
     private var gates: [String: ConcurrencyGate] = [:]
     private var schemas: [String: JSONSchema] = [:]
 
@@ -105,9 +107,18 @@ public final class JobEngine: @unchecked Sendable {
 
     public func plugin(_ id: String) throws -> LoadedPlugin {
         if let loaded = lock.withLock({ plugins[id] }) { return loaded }
+        // A plugin whose runner just crashed or hung while loading is not
+        // started again by every job that asks for it at once.
+        if let (error, at) = lock.withLock({ failedLoads[id] }), Date().timeIntervalSince(at) < Self.failedLoadMemorySeconds { throw error }
         let manifest = try registry.resolve(id)
-        let loaded = try PluginLoader.load(manifestURL: manifest, services: services(),
+        let loaded: LoadedPlugin
+        do {
+            loaded = try PluginLoader.load(manifestURL: manifest, services: services(),
                                            isolation: isolationPolicy.isolation(for: manifest, id: id), runner: runner)
+        } catch let error as YardError where ["PLUGIN_CRASHED", "PLUGIN_TIMEOUT"].contains(error.code.rawValue) {
+            lock.withLock { failedLoads[id] = (error, Date()) }
+            throw error
+        }
         lock.withLock {
             plugins[id] = loaded
             gates[id] = gates[id] ?? ConcurrencyGate(limit: loaded.manifest.maxConcurrency ?? 16)

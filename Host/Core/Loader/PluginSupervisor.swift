@@ -285,10 +285,13 @@ final class PluginSupervisor: @unchecked Sendable {
     }
 }
 
-/// The folders of every shared library this host process has mapped: the
-/// runner may read them (a Swift plugin needs the same toolchain libraries
-/// the host runs on), and nothing else outside the system's library folders.
+/// The folder of the Swift runtime this host runs on (a Swift plugin needs
+/// the same toolchain libraries: libswiftCore, Foundation, Dispatch) and
+/// LD_LIBRARY_PATH: what the runner may read beyond the system's library
+/// folders and the plugin's own.
 enum RunnerLibraryFolders {
+    static let runtimePrefixes = ["libswift", "libFoundation", "lib_Foundation", "libdispatch", "libBlocksRuntime"]
+
     static let current: [String] = {
         guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return [] }
         var folders: [String] = []
@@ -296,15 +299,15 @@ enum RunnerLibraryFolders {
         for line in maps.split(separator: "\n") {
             guard let slash = line.firstIndex(of: "/") else { continue }
             let path = String(line[slash...])
-            guard path.contains(".so"), !path.hasSuffix(" (deleted)") else { continue }
+            let name = (path as NSString).lastPathComponent
+            guard name.contains(".so"), runtimePrefixes.contains(where: name.hasPrefix) else { continue }
             let folder = (path as NSString).deletingLastPathComponent
             if folder.hasPrefix("/usr/lib") || folder.hasPrefix("/lib") { continue }
             if seen.insert(folder).inserted { folders.append(folder) }
         }
-        var result = folders
         for entry in (ProcessInfo.processInfo.environment["LD_LIBRARY_PATH"] ?? "").split(separator: ":") where !entry.isEmpty {
-            if seen.insert(String(entry)).inserted { result.append(String(entry)) }
+            if seen.insert(String(entry)).inserted { folders.append(String(entry)) }
         }
-        return Array(result.prefix(48))
+        return Array(folders.prefix(48))
     }()
 }
