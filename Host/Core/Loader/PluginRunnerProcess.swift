@@ -479,7 +479,7 @@ final class PluginRunnerProcess: @unchecked Sendable {
         // A request naming no call in flight gets no context: every service refuses it.
         let call = context.flatMap { context in jobID.map { CallContext(plugin: context, jobID: $0) } }
         let requestID = frame.id
-        if RunnerServiceBridge.answersInline(service) {
+        if RunnerServiceBridge.answersInline(service, function) {
             if let answer = RunnerServiceBridge.perform(request, context: call) { reply(requestID, answer) }
         } else {
             Self.serviceQueue.async { [self] in

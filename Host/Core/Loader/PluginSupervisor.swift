@@ -224,10 +224,11 @@ final class PluginSupervisor: @unchecked Sendable {
         let deadline = deadlines.ms(for: kind)
         let serialize = lock.withLock { probation > 0 }
         if serialize { await serialGate.acquire() }
-        let (process, why) = await withCheckedContinuation { continuation in
-            if let process = lock.withLock({ current }), process.isRunning {
-                continuation.resume(returning: (Optional(process), Optional<String>.none))
-            } else {
+        var process = lock.withLock { current }.flatMap { $0.isRunning ? $0 : nil }
+        var why: String?
+        if process == nil {
+            // Starting may wait out a backoff and spawn: off the cooperative threads.
+            (process, why) = await withCheckedContinuation { continuation in
                 PluginCallExecutor.shared.queue.async { continuation.resume(returning: self.running()) }
             }
         }

@@ -90,11 +90,16 @@ enum RunnerServiceBridge {
         }
     }
 
-    /// Log lines (order matters within a call), the clock and crypto are
-    /// answered on the reader thread; everything that may block (network,
-    /// disk, the store, child processes) on a worker.
-    static func answersInline(_ service: UInt8) -> Bool {
-        [SYR_SVC_LOG, SYR_SVC_CLOCK, SYR_SVC_CRYPTO].contains(Int32(service))
+    /// Log lines (order matters within a call), the clock, crypto, secrets
+    /// and kv reads are answered on the reader thread, sparing a thread hop
+    /// per request; whatever may block for long (network, artifacts, kv
+    /// writes, child processes) goes to a worker.
+    static func answersInline(_ service: UInt8, _ function: UInt8) -> Bool {
+        switch Int32(service) {
+        case SYR_SVC_LOG, SYR_SVC_CLOCK, SYR_SVC_CRYPTO, SYR_SVC_SECRETS: return true
+        case SYR_SVC_KV: return function == 0
+        default: return false
+        }
     }
 
     /// nil for sy.log/1, whose function returns nothing (no reply is sent).
