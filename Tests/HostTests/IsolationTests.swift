@@ -243,6 +243,22 @@ final class IsolationTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(answer.isOK, "a degraded runner still runs the plugin")
     }
 
+    func testScratchFoldersOfAKilledHostAreRemovedByTheNextOne() throws {
+        let root = dir.appendingPathComponent("runners")
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run()
+        dead.waitUntilExit()
+        let stale = root.appendingPathComponent("c-minimal-\(dead.processIdentifier)-deadbeef")
+        let live = root.appendingPathComponent("c-minimal-1-cafef00d") // pid 1 is alive
+        for folder in [stale, live] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
+        let plugin = try PluginLoader.load(manifestURL: try copyPlugin("c-minimal", to: dir), services: .none, isolation: .process,
+                                           runner: RunnerConfiguration(scratchRoot: root))
+        XCTAssertEqual(plugin.isolation, .process)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stale.path), "the folder of a runner whose host is gone is removed")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: live.path), "a live host's runner keeps its folder")
+    }
+
     func testTheSandboxProbeReportsEveryLayerWithItsState() throws {
         let report = try SandboxProbe.run(RunnerConfiguration(scratchRoot: dir.appendingPathComponent("runners")))
         XCTAssertEqual(report.layers.map(\.layer), ["rlimits", "network-namespace", "capabilities", "landlock", "seccomp"])

@@ -53,9 +53,11 @@ public struct ConformanceChild: @unchecked Sendable {
         }
     }
 
+    static var temporaryFolder: URL { FileManager.default.temporaryDirectory.appendingPathComponent("yard-conformance-\(getpid())") }
+
     public func run(_ id: String) -> ConformanceCheck {
         let start = DispatchTime.now()
-        let tempDir = FileManager.default.temporaryDirectory.appendingPathComponent("yard-conformance-\(getpid())")
+        let tempDir = Self.temporaryFolder
         defer { try? FileManager.default.removeItem(at: tempDir) }
         var result: ConformanceCheck
         do {
@@ -69,8 +71,9 @@ public struct ConformanceChild: @unchecked Sendable {
     }
 
     func load(_ services: HostServiceSet) throws -> LoadedPlugin {
+        // Inside the check's own temporary folder, removed with it.
         try PluginLoader.load(manifestURL: manifestURL, services: services, isolation: isolation,
-                              runner: RunnerConfiguration(scratchRoot: FileManager.default.temporaryDirectory.appendingPathComponent("yard-conformance-runners-\(getpid())")))
+                              runner: RunnerConfiguration(scratchRoot: Self.temporaryFolder.appendingPathComponent("runners")))
     }
 
     func request(_ object: [String: Any]) -> Data {

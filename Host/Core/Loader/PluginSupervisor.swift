@@ -94,7 +94,8 @@ final class PluginSupervisor: @unchecked Sendable {
         // A restart loads the file again: it must still be the library the manifest names.
         if checkingLibrary { try PluginLoader.verifyLibrary(manifest, at: library) }
         var launch = self.launch
-        launch.scratch = configuration.scratchRoot.appendingPathComponent("\(manifest.id)-\(UUID().uuidString.prefix(8).lowercased())")
+        RunnerScratch.sweepOnce(configuration.scratchRoot)
+        launch.scratch = RunnerScratch.folder(in: configuration.scratchRoot, for: manifest.id)
         let process = try PluginRunnerProcess.spawn(launch, context: context)
         process.onEnd = { [weak self] process, ending in self?.ended(process, ending) }
         let ready = try process.waitReady(timeoutMs: deadlines.loadMs).get()
@@ -283,6 +284,28 @@ final class PluginSupervisor: @unchecked Sendable {
         guard let process, let answer = process.hasExtension(id, deadlineMs: deadlines.ms(for: .extension(id))) else { return false }
         lock.withLock { extensionCache[id] = answer }
         return answer
+    }
+}
+
+/// Runner scratch folders are named `<plugin>-<host pid>-<random>`: a host
+/// that was killed cannot remove its runners' folders, so the next host
+/// removes those of hosts that are gone, once per process.
+enum RunnerScratch {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var swept: Set<String> = []
+
+    static func folder(in root: URL, for pluginID: String) -> URL {
+        root.appendingPathComponent("\(pluginID)-\(getpid())-\(UUID().uuidString.prefix(8).lowercased())")
+    }
+
+    static func sweepOnce(_ root: URL) {
+        guard lock.withLock({ swept.insert(root.path).inserted }) else { return }
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: root.path)) ?? [] {
+            let parts = name.split(separator: "-")
+            guard parts.count >= 3, let pid = Int32(parts[parts.count - 2]), pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { try? fm.removeItem(at: root.appendingPathComponent(name)) }
+        }
     }
 }
 
