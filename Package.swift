@@ -8,6 +8,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "yard", targets: ["yard"]),
+        // Loads one plugin out of the host's process, sandboxed (docs/isolation.md).
+        .executable(name: "yard-plugin-runner", targets: ["PluginRunner"]),
         .library(name: "SwitchyardPluginSDK", targets: ["SwitchyardPluginSDK"]),
         .library(name: "SwitchyardHost", targets: ["SwitchyardHost"]),
         // Stand-ins and test helpers, for our tests and third-party adapter authors.
@@ -45,6 +47,16 @@ let package = Package(
             sources: ["src"],
             publicHeadersPath: "include"
         ),
+        // The host <-> runner wire protocol: one header both sides include.
+        .target(name: "CRunnerProtocol", path: "Host/Runner/Protocol", publicHeadersPath: "include"),
+        // yard-plugin-runner: C, so that it links nothing a plugin could clash
+        // with and every system call it makes is known to its seccomp filter.
+        .executableTarget(
+            name: "PluginRunner",
+            dependencies: ["CPluginAPI", "CRunnerProtocol"],
+            path: "Host/Runner/Main",
+            linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]
+        ),
         // What plugin authors depend on. Foundation only: a plugin must never carry
         // a second copy of a package the host links.
         .target(
@@ -58,6 +70,7 @@ let package = Package(
             name: "SwitchyardHost",
             dependencies: [
                 "CPluginAPI",
+                "CRunnerProtocol",
                 "SwitchyardJSON",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

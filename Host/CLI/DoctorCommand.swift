@@ -21,11 +21,16 @@ struct DoctorCommand: AsyncParsableCommand {
                       "search": registry.roots.map { "\($0.1.rawValue): \($0.0.path)" }],
         ]
         let rows = registry.list()
+        let policy = PluginIsolationPolicy(paths: paths, registry: registry)
         bundle["plugins"] = rows.map { row -> [String: Any] in
             var entry: [String: Any] = ["id": row.id, "version": row.version, "abi": row.abi, "source": row.source.rawValue, "status": row.status.rawValue]
             if let problem = row.problem { entry["problem"] = "\(problem.code.rawValue): \(problem.message)" }
+            let manifest = URL(fileURLWithPath: row.manifestPath)
+            entry["isolation"] = policy.isolation(for: manifest, id: row.id).rawValue
+            entry["isolation_reason"] = policy.reason(for: manifest, id: row.id)
             return entry
         }
+        bundle["isolation"] = Self.isolation(paths: paths)
         var declared = Set<String>()
         for row in rows where row.status == .ok {
             if let manifest = try? PluginManifest.parse(Data(contentsOf: URL(fileURLWithPath: row.manifestPath)), source: row.manifestPath) {
@@ -57,5 +62,26 @@ struct DoctorCommand: AsyncParsableCommand {
         text = Redactor(values: known).redact(text)
         if let out { try text.write(toFile: out, atomically: true, encoding: .utf8) }
         print(text)
+    }
+
+    /// What an isolated plugin's runner enforces on this machine: the runner
+    /// applies its sandbox to itself, tries to break out, and reports.
+    static func isolation(paths: YardPaths) -> [String: Any] {
+        guard let runner = RunnerConfiguration.locateExecutable() else {
+            return ["runner": "missing", "problem": "yard-plugin-runner is not installed beside yard: isolated plugins cannot load. Reinstall with scripts/build.sh."]
+        }
+        do {
+            let report = try SandboxProbe.run(RunnerConfiguration(executable: runner, scratchRoot: paths.home.appendingPathComponent("tmp/runners")))
+            var result: [String: Any] = ["runner": runner.path, "summary": report.summary, "checks": report.checks ?? [:],
+                                         "layers": report.layers.map { ["layer": $0.layer, "state": $0.state, "detail": $0.detail] }]
+            if !report.degraded.isEmpty {
+                result["degraded"] = report.degraded.map { "\($0.layer): \($0.detail)" }
+            }
+            return result
+        } catch let error as YardError {
+            return ["runner": runner.path, "problem": "\(error.code.rawValue): \(error.message)"]
+        } catch {
+            return ["runner": runner.path, "problem": "\(error)"]
+        }
     }
 }

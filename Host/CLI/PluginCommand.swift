@@ -3,12 +3,14 @@ import Foundation
 import SwitchyardHost
 import SwitchyardJSON
 
+extension PluginIsolation: ExpressibleByArgument {}
+
 struct PluginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugin",
         abstract: "List, inspect, install, test and publish engine plugins.",
         subcommands: [List.self, Info.self, Install.self, Remove.self, Test.self, New.self, Pack.self, Sign.self,
-                      Keygen.self, Trust.self, Check.self, BenchLoad.self]
+                      Keygen.self, Trust.self, Check.self, BenchLoad.self, BenchCalls.self]
     )
 
     struct List: ParsableCommand {
@@ -47,7 +49,9 @@ struct PluginCommand: AsyncParsableCommand {
     }
 
     struct Info: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a plugin's manifest: capabilities, secrets, hosts, limits.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show a plugin's manifest: capabilities, secrets, hosts, limits, and where its code runs.",
+            discussion: "An isolated plugin runs in yard-plugin-runner; the sandbox shown is what the runner enforces on this machine (probed without loading the plugin).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Plugin id, or a path to its folder or plugin.json.") var plugin: String
 
@@ -55,7 +59,8 @@ struct PluginCommand: AsyncParsableCommand {
             do {
                 let url = try global.registry.resolve(plugin)
                 let manifest = try PluginManifest.parse(Data(contentsOf: url), source: url.path)
-                if global.json { printJSON(manifest); return }
+                let isolation = IsolationView(manifestURL: url, manifest: manifest, paths: global.paths, registry: global.registry)
+                if global.json { printJSON(InfoView(manifest: manifest, isolation: isolation)); return }
                 print("\(manifest.name) — \(manifest.id) \(manifest.version)")
                 if let d = manifest.description { print(d) }
                 print("manifest:     \(url.path)")
@@ -67,7 +72,74 @@ struct PluginCommand: AsyncParsableCommand {
                 print("extensions:   \(manifest.extensions.joined(separator: ", ").nonEmpty ?? "none")")
                 if !manifest.processes.isEmpty { print("processes:    \(manifest.processes.joined(separator: ", ")) (run through sy.process/1)") }
                 print("concurrency:  \(manifest.maxConcurrency.map(String.init) ?? "unlimited")   result retention: \(manifest.resultRetentionSeconds.map { "\($0) s" } ?? "unknown")")
+                isolation.printLines()
             } catch { throw fail(error, json: global.json) }
+        }
+
+        struct InfoView: Encodable {
+            var manifest: PluginManifest
+            var isolation: IsolationView
+            enum CodingKeys: String, CodingKey { case isolation }
+            /// The manifest's own members, plus "isolation".
+            func encode(to encoder: Encoder) throws {
+                try manifest.encode(to: encoder)
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(isolation, forKey: .isolation)
+            }
+        }
+    }
+
+    /// Where a plugin's code runs, why, its deadlines, and (isolated) what the sandbox enforces here.
+    struct IsolationView: Encodable {
+        var mode: String
+        var reason: String
+        var deadlinesMs: [String: Int]
+        var memoryMB: Int?
+        var sandbox: SandboxReport?
+        var summary: [String: String]?
+        var problem: String?
+
+        enum CodingKeys: String, CodingKey {
+            case mode, reason, sandbox, summary, problem
+            case deadlinesMs = "deadlines_ms"
+            case memoryMB = "memory_mb"
+        }
+
+        init(manifestURL: URL, manifest: PluginManifest, paths: YardPaths, registry: PluginRegistry) {
+            let policy = PluginIsolationPolicy(paths: paths, registry: registry)
+            let isolation = policy.isolation(for: manifestURL, id: manifest.id)
+            mode = isolation.rawValue
+            reason = policy.reason(for: manifestURL, id: manifest.id)
+            deadlinesMs = PluginDeadlines(manifest: manifest).milliseconds
+            if isolation == .process {
+                memoryMB = manifest.runnerMemoryMB ?? 4096
+                do {
+                    let report = try SandboxProbe.run(RunnerConfiguration(scratchRoot: paths.home.appendingPathComponent("tmp/runners")))
+                    sandbox = report
+                    summary = report.summary
+                } catch let error as YardError {
+                    problem = "\(error.code.rawValue): \(error.message) \(error.remediation)"
+                } catch {
+                    problem = "\(error)"
+                }
+            }
+        }
+
+        func printLines() {
+            print("isolation:    \(mode) (\(reason))")
+            guard mode == PluginIsolation.process.rawValue else {
+                print("              runs inside yard: a crash here stops yard; install third-party plugins isolated")
+                return
+            }
+            if let problem { print("sandbox:      unavailable: \(problem)"); return }
+            guard let summary, let sandbox else { return }
+            print("  network:    \(summary["network"] ?? "?")")
+            print("  files:      \(summary["filesystem"] ?? "?")")
+            print("  processes:  \(summary["processes"] ?? "?")")
+            print("  limits:     \(summary["limits"] ?? "?")")
+            for layer in sandbox.degraded { print("  degraded:   \(layer.layer): \(layer.detail)") }
+            let deadlines = ["validate", "submit", "poll", "cancel", "health"].map { "\($0) \((deadlinesMs[$0] ?? 0) / 1000) s" }
+            print("  deadlines:  \(deadlines.joined(separator: ", "))")
         }
     }
 
@@ -81,13 +153,15 @@ struct PluginCommand: AsyncParsableCommand {
         @Option(help: "Exact version to install by id (default: newest that fits this host).") var version: String?
         @Flag(name: .customLong("allow-unsigned"), help: "Accept an unsigned package. For plugins you built yourself only.")
         var allowUnsigned = false
+        @Option(help: "Where the plugin's code runs: process (a sandboxed runner; the default) or in-process (inside yard: only for plugins you trust as much as yard). Recorded in plugins.lock.json.")
+        var isolation: PluginIsolation = .process
 
         func run() async throws {
             do {
                 let installer = PluginInstaller(paths: global.paths)
                 let report: InstallReport
                 if package.hasSuffix(".yardpkg") || package.contains("/") {
-                    report = try installer.install(package: URL(fileURLWithPath: package), allowUnsigned: allowUnsigned)
+                    report = try installer.install(package: URL(fileURLWithPath: package), allowUnsigned: allowUnsigned, isolation: isolation)
                 } else {
                     report = try await installFromIndex(installer)
                 }
@@ -95,6 +169,7 @@ struct PluginCommand: AsyncParsableCommand {
                 let verb = report.previousVersion.map { $0 == report.version ? "Reinstalled" : "Upgraded from \($0) to" } ?? "Installed"
                 print("\(verb) \(report.id) \(report.version) → \(report.path)")
                 print(report.signer.map { "signed by \($0)" } ?? "UNSIGNED (allowed by --allow-unsigned)")
+                print(report.isolation == .process ? "runs isolated in a sandboxed runner process" : "runs inside yard (--isolation in-process)")
             } catch { throw fail(error, json: global.json) }
         }
 
@@ -114,7 +189,7 @@ struct PluginCommand: AsyncParsableCommand {
                 throw YardError(.pluginCorrupt, "The package for \(self.package) \(release.version) has sha256 \(actual.prefix(16))…, but the index says \(package.sha256.prefix(16))….",
                                 remediation: "Do not install it: the download was altered or the index is stale. Try again or ask the registry's maintainer.")
             }
-            return try installer.install(package: local, allowUnsigned: allowUnsigned, source: package.url)
+            return try installer.install(package: local, allowUnsigned: allowUnsigned, source: package.url, isolation: isolation)
         }
     }
 
@@ -145,16 +220,29 @@ struct PluginCommand: AsyncParsableCommand {
         @Option(help: "Engine configuration as JSON, e.g. '{\"base_url\":\"http://127.0.0.1:8080\"}' (with --standin: merged over the stand-in's).") var config: String = "{}"
         @Option(help: "Seconds before a check is declared hung.") var timeout: Double = 30
         @Flag(help: "Run against the engine's built-in stand-in (first-party engines), on loopback only.") var standin = false
+        @Option(help: "Run the plugin's code in-process, in a runner process, or both (each check once per mode). Default: where `yard run` would run it.")
+        var isolation: IsolationChoice?
+
+        enum IsolationChoice: String, ExpressibleByArgument, CaseIterable {
+            case process, inProcess = "in-process", both
+        }
 
         func run() async throws {
             let manifestURL: URL
             let manifest: PluginManifest
+            let modes: [PluginIsolation]
             var childConfig = config
             var environment: [String: String] = [:]
             var standIn: PluginTestStandIn?
             do {
                 manifestURL = try global.registry.resolve(plugin)
                 manifest = try PluginManifest.parse(try Data(contentsOf: manifestURL), source: manifestURL.path)
+                switch isolation {
+                case .process: modes = [.process]
+                case .inProcess: modes = [.inProcess]
+                case .both: modes = [.inProcess, .process]
+                case nil: modes = [PluginIsolationPolicy(paths: global.paths, registry: global.registry).isolation(for: manifestURL, id: manifest.id)]
+                }
                 guard let given = (try? JSONValue(parsing: Data(config.utf8)))?.objectValue else {
                     throw YardError("CONFIG_INVALID", "--config is not a JSON object.", remediation: "Pass e.g. --config '{\"base_url\":\"http://127.0.0.1:8080\"}'.", field: "--config")
                 }
@@ -175,17 +263,17 @@ struct PluginCommand: AsyncParsableCommand {
             let report = await withCheckedContinuation { continuation in
                 DispatchQueue.global().async {
                     continuation.resume(returning: ConformanceSuite.run(manifestURL: manifestURL, executable: exe, childArguments: arguments,
-                                                                        timeoutSeconds: limit, environment: extra))
+                                                                        timeoutSeconds: limit, environment: extra, isolations: modes))
                 }
             }
             await standIn?.stop()
             if global.json {
                 printJSON(report)
             } else {
-                print("Conformance of \(report.plugin)\(standIn.map { " (\($0.summary))" } ?? "")")
+                print("Conformance of \(report.plugin) (isolation: \(report.isolation ?? "in-process"))\(standIn.map { " (\($0.summary))" } ?? "")")
                 for check in report.checks {
                     let time = check.durationMs.map { String(format: " (%.1f ms)", $0) } ?? ""
-                    print("\(check.ok ? "  pass" : "  FAIL")  \(check.id.padding(toLength: 30, withPad: " ", startingAt: 0)) \(check.detail)\(time)")
+                    print("\(check.ok ? "  pass" : "  FAIL")  \(check.id.padding(toLength: max(30, report.checks.map(\.id.count).max() ?? 0), withPad: " ", startingAt: 0)) \(check.detail)\(time)")
                 }
                 print("\(report.passed) passed, \(report.failed) failed")
             }
@@ -199,10 +287,11 @@ struct PluginCommand: AsyncParsableCommand {
         @Argument var manifest: String
         @Option var check: String
         @Option var config: String = "{}"
+        @Option var isolation: PluginIsolation = .inProcess
 
         func run() throws {
             let config = (try? JSONSerialization.jsonObject(with: Data(self.config.utf8))) as? [String: Any] ?? [:]
-            let result = ConformanceChild(manifestURL: URL(fileURLWithPath: manifest), config: config).run(check)
+            let result = ConformanceChild(manifestURL: URL(fileURLWithPath: manifest), config: config, isolation: isolation).run(check)
             let data = try JSONEncoder().encode(result)
             print(String(decoding: data, as: UTF8.self))
         }

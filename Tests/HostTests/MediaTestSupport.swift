@@ -116,13 +116,13 @@ enum Media {
         return nil
     }
 
-    /// `yard plugin test ID --standin --json`: every conformance check must pass, with real jobs run, on loopback only.
+    /// `yard plugin test ID --standin --json --isolation both`: every conformance check must pass in both modes, with real jobs run, on loopback only.
     static func assertConformant(_ id: String, home: URL, file: StaticString = #filePath, line: UInt = #line) throws {
-        let result = try yard(["plugin", "test", id, "--standin", "--json"], home: home)
+        let result = try yard(["plugin", "test", id, "--standin", "--json", "--isolation", "both"], home: home)
         let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr, file: file, line: line)
         let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
         XCTAssertEqual(failed.count, 0, "\(failed)", file: file, line: line)
-        XCTAssertEqual(report["passed"] as? Int, 3 + ConformanceSuite.childChecks.count, file: file, line: line)
+        XCTAssertEqual(report["passed"] as? Int, 3 + 2 * ConformanceSuite.childChecks.count, "every check, in process and in a runner", file: file, line: line)
         XCTAssertEqual(result.status, 0, file: file, line: line)
     }
 

@@ -52,15 +52,22 @@ func editManifest(_ url: URL, _ edit: (inout [String: Any]) -> Void) throws {
 
 /// Builds a fixture plugin from Tests/Fixtures/plugins/NAME.c with the system C
 /// compiler, beside a manifest whose sha256 matches.
-func fixturePlugin(_ name: String, in dir: URL, edit: (inout [String: Any]) -> Void = { _ in }) throws -> URL {
-    let pluginDir = dir.appendingPathComponent(name)
+/// `defines` become -D flags (NAME=VALUE); `folder` names the plugin's folder (default: the fixture's name).
+func fixturePlugin(_ name: String, in dir: URL, folder: String? = nil, defines: [String: String] = [:],
+                   edit: (inout [String: Any]) -> Void = { _ in }) throws -> URL {
+    let pluginDir = dir.appendingPathComponent(folder ?? name)
     try FileManager.default.createDirectory(at: pluginDir, withIntermediateDirectories: true)
     let library = pluginDir.appendingPathComponent("lib\(name).so")
     let source = Build.repository.appendingPathComponent("Tests/Fixtures/plugins/\(name).c")
     let include = Build.repository.appendingPathComponent("PluginAPI/include")
+    let flags = defines.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
     let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
-                                ["cc", "-std=c99", "-shared", "-fPIC", "-I", include.path, "-o", library.path, source.path])
-    guard result.status == 0 else { throw XCTSkip("no C compiler: \(result.stderr)") }
+                                ["cc", "-std=c99", "-shared", "-fPIC", "-I", include.path] + flags + ["-o", library.path, source.path])
+    // env answers 127 when there is no cc at all; any other failure is the fixture's.
+    if result.status == 127 { throw XCTSkip("no C compiler: \(result.stderr)") }
+    guard result.status == 0 else {
+        throw YardError("FIXTURE_BUILD_FAILED", "cc could not build \(name).c: \(result.stderr)", remediation: "Fix the fixture.")
+    }
     var manifest: [String: Any] = [
         "schema_version": 1, "id": "fixture", "name": "Fixture", "version": "1.0.0", "abi": "1.0",
         "library": library.lastPathComponent, "platform": HostPlatform.platform, "toolchain": "c",
@@ -209,17 +216,20 @@ func makeTestEngine(home: URL, plugins: URL, secrets: [String: String] = [:], ca
                            catalog: try catalog ?? CapabilityCatalog.load(directory: Build.repository.appendingPathComponent("Registry/capabilities")),
                            secrets: EnvironmentSecrets(environment: [:], values: secrets), http: http)
     engine.policy.baseBackoffMs = 2
+    // XCTest keeps every test case (and the engines they hold) alive until the
+    // run ends: idle runners go soon, so they do not pile up.
+    engine.runner.idleTimeoutSeconds = 10
     return engine
 }
 
 /// `yard plugin test ID --standin --json`: the whole kit against the engine's
 /// built-in stand-in, on loopback only, with no account. Every check must pass.
 func assertConformantAgainstItsStandIn(_ id: String, home: URL, extraEnvironment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws {
-    let result = try yard(["plugin", "test", id, "--standin", "--json"], home: home, extraEnvironment: extraEnvironment, file: file, line: line)
+    let result = try yard(["plugin", "test", id, "--standin", "--json", "--isolation", "both"], home: home, extraEnvironment: extraEnvironment, file: file, line: line)
     let report = try XCTUnwrap(result.json as? [String: Any], result.stdout + result.stderr, file: file, line: line)
     let failed = (report["checks"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool != true }
     XCTAssertEqual(failed.count, 0, "\(failed)", file: file, line: line)
-    XCTAssertEqual(report["passed"] as? Int, 3 + ConformanceSuite.childChecks.count, file: file, line: line)
+    XCTAssertEqual(report["passed"] as? Int, 3 + 2 * ConformanceSuite.childChecks.count, "every check, in process and in a runner", file: file, line: line)
     XCTAssertEqual(result.status, 0, file: file, line: line)
 }
 
@@ -245,7 +255,7 @@ func startYardServe(home: URL, environment extra: [String: String] = [:]) throws
     let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
     guard let base = line.split(separator: " ").last.map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }), base.hasPrefix("http://") else {
         serve.terminate()
-        throw XCTSkip("yard serve did not start: \(line)")
+        throw YardError("SERVE_FAILED", "yard serve did not start: \(line)", remediation: "Run it by hand to see why.")
     }
     return (serve, base)
 }

@@ -20,13 +20,16 @@ public final class CollectingLogSink: HostLogSink, @unchecked Sendable {
 public struct ConformanceChild: @unchecked Sendable {
     let manifestURL: URL
     let config: [String: Any]
+    /// Where the plugin's code runs during the checks: the kit must pass both ways.
+    let isolation: PluginIsolation
     let log = CollectingLogSink()
     /// Canary values for every declared secret: they must never come back.
     let canaries: [String: String]
 
-    public init(manifestURL: URL, config: [String: Any]) {
+    public init(manifestURL: URL, config: [String: Any], isolation: PluginIsolation = .inProcess) {
         self.manifestURL = manifestURL
         self.config = config
+        self.isolation = isolation
         let manifest = (try? Data(contentsOf: manifestURL)).flatMap { try? PluginManifest.parse($0, source: "") }
         var canaries: [String: String] = [:]
         for secret in manifest?.secrets ?? [] { canaries[secret.name] = "sy-canary-\(secret.name.lowercased())-\(UUID().uuidString.prefix(8))" }
@@ -50,9 +53,11 @@ public struct ConformanceChild: @unchecked Sendable {
         }
     }
 
+    static var temporaryFolder: URL { FileManager.default.temporaryDirectory.appendingPathComponent("yard-conformance-\(getpid())") }
+
     public func run(_ id: String) -> ConformanceCheck {
         let start = DispatchTime.now()
-        let tempDir = FileManager.default.temporaryDirectory.appendingPathComponent("yard-conformance-\(getpid())")
+        let tempDir = Self.temporaryFolder
         defer { try? FileManager.default.removeItem(at: tempDir) }
         var result: ConformanceCheck
         do {
@@ -71,7 +76,9 @@ public struct ConformanceChild: @unchecked Sendable {
     }
 
     func load(_ services: HostServiceSet) throws -> LoadedPlugin {
-        try PluginLoader.load(manifestURL: manifestURL, services: services)
+        // Inside the check's own temporary folder, removed with it.
+        try PluginLoader.load(manifestURL: manifestURL, services: services, isolation: isolation,
+                              runner: RunnerConfiguration(scratchRoot: Self.temporaryFolder.appendingPathComponent("runners")))
     }
 
     func request(_ object: [String: Any]) -> Data {
@@ -141,12 +148,15 @@ public struct ConformanceChild: @unchecked Sendable {
 
         case "entry.descriptor":
             let plugin = try load(services(tempDir: tempDir))
-            return (true, "descriptor \(plugin.descriptor["id"] ?? "?") \(plugin.descriptor["version"] ?? "?") matches plugin.json")
+            let sandbox = plugin.sandbox.map { report in
+                "; isolated: " + report.layers.map { "\($0.layer) \($0.state)" }.joined(separator: ", ")
+            } ?? ""
+            return (true, "descriptor \(plugin.descriptor["id"] ?? "?") \(plugin.descriptor["version"] ?? "?") matches plugin.json\(sandbox)")
 
         case "extension.unknown_is_null":
             let plugin = try load(services(tempDir: tempDir))
             let unknown = "sy.conformance-unknown-\(getpid())/1"
-            return plugin.extensionTable(unknown) == nil ? (true, "get_extension(\"\(unknown)\") is NULL") : (false, "get_extension returned non-NULL for an unknown id")
+            return !plugin.hasExtension(unknown) ? (true, "get_extension(\"\(unknown)\") is NULL") : (false, "get_extension returned non-NULL for an unknown id")
 
         case "capability.unknown_rejected":
             let plugin = try load(services(tempDir: tempDir))

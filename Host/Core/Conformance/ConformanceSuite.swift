@@ -28,6 +28,9 @@ public struct ConformanceReport: Codable, Sendable {
     public var passed: Int
     public var failed: Int
     public var checks: [ConformanceCheck]
+    /// Where the plugin's code ran: "process", "in-process" or "both" (then
+    /// every check that runs plugin code appears once per mode, its id suffixed @mode).
+    public var isolation: String?
 }
 
 /// `yard plugin test`: a conformance kit in the spirit of clap-validator and
@@ -89,25 +92,31 @@ public enum ConformanceSuite {
         return (manifest, checks)
     }
 
-    /// Runs the whole suite, spawning `executable childArguments… --check ID` per check.
-    /// `environment` is added to each child's (e.g. YARD_NETWORK_GUARD=loopback).
+    /// Runs the whole suite, spawning `executable childArguments… --isolation MODE --check ID`
+    /// per check and per isolation mode. `environment` is added to each
+    /// child's (e.g. YARD_NETWORK_GUARD=loopback).
     public static func run(manifestURL: URL, executable: URL, childArguments: [String], timeoutSeconds: Double,
-                           environment: [String: String] = [:]) -> ConformanceReport {
+                           environment: [String: String] = [:], isolations: [PluginIsolation] = [.inProcess]) -> ConformanceReport {
         let (manifest, staticResults) = staticChecks(manifestURL: manifestURL)
         var checks = staticResults
-        if manifest != nil, staticResults.allSatisfy(\.ok) {
+        let modes = isolations.isEmpty ? [.inProcess] : isolations
+        for mode in modes {
+            let suffix = modes.count > 1 ? "@\(mode.rawValue)" : ""
             for check in childChecks {
-                checks.append(runChild(executable: executable, arguments: childArguments + ["--check", check.id],
-                                       id: check.id, timeoutSeconds: timeoutSeconds, environment: environment))
-            }
-        } else {
-            for check in childChecks {
-                checks.append(ConformanceCheck(id: check.id, ok: false, detail: "not run: the static checks above failed"))
+                guard manifest != nil, staticResults.allSatisfy(\.ok) else {
+                    checks.append(ConformanceCheck(id: check.id + suffix, ok: false, detail: "not run: the static checks above failed"))
+                    continue
+                }
+                var result = runChild(executable: executable, arguments: childArguments + ["--isolation", mode.rawValue, "--check", check.id],
+                                      id: check.id, timeoutSeconds: timeoutSeconds, environment: environment)
+                result.id = check.id + suffix
+                checks.append(result)
             }
         }
         let passed = checks.filter(\.ok).count
         return ConformanceReport(plugin: manifest.map { "\($0.id) \($0.version)" } ?? manifestURL.path,
-                                 passed: passed, failed: checks.count - passed, checks: checks)
+                                 passed: passed, failed: checks.count - passed, checks: checks,
+                                 isolation: modes.count > 1 ? "both" : modes[0].rawValue)
     }
 
     static func ms(since start: DispatchTime) -> Double {

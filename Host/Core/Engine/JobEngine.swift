@@ -37,9 +37,16 @@ public final class JobEngine: @unchecked Sendable {
     public var policy = Policy()
     /// The credits ledger: prices, reserves and settles every job (nil: jobs are not priced).
     public var ledger: JobLedger?
+    /// Which plugins run in a runner process, and how runners start.
+    public var isolationPolicy: PluginIsolationPolicy
+    public var runner: RunnerConfiguration
+    /// Crashes and missed deadlines per job, for quarantine.
+    let quarantine = JobQuarantine()
 
     private let lock = NSLock()
     private var plugins: [String: LoadedPlugin] = [:]
+    private var failedLoads: [String: (YardError, Date)] = [:]
+    static let failedLoadMemorySeconds: Double = 2
     private var gates: [String: ConcurrencyGate] = [:]
     private var schemas: [String: JSONSchema] = [:]
 
@@ -75,6 +82,8 @@ public final class JobEngine: @unchecked Sendable {
                                             workRoot: paths.home.appendingPathComponent("tmp/process"))
         self.clock = clock
         self.http = http
+        self.isolationPolicy = PluginIsolationPolicy(paths: paths, registry: registry)
+        self.runner = RunnerConfiguration(scratchRoot: paths.home.appendingPathComponent("tmp/runners"))
     }
 
     /// The engine as `yard` uses it: SQLite under $YARD_HOME, the vault, the catalog.
@@ -105,8 +114,19 @@ public final class JobEngine: @unchecked Sendable {
 
     public func plugin(_ id: String) throws -> LoadedPlugin {
         if let loaded = lock.withLock({ plugins[id] }) { return loaded }
+        // A plugin whose runner just crashed or hung while loading is not
+        // started again by every job that asks for it at once.
+        if let (error, at) = lock.withLock({ failedLoads[id] }), Date().timeIntervalSince(at) < Self.failedLoadMemorySeconds { throw error }
         let manifest = try registry.resolve(id)
-        let loaded = try PluginLoader.load(manifestURL: manifest, services: services(), lockExpectation: registry.lockExpectation(for: manifest))
+        let loaded: LoadedPlugin
+        do {
+            loaded = try PluginLoader.load(manifestURL: manifest, services: services(),
+                                           lockExpectation: registry.lockExpectation(for: manifest),
+                                           isolation: isolationPolicy.isolation(for: manifest, id: id), runner: runner)
+        } catch let error as YardError where ["PLUGIN_CRASHED", "PLUGIN_TIMEOUT"].contains(error.code.rawValue) {
+            lock.withLock { failedLoads[id] = (error, Date()) }
+            throw error
+        }
         lock.withLock {
             plugins[id] = loaded
             gates[id] = gates[id] ?? ConcurrencyGate(limit: loaded.manifest.maxConcurrency ?? 16)
@@ -123,13 +143,21 @@ public final class JobEngine: @unchecked Sendable {
         }
     }
 
-    /// One plugin call on the worker pool, within the adapter's concurrency limit.
+    /// One plugin call, within the adapter's concurrency limit and its
+    /// deadline (PluginDeadlines). A crash, a missed deadline or an unusable
+    /// document comes back as a failed result with the host's own error
+    /// document (PLUGIN_CRASHED, PLUGIN_TIMEOUT, PLUGIN_OUTPUT_INVALID).
     func call(_ plugin: LoadedPlugin, _ operation: PluginOperation, _ document: [String: Any], jobID: String?) async -> PluginCallResult {
         let gate = gate(plugin.manifest.id)
         await gate.acquire()
         let body = jsonValue(document).serialized()
-        let result = await executor.run { plugin.call(operation, request: body, jobID: jobID) }
+        let result = await plugin.perform(.operation(operation), request: body, jobID: jobID, executor: executor)
         await gate.release()
+        if let failure = result.failure {
+            noteFailure(failure, of: .operation(operation), plugin: plugin, jobID: jobID, attributed: result.attributed)
+        } else if let jobID, operation == .poll || operation == .submit {
+            quarantine.clear(jobID)
+        }
         return result
     }
 
@@ -137,12 +165,14 @@ public final class JobEngine: @unchecked Sendable {
     /// worker pool and the same concurrency limit as the job model's calls, so
     /// a burst of webhooks cannot run more calls at once than max_concurrency.
     func callExtension(_ plugin: LoadedPlugin, _ id: String, _ document: [String: Any], jobID: String?) async -> PluginCallResult? {
-        guard plugin.extensionTable(id) != nil else { return nil }
+        guard plugin.hasExtension(id) else { return nil }
         let body = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
         let gate = gate(plugin.manifest.id)
         await gate.acquire()
-        let result = await executor.run { plugin.callExtension(id, request: body, jobID: jobID) }
+        let result = await plugin.perform(.extension(id), request: body, jobID: jobID, executor: executor)
         await gate.release()
+        if result.absent { return nil }
+        if let failure = result.failure { noteFailure(failure, of: .extension(id), plugin: plugin, jobID: jobID, attributed: result.attributed) }
         return result
     }
 
@@ -257,6 +287,9 @@ public final class JobEngine: @unchecked Sendable {
 
         // 5. The plugin's own judgement (no network).
         let validated = await call(plugin, .validate, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil)
+        if validated.failure != nil, let error = validated.json?["error"] as? [String: Any] {
+            return refuse("validate", error["code"] as? String ?? "PLUGIN_CRASHED", error["message"] as? String ?? "", error["remediation"] as? String ?? "")
+        }
         guard validated.isOK, let diagnostics = validated.json?["diagnostics"] as? [[String: Any]] else {
             return refuse("validate", "PLUGIN_INTERNAL", "\(manifest.id)'s validate failed (status \(validated.status)).", "Run `yard plugin test \(manifest.id)` and report the result to its author.")
         }
@@ -277,9 +310,13 @@ public final class JobEngine: @unchecked Sendable {
         verdict.stepsPassed.append("health")
 
         // 7. Cost estimate: the ledger's hook (the credits work reserves it).
-        if plugin.extensionTable(SY_EXTENSION_ESTIMATE) != nil,
-           let estimate = await callExtension(plugin, SY_EXTENSION_ESTIMATE, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil),
-           estimate.isOK, let doc = estimate.json, let amount = doc["amount_minor"] as? Int {
+        let estimate = plugin.hasExtension(SY_EXTENSION_ESTIMATE)
+            ? await callExtension(plugin, SY_EXTENSION_ESTIMATE, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil)
+            : nil
+        if let estimate, estimate.failure != nil, let error = estimate.json?["error"] as? [String: Any] {
+            return refuse("estimate", error["code"] as? String ?? "PLUGIN_CRASHED", error["message"] as? String ?? "", error["remediation"] as? String ?? "")
+        }
+        if let estimate, estimate.isOK, let doc = estimate.json, let amount = doc["amount_minor"] as? Int {
             verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: doc["currency"] as? String ?? "USD", basis: doc["basis"] as? String ?? "")
         }
         // The price rule (price files, then the manifest) follows the inputs that change the price.
@@ -373,7 +410,7 @@ public final class JobEngine: @unchecked Sendable {
     /// fetched in the same check (and a cached check without one is redone).
     public func health(of plugin: LoadedPlugin, config: [String: JSONValue], maxAge: Double, balance: Bool = false) async -> EngineHealthRecord {
         let (key, configDigest, fingerprint) = healthCacheKey(plugin, config: config)
-        let wantsBalance = balance && plugin.extensionTable(SY_EXTENSION_BALANCE) != nil
+        let wantsBalance = balance && plugin.hasExtension(SY_EXTENSION_BALANCE)
         if let cached = try? store.health(cacheKey: key), now.timeIntervalSince(cached.checkedAt) < maxAge, !wantsBalance || cached.balanceJSON != nil {
             return cached
         }
@@ -391,7 +428,7 @@ public final class JobEngine: @unchecked Sendable {
                                         message: (result.json?["message"] as? String).map(plugin.context.redact)
                                             ?? (error?["message"] as? String).map(plugin.context.redact),
                                         checkedAt: now,
-                                        code: details?["code"] as? String ?? error?["code"] as? String,
+                                        code: result.failure?.code ?? details?["code"] as? String ?? error?["code"] as? String,
                                         pluginVersion: plugin.manifest.version, configDigest: configDigest, secretFingerprint: fingerprint,
                                         balanceJSON: balanceText)
         try? store.saveHealth(record)
@@ -484,6 +521,9 @@ public final class JobEngine: @unchecked Sendable {
         while true {
             let result = await call(plugin, .submit, document, jobID: job.id)
             FaultInjection.point("after-submit")
+            if let failure = result.failure, failure.mayHaveReachedProvider {
+                return try await submitUnconfirmed(job, plugin: plugin, result: result)
+            }
             let doc = result.json ?? [:]
             if result.isOK, let ref = doc["ref"], !(ref is NSNull) {
                 let delay = clampPoll(doc["next_poll_after_ms"] as? Int)
@@ -549,6 +589,11 @@ public final class JobEngine: @unchecked Sendable {
             let wait = (job.nextPollAt ?? now).timeIntervalSince(now)
             if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
             let result = await call(plugin, .poll, refRequest(job), jobID: job.id)
+            if let parked = try quarantineIfRepeated(result, job: job, plugin: plugin, during: "polling") {
+                job = parked
+                onUpdate(JobUpdate(job: job, note: nil))
+                break
+            }
             if result.isOK, let doc = result.json {
                 if ["succeeded", "failed", "cancelled"].contains(doc["state"] as? String ?? "") { FaultInjection.point("before-final-store") }
                 job = try await apply(pollDocument: doc, to: jobID, plugin: plugin)
@@ -890,7 +935,7 @@ public final class JobEngine: @unchecked Sendable {
         var changed: [JobRecord] = []
         for job in parked {
             let plugin = try? self.plugin(job.pluginID)
-            if let plugin, plugin.extensionTable(SY_EXTENSION_RECONCILE) != nil {
+            if let plugin, plugin.hasExtension(SY_EXTENSION_RECONCILE) {
                 let request: [String: Any] = ["capability": job.capability, "inputs": parse(job.inputsJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
                 if let answer = await callExtension(plugin, SY_EXTENSION_RECONCILE, request, jobID: job.id), answer.isOK, let doc = answer.json, doc.keys.contains("ref") {
                     let resolution: ParkedResolution

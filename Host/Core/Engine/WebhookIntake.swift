@@ -44,6 +44,14 @@ extension JobEngine {
             throw YardError("WEBHOOK_UNSUPPORTED", "Engine \(pluginID) does not take webhooks (it lacks \(SY_EXTENSION_WEBHOOK)).",
                             remediation: "Leave webhooks off for this engine; the host polls it.")
         }
+        if result.failure != nil {
+            // The plugin crashed, hung or answered garbage: nothing was verified or
+            // applied, and the provider retries on a 5xx.
+            let error = result.json?["error"] as? [String: Any]
+            throw YardError(YardError.Code(rawValue: error?["code"] as? String ?? "PLUGIN_CRASHED"),
+                            plugin.context.redact("Engine \(pluginID) could not check the delivery: \(error?["message"] as? String ?? "its plugin failed")."),
+                            remediation: error?["remediation"] as? String ?? "Run `yard plugin test \(pluginID)`.")
+        }
         guard result.isOK, let answer = result.json, let match = answer["match"] as? [String: Any], !match.isEmpty,
               let update = answer["update"] as? [String: Any] else {
             let error = result.json?["error"] as? [String: Any]

@@ -85,7 +85,7 @@ public final class PluginContext: @unchecked Sendable {
 }
 
 /// The context of one call into the plugin; `sy_call_t.host_data` points here.
-final class CallContext {
+final class CallContext: @unchecked Sendable {
     let plugin: PluginContext
     let jobID: String?
 

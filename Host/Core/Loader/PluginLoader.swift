@@ -14,21 +14,41 @@ public enum PluginOperation: String, Sendable, CaseIterable {
 public struct PluginCallResult: Sendable {
     public var status: Int32
     public var document: Data
+    /// Set when the plugin never answered (crash, deadline, unusable document);
+    /// `document` then holds the host's own {"error":{...}} in the ABI's shape.
+    public var failure: PluginCallFailure?
+    /// The failure is this call's own: it was the only call in flight when the
+    /// runner died, or it missed its own deadline. Repeated attributed failures
+    /// quarantine a job.
+    public var attributed: Bool = false
+    /// An extension call whose extension the plugin does not implement.
+    public var absent: Bool = false
+
+    public init(status: Int32, document: Data, failure: PluginCallFailure? = nil, attributed: Bool = false) {
+        self.status = status
+        self.document = document
+        self.failure = failure
+        self.attributed = attributed
+    }
 
     public var isOK: Bool { status == SY_OK }
     public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: document)) as? [String: Any] }
 }
 
-/// A plugin whose code is loaded. Never unloaded: a Swift image cannot be
-/// dlclose'd safely, so the handle lives as long as the process.
+/// A plugin whose code is loaded: in this process (never unloaded: a Swift
+/// image cannot be dlclose'd safely, so the handle lives as long as the
+/// process), or in a runner process the host supervises (isolation: process).
 public final class LoadedPlugin: @unchecked Sendable {
     public let manifest: PluginManifest
     public let libraryURL: URL
     public let context: PluginContext
     /// The descriptor document the plugin returned from its entry.
     public let descriptor: [String: Any]
-    let plugin: UnsafePointer<sy_plugin_t>
-    let host: UnsafeMutablePointer<sy_host_t>
+    public let isolation: PluginIsolation
+    public let deadlines: PluginDeadlines
+    let plugin: UnsafePointer<sy_plugin_t>?
+    let host: UnsafeMutablePointer<sy_host_t>?
+    let supervisor: PluginSupervisor?
 
     init(manifest: PluginManifest, libraryURL: URL, context: PluginContext, descriptor: [String: Any],
          plugin: UnsafePointer<sy_plugin_t>, host: UnsafeMutablePointer<sy_host_t>) {
@@ -38,11 +58,38 @@ public final class LoadedPlugin: @unchecked Sendable {
         self.descriptor = descriptor
         self.plugin = plugin
         self.host = host
+        self.supervisor = nil
+        self.isolation = .inProcess
+        self.deadlines = PluginDeadlines(manifest: manifest)
     }
+
+    init(supervisor: PluginSupervisor) {
+        manifest = supervisor.manifest
+        libraryURL = supervisor.library
+        context = supervisor.context
+        descriptor = supervisor.descriptor
+        plugin = nil
+        host = nil
+        self.supervisor = supervisor
+        isolation = .process
+        deadlines = supervisor.deadlines
+    }
+
+    /// What the runner's sandbox enforces (isolated plugins only).
+    public var sandbox: SandboxReport? { supervisor?.sandbox }
+    /// How often the runner was restarted after a crash or a missed deadline.
+    public var restarts: Int { supervisor?.restarts ?? 0 }
+
+    /// Ends an isolated plugin's runner now (the next call starts it again).
+    public func stopRunner() { supervisor?.shutdown() }
 
     /// Calls one operation and blocks until it returns. Call it from a worker
     /// thread (see PluginCallExecutor), never from a cooperative async thread.
+    /// An isolated plugin's call has its deadline; an in-process call has none
+    /// here (JobEngine's `perform` bounds it).
     public func call(_ operation: PluginOperation, request: Data, jobID: String? = nil) -> PluginCallResult {
+        if let supervisor { return supervisor.callBlocking(.operation(operation), request: request, jobID: jobID) }
+        guard let plugin else { return PluginCallResult(status: SY_E_INTERNAL, document: Data()) }
         let fn: (@convention(c) (UnsafePointer<sy_plugin_t>?, UnsafePointer<sy_call_t>?, sy_str_t, UnsafePointer<sy_sink_t>?) -> sy_status_t)?
         switch operation {
         case .validate: fn = plugin.pointee.validate
@@ -52,20 +99,32 @@ public final class LoadedPlugin: @unchecked Sendable {
         case .health: fn = plugin.pointee.health
         }
         guard let fn else { return PluginCallResult(status: SY_E_UNSUPPORTED, document: Data()) }
-        return withCall(jobID: jobID) { call, sink in request.withSyStr { fn(plugin, call, $0, sink) } }
+        return withCall(jobID: jobID, kind: .operation(operation)) { call, sink in request.withSyStr { fn(plugin, call, $0, sink) } }
     }
 
-    /// Looks up an optional plugin extension; NULL (nil) when absent.
+    /// Whether the plugin implements an optional extension (get_extension(id) != NULL).
+    public func hasExtension(_ id: String) -> Bool {
+        if let supervisor { return supervisor.hasExtension(id) }
+        return extensionTable(id) != nil
+    }
+
+    /// Looks up an optional plugin extension of an in-process plugin; NULL
+    /// (nil) when absent, and always nil for an isolated plugin (its tables
+    /// live in the runner: use hasExtension and callExtension).
     public func extensionTable(_ id: String) -> UnsafeRawPointer? {
-        guard let get = plugin.pointee.get_extension else { return nil }
+        guard let plugin, let get = plugin.pointee.get_extension else { return nil }
         return Data(id.utf8).withSyStr { get(plugin, $0) }
     }
 
     /// Calls an extension whose table is `{struct_size, fn(plugin, call, request, out)}`
-    /// (all v1 plugin extensions have that shape).
+    /// (all v1 plugin extensions have that shape); nil when the plugin lacks it.
     public func callExtension(_ id: String, request: Data, jobID: String? = nil) -> PluginCallResult? {
+        if let supervisor {
+            let result = supervisor.callBlocking(.extension(id), request: request, jobID: jobID)
+            return result.absent ? nil : result
+        }
         typealias ExtensionFn = @convention(c) (UnsafePointer<sy_plugin_t>?, UnsafePointer<sy_call_t>?, sy_str_t, UnsafePointer<sy_sink_t>?) -> sy_status_t
-        guard let table = extensionTable(id) else { return nil }
+        guard let plugin, let table = extensionTable(id) else { return nil }
         // Every v1 plugin extension is { uint32_t struct_size; fn }: the function sits at the first pointer-aligned offset.
         let size = table.load(as: UInt32.self)
         guard size >= UInt32(MemoryLayout<sy_extension_estimate_t>.size),
@@ -73,34 +132,66 @@ public final class LoadedPlugin: @unchecked Sendable {
             return PluginCallResult(status: SY_E_UNSUPPORTED, document: Data())
         }
         let fn = unsafeBitCast(raw, to: ExtensionFn.self)
-        return withCall(jobID: jobID) { call, sink in request.withSyStr { fn(plugin, call, $0, sink) } }
+        return withCall(jobID: jobID, kind: .extension(id)) { call, sink in request.withSyStr { fn(plugin, call, $0, sink) } }
     }
 
-    private static let nextCallID = ManagedAtomicCounter()
-
-    private func withCall(jobID: String?, _ body: (UnsafePointer<sy_call_t>, UnsafePointer<sy_sink_t>) -> sy_status_t) -> PluginCallResult {
-        let ctx = Unmanaged.passRetained(CallContext(plugin: context, jobID: jobID))
-        defer { ctx.release() }
-        let buffer = HostSinkBuffer()
-        let bufferRef = Unmanaged.passRetained(buffer)
-        defer { bufferRef.release() }
-        var sink = sy_sink_t(struct_size: UInt32(MemoryLayout<sy_sink_t>.size), context: bufferRef.toOpaque()) { sink, bytes, size in
-            guard let sink, let context = sink.pointee.context, let bytes, size > 0 else { return }
-            Unmanaged<HostSinkBuffer>.fromOpaque(context).takeUnretainedValue().data.append(
-                UnsafeRawPointer(bytes).assumingMemoryBound(to: UInt8.self), count: size)
+    /// One call from async code, within its deadline. An isolated plugin's
+    /// call waits on the runner's answer without holding a thread; an
+    /// in-process call runs on the executor's threads and, past its deadline,
+    /// is abandoned there (PLUGIN_TIMEOUT) since code in this process cannot be stopped.
+    public func perform(_ kind: PluginCallKind, request: Data, jobID: String?, executor: PluginCallExecutor = .shared) async -> PluginCallResult {
+        var result: PluginCallResult
+        if let supervisor {
+            result = await supervisor.call(kind, request: request, jobID: jobID)
+            if case .extension = kind, result.absent { return result }
+        } else {
+            let deadline = deadlines.ms(for: kind)
+            let pluginID = manifest.id
+            result = await executor.run(timeoutMs: deadline,
+                                        onTimeout: .failure(.timedOut(deadline), kind: kind, pluginID: pluginID, attributed: true)) { [self] in
+                switch kind {
+                case .operation(let op): return self.call(op, request: request, jobID: jobID)
+                case .extension(let id):
+                    guard let answer = self.callExtension(id, request: request, jobID: jobID) else {
+                        var absent = PluginCallResult(status: SY_E_UNSUPPORTED, document: Data())
+                        absent.absent = true
+                        return absent
+                    }
+                    return answer
+                }
+            }
+            if result.absent { return result }
         }
-        let job = Data((jobID ?? "").utf8)
-        let status: sy_status_t = job.withSyStr { jobStr in
-            var call = sy_call_t(struct_size: UInt32(MemoryLayout<sy_call_t>.size), host: UnsafePointer(host),
-                                 call_id: Self.nextCallID.next(), job_id: jobStr, host_data: ctx.toOpaque())
-            return withUnsafePointer(to: &call) { callPtr in withUnsafePointer(to: &sink) { body(callPtr, $0) } }
-        }
-        return PluginCallResult(status: status, document: buffer.data)
+        return result.failure == nil ? Self.checkedDocument(result, kind: kind, pluginID: manifest.id) : result
     }
-}
 
-final class HostSinkBuffer {
-    var data = Data()
+    /// A document the host cannot read is the plugin's failure, with its own
+    /// code, never a silent "no answer".
+    static func checkedDocument(_ result: PluginCallResult, kind: PluginCallKind, pluginID: String) -> PluginCallResult {
+        if result.document.isEmpty {
+            if result.isOK {
+                return .failure(.outputInvalid("\(pluginID) answered \(kind.description) with SY_OK but wrote no document"), kind: kind, pluginID: pluginID, attributed: true)
+            }
+            return result
+        }
+        if (try? JSONSerialization.jsonObject(with: result.document)) as? [String: Any] == nil {
+            return .failure(.outputInvalid("\(pluginID) answered \(kind.description) with a document that is not a JSON object (\(result.document.count) bytes)"),
+                            kind: kind, pluginID: pluginID, attributed: true)
+        }
+        return result
+    }
+
+    private func withCall(jobID: String?, kind: PluginCallKind, _ body: (UnsafePointer<sy_call_t>, UnsafePointer<sy_sink_t>) -> sy_status_t) -> PluginCallResult {
+        let (status, data, truncated) = HostCall.run(CallContext(plugin: context, jobID: jobID), host: host.map { UnsafePointer($0) },
+                                                     limit: PluginDocumentLimit.bytes, body)
+        if truncated {
+            return .failure(.outputInvalid("\(manifest.id) answered \(kind.description) with a document larger than \(PluginDocumentLimit.bytes >> 20) MiB"),
+                            kind: kind, pluginID: manifest.id, attributed: true)
+        }
+        return PluginCallResult(status: status, document: data)
+    }
+
+    deinit { supervisor?.shutdown() }
 }
 
 final class ManagedAtomicCounter: @unchecked Sendable {
@@ -188,46 +279,64 @@ public enum PluginLoader {
 
     /// Loads the plugin: inspect, dlopen(RTLD_NOW | RTLD_LOCAL), resolve the
     /// entry, call it once, check the descriptor against the manifest.
-    /// A library is loaded once per process and never unloaded, so the
-    /// services of its first load stay bound to it: loading the same file
-    /// again returns that plugin, whatever `services` this call passes.
-    public static func load(manifestURL: URL, services: HostServiceSet, verifyHash: Bool = true, lockExpectation: LockExpectation = .none) throws -> LoadedPlugin {
+    /// In process, a library is loaded once per process and never unloaded,
+    /// so the services of its first load stay bound to it: loading the same
+    /// file again returns that plugin, whatever `services` this call passes.
+    /// Isolated (`.process`), every load starts a runner of its own, bound
+    /// to the `services` given here.
+    public static func load(manifestURL: URL, services: HostServiceSet, verifyHash: Bool = true,
+                            lockExpectation: LockExpectation = .none, isolation: PluginIsolation = .inProcess, runner: RunnerConfiguration = RunnerConfiguration()) throws -> LoadedPlugin {
         let (manifest, library) = try inspect(manifestURL: manifestURL, verifyHash: verifyHash, lockExpectation: lockExpectation)
+        if isolation == .process {
+            try checkELF(library, id: manifest.id)
+            let supervisor = try PluginSupervisor(manifest: manifest, manifestURL: manifestURL, library: library,
+                                                  context: PluginContext(manifest: manifest, services: services), configuration: runner)
+            return LoadedPlugin(supervisor: supervisor)
+        }
         let key = library.resolvingSymlinksInPath().path
         if let existing = lock.withLock({ loaded[key] }) { return existing }
         try checkELF(library, id: manifest.id)
 
         guard let handle = dlopen(key, RTLD_NOW | RTLD_LOCAL) else {
-            let reason = dlerror().map { String(cString: $0) } ?? "unknown dlopen error"
-            if reason.contains("undefined symbol") || reason.contains("cannot open shared object file") {
-                throw YardError(.pluginIncompatible, "\(manifest.id): the library needs something this system lacks: \(reason).",
-                                remediation: "Install the missing library, or rebuild the plugin against \(HostPlatform.toolchain).", field: "$.library")
-            }
-            throw YardError(.pluginCorrupt, "\(manifest.id): the library does not load: \(reason).",
-                            remediation: "The file is damaged or truncated: reinstall or rebuild it.", field: "$.library")
+            throw dlopenFailure(dlerror().map { String(cString: $0) } ?? "unknown dlopen error", manifest: manifest)
         }
         // Never dlclose: a Swift image cannot be unloaded.
         guard let symbol = dlsym(handle, entrySymbol) else {
-            for major in 2...9 where dlsym(handle, "sy_plugin_entry_v\(major)") != nil {
-                throw YardError(.pluginIncompatible, "\(manifest.id) exports sy_plugin_entry_v\(major): it was built for PluginAPI \(major).x, and this host speaks \(HostPlatform.abiMajor).x.",
-                                remediation: "Install a build of the plugin for PluginAPI \(HostPlatform.abiString).", field: "$.abi")
-            }
-            throw YardError(.pluginCorrupt, "\(manifest.id): the library exports no \(entrySymbol).",
-                            remediation: "Export the entry: in Swift, one @_cdecl(\"\(entrySymbol)\") line calling PluginExport.entry; in C, a visible function of that name.")
+            throw missingEntry(otherMajors: (2...9).filter { dlsym(handle, "sy_plugin_entry_v\($0)") != nil }, manifest: manifest)
         }
 
         let context = PluginContext(manifest: manifest, services: services)
         let host = makeHost(context)
         typealias Entry = @convention(c) (UnsafePointer<sy_host_t>?) -> UnsafePointer<sy_plugin_t>?
         let entry = unsafeBitCast(symbol, to: Entry.self)
-        guard let plugin = entry(UnsafePointer(host)) else {
-            throw YardError(.pluginEntryFailed, "\(manifest.id): \(entrySymbol) returned NULL: the plugin refused this host (PluginAPI \(HostPlatform.abiString)).",
-                            remediation: "Upgrade yard or install a build of the plugin for PluginAPI \(HostPlatform.abiString).")
-        }
+        guard let plugin = entry(UnsafePointer(host)) else { throw entryReturnedNull(manifest) }
         let descriptor = try checkPlugin(plugin, manifest: manifest)
         let result = LoadedPlugin(manifest: manifest, libraryURL: library, context: context, descriptor: descriptor, plugin: plugin, host: host)
         lock.withLock { loaded[key] = result }
         return result
+    }
+
+    static func dlopenFailure(_ reason: String, manifest: PluginManifest) -> YardError {
+        if reason.contains("undefined symbol") || reason.contains("cannot open shared object file") {
+            return YardError(.pluginIncompatible, "\(manifest.id): the library needs something this system lacks: \(reason).",
+                             remediation: "Install the missing library, or rebuild the plugin against \(HostPlatform.toolchain).", field: "$.library")
+        }
+        return YardError(.pluginCorrupt, "\(manifest.id): the library does not load: \(reason).",
+                         remediation: "The file is damaged or truncated: reinstall or rebuild it.", field: "$.library")
+    }
+
+    static func missingEntry(otherMajors: [Int], manifest: PluginManifest) -> YardError {
+        if let major = otherMajors.first {
+            return YardError(.pluginIncompatible, "\(manifest.id) exports sy_plugin_entry_v\(major): it was built for PluginAPI \(major).x, and this host speaks \(HostPlatform.abiMajor).x.",
+                             remediation: "Install a build of the plugin for PluginAPI \(HostPlatform.abiString).", field: "$.abi")
+        }
+        return YardError(.pluginCorrupt, "\(manifest.id): the library exports no \(entrySymbol).",
+                         remediation: "Export the entry: in Swift, one @_cdecl(\"\(entrySymbol)\") line calling PluginExport.entry; in C, a visible function of that name.")
+    }
+
+    static func entryReturnedNull(_ manifest: PluginManifest) -> YardError {
+        YardError(.pluginEntryFailed, "\(manifest.id): \(entrySymbol) returned NULL: the plugin refused this host (PluginAPI \(HostPlatform.abiString)).",
+                  remediation: "Upgrade yard or install a build of the plugin for PluginAPI \(HostPlatform.abiString).")
     }
 
     static func makeHost(_ context: PluginContext) -> UnsafeMutablePointer<sy_host_t> {
@@ -259,10 +368,20 @@ public enum PluginLoader {
     static func checkPlugin(_ plugin: UnsafePointer<sy_plugin_t>, manifest: PluginManifest) throws -> [String: Any] {
         let p = plugin.pointee
         guard p.struct_size >= UInt32(MemoryLayout<sy_plugin_t>.size) else {
-            throw YardError(.pluginCorrupt, "\(manifest.id): its sy_plugin_t is \(p.struct_size) bytes, smaller than v1's \(MemoryLayout<sy_plugin_t>.size).",
+            return try checkPlugin(PluginImageFacts(structSize: p.struct_size, abiMajor: 0, abiMinor: 0, requiredFunctionsPresent: false, descriptor: Data()), manifest: manifest)
+        }
+        let complete = p.validate != nil && p.submit != nil && p.poll != nil && p.cancel != nil && p.health != nil && p.get_extension != nil
+        return try checkPlugin(PluginImageFacts(structSize: p.struct_size, abiMajor: p.abi.major, abiMinor: p.abi.minor,
+                                                requiredFunctionsPresent: complete, descriptor: Data(syStr: p.descriptor)), manifest: manifest)
+    }
+
+    /// The same checks for a plugin in this process and one in a runner (whose READY frame carries these facts).
+    static func checkPlugin(_ p: PluginImageFacts, manifest: PluginManifest) throws -> [String: Any] {
+        guard p.structSize >= UInt32(MemoryLayout<sy_plugin_t>.size) else {
+            throw YardError(.pluginCorrupt, "\(manifest.id): its sy_plugin_t is \(p.structSize) bytes, smaller than v1's \(MemoryLayout<sy_plugin_t>.size).",
                             remediation: "Rebuild the plugin against PluginAPI \(HostPlatform.abiString) headers.")
         }
-        let abi = ABIVersion(major: Int(p.abi.major), minor: Int(p.abi.minor))
+        let abi = ABIVersion(major: Int(p.abiMajor), minor: Int(p.abiMinor))
         if let reason = abi.incompatibility() {
             throw YardError(.pluginIncompatible, "\(manifest.id) cannot load: \(reason) (as its descriptor says).",
                             remediation: "Upgrade yard, or install a build of the plugin for PluginAPI \(HostPlatform.abiString).", field: "$.abi")
@@ -271,11 +390,11 @@ public enum PluginLoader {
             throw YardError(.manifestMismatch, "\(manifest.id): plugin.json says ABI \(declared) but the library was built for \(abi).",
                             remediation: "Repackage the plugin with `yard plugin pack` from the same build.", field: "$.abi")
         }
-        guard p.validate != nil, p.submit != nil, p.poll != nil, p.cancel != nil, p.health != nil, p.get_extension != nil else {
+        guard p.requiredFunctionsPresent else {
             throw YardError(.pluginCorrupt, "\(manifest.id): its sy_plugin_t leaves a required function NULL.",
                             remediation: "Implement validate, submit, poll, cancel, health and get_extension.")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(syStr: p.descriptor)) as? [String: Any] else {
+        guard let object = try? JSONSerialization.jsonObject(with: p.descriptor) as? [String: Any] else {
             throw YardError(.pluginCorrupt, "\(manifest.id): its descriptor is not a JSON object.", remediation: "Fix the plugin's descriptor.")
         }
         let id = object["id"] as? String ?? "", version = object["version"] as? String ?? ""

@@ -29,6 +29,11 @@ public struct PluginManifest: Codable, Sendable, Hashable {
     public var processes: [String]
     /// Small files the conformance kit stores before running example_inputs.
     public var exampleArtifacts: [ExampleArtifact]
+    /// Deadlines per call (validate, submit, poll, cancel, health, estimate,
+    /// webhook, reconcile, balance, load), in ms; the host bounds them (PluginDeadlines).
+    public var callTimeoutsMs: [String: Int]
+    /// Address space of the plugin's runner process, when it runs isolated.
+    public var runnerMemoryMB: Int?
 
     public struct ExampleArtifact: Codable, Sendable, Hashable {
         public var mediaType: String
@@ -100,6 +105,8 @@ public struct PluginManifest: Codable, Sendable, Hashable {
         case configSchema = "config_schema"
         case resultRetentionSeconds = "result_retention_seconds"
         case maxConcurrency = "max_concurrency"
+        case callTimeoutsMs = "call_timeouts_ms"
+        case runnerMemoryMB = "runner_memory_mb"
     }
 
     public init(from decoder: Decoder) throws {
@@ -124,6 +131,8 @@ public struct PluginManifest: Codable, Sendable, Hashable {
         extensions = try c.decodeIfPresent([String].self, forKey: .extensions) ?? []
         processes = try c.decodeIfPresent([String].self, forKey: .processes) ?? []
         exampleArtifacts = try c.decodeIfPresent([ExampleArtifact].self, forKey: .exampleArtifacts) ?? []
+        callTimeoutsMs = try c.decodeIfPresent([String: Int].self, forKey: .callTimeoutsMs) ?? [:]
+        runnerMemoryMB = try c.decodeIfPresent(Int.self, forKey: .runnerMemoryMB)
     }
 
     public var capabilityIDs: [String] { capabilities.map(\.id) }
@@ -227,6 +236,18 @@ public struct PluginManifest: Codable, Sendable, Hashable {
         }
         if let maxConcurrency, maxConcurrency < 1 {
             throw invalid("$.max_concurrency", "max_concurrency must be at least 1.", "Write a positive number.")
+        }
+        for (name, ms) in callTimeoutsMs.sorted(by: { $0.key < $1.key }) {
+            guard PluginDeadlines.defaults[name] != nil else {
+                throw invalid("$.call_timeouts_ms.\(name)", "\"\(name)\" is not a call the host bounds.",
+                              "Use one of \(PluginDeadlines.defaults.keys.sorted().joined(separator: ", ")).")
+            }
+            guard ms >= 1 else {
+                throw invalid("$.call_timeouts_ms.\(name)", "a deadline must be at least 1 ms.", "Write milliseconds, e.g. 30000.")
+            }
+        }
+        if let memory = runnerMemoryMB, memory < 64 {
+            throw invalid("$.runner_memory_mb", "runner_memory_mb must be at least 64.", "Write the runner's memory limit in MiB, e.g. 2048.")
         }
         if let retention = resultRetentionSeconds, retention < 0 {
             throw invalid("$.result_retention_seconds", "result_retention_seconds cannot be negative.", "Write 0 for results that are returned inline.")

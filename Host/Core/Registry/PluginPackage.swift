@@ -200,9 +200,12 @@ public struct PluginLockFile: Codable, Sendable {
         public var unsigned: Bool
         public var source: String
         public var installedAt: String
+        /// Where the plugin's code runs (`plugin install --isolation`); absent in
+        /// lock files written before isolation existed, which means process.
+        public var isolation: PluginIsolation?
 
         enum CodingKeys: String, CodingKey {
-            case version, abi, platform, signer, unsigned, source
+            case version, abi, platform, signer, unsigned, source, isolation
             case librarySHA256 = "library_sha256"
             case manifestSHA256 = "manifest_sha256"
             case packageSHA256 = "package_sha256"
@@ -268,9 +271,10 @@ public struct InstallReport: Codable, Sendable {
     public var signer: String?
     public var unsigned: Bool
     public var path: String
+    public var isolation: PluginIsolation
 
     enum CodingKeys: String, CodingKey {
-        case id, version, signer, unsigned, path
+        case id, version, signer, unsigned, path, isolation
         case previousVersion = "previous_version"
     }
 }
@@ -289,7 +293,7 @@ public struct PluginInstaller: Sendable {
         self.trust = TrustStore(directories: dirs)
     }
 
-    public func install(package: URL, allowUnsigned: Bool, source: String? = nil) throws -> InstallReport {
+    public func install(package: URL, allowUnsigned: Bool, source: String? = nil, isolation: PluginIsolation = .process) throws -> InstallReport {
         let fm = FileManager.default
         guard fm.fileExists(atPath: package.path) else {
             throw YardError(.pluginNotFound, "No package at \(package.path).", remediation: "Check the path, or install by id from an index.")
@@ -357,10 +361,10 @@ public struct PluginInstaller: Sendable {
             version: manifest.version, abi: manifest.abi, platform: manifest.platform,
             librarySHA256: manifest.sha256, manifestSHA256: Self.hex(SHA256.hash(data: manifestBytes)),
             packageSHA256: try PluginLoader.sha256(of: package), signer: signer, unsigned: signer == nil,
-            source: source ?? package.path, installedAt: ISO8601DateFormatter().string(from: Date()))
+            source: source ?? package.path, installedAt: ISO8601DateFormatter().string(from: Date()), isolation: isolation)
         try lock.save(paths.lockFile)
         return InstallReport(id: manifest.id, version: manifest.version, previousVersion: previous, signer: signer,
-                             unsigned: signer == nil, path: destination.path)
+                             unsigned: signer == nil, path: destination.path, isolation: isolation)
     }
 
     public func remove(id: String) throws -> String {
