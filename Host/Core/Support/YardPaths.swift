@@ -15,6 +15,23 @@ public struct YardPaths: Sendable {
         return YardPaths(home: URL(fileURLWithPath: base).appendingPathComponent("switchyard"))
     }
 
+    /// Why `home` cannot serve as the data directory, or nil when it can: it
+    /// is a file, sits below a file, or its nearest existing folder is not writable.
+    public static func homeProblem(_ home: URL) -> String? {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        if fm.fileExists(atPath: home.path, isDirectory: &isDirectory) {
+            if !isDirectory.boolValue { return "The data directory \(home.path) is a file, not a folder." }
+            return fm.isWritableFile(atPath: home.path) ? nil : "The data directory \(home.path) is not writable."
+        }
+        var ancestor = home.deletingLastPathComponent()
+        while ancestor.path != "/" && !fm.fileExists(atPath: ancestor.path, isDirectory: &isDirectory) { ancestor.deleteLastPathComponent() }
+        _ = fm.fileExists(atPath: ancestor.path, isDirectory: &isDirectory)
+        if !isDirectory.boolValue { return "The data directory \(home.path) cannot be created: \(ancestor.path) is a file." }
+        if !fm.isWritableFile(atPath: ancestor.path) { return "The data directory \(home.path) cannot be created: \(ancestor.path) is not writable." }
+        return nil
+    }
+
     public var pluginsDirectory: URL { home.appendingPathComponent("plugins") }
     public var cacheDirectory: URL { home.appendingPathComponent("cache") }
     public var scanCacheFile: URL { cacheDirectory.appendingPathComponent("plugin-scan.json") }
