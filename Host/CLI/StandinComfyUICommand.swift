@@ -37,7 +37,7 @@ extension StandinCommand {
             // Written unbuffered: a script reading the URL from a pipe sees it at once.
             FileHandle.standardOutput.write(Data("""
                 ComfyUI stand-in on \(standIn.baseURL) (also under /api). Point the comfyui engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/comfyui.json"
+                  yard config set comfyui base_url=\(standIn.baseURL)
                 No secret is needed: ComfyUI has no authentication. Ctrl-C to stop.
 
                 """.utf8))

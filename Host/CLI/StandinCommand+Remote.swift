@@ -18,9 +18,9 @@ extension StandinCommand {
             standIn.acceptAnyKey = accessKey == "any"
             standIn.configure { $0.parallelLimit = parallelLimit; $0.queuePolls = queuePolls }
             try await standIn.start(port: port)
-            print("""
+            banner("""
                 Kling stand-in on \(standIn.baseURL). Point the kling engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/kling.json"
+                  yard config set kling base_url=\(standIn.baseURL)
                   printf %s '\(accessKey == "any" ? "any-access-key" : accessKey)' | yard secrets set KLING_ACCESS_KEY
                   printf %s '\(secretKey)' | yard secrets set KLING_SECRET_KEY
                 Ctrl-C to stop.
@@ -44,9 +44,9 @@ extension StandinCommand {
             standIn.acceptAnyKey = key == "any"
             standIn.configure { $0.coldStartMs = coldStartMs; $0.pendingPolls = pendingPolls }
             try await standIn.start(port: port)
-            print("""
+            banner("""
                 Modal app stand-in on \(standIn.baseURL) (serving \(model)). Point the modal engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"app_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/modal.json"
+                  yard config set modal app_url=\(standIn.baseURL)
                   printf %s '\(key == "any" ? "wk-any" : key)' | yard secrets set MODAL_KEY
                   printf %s '\(secret)' | yard secrets set MODAL_SECRET
                 Ctrl-C to stop.

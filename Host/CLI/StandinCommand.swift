@@ -24,9 +24,9 @@ struct StandinCommand: AsyncParsableCommand {
             standIn.acceptAnyKey = apiKey == "any"
             standIn.configure { $0.coldStartPolls = coldStartPolls; $0.stuckInQueue = stuckInQueue }
             try await standIn.start(port: port)
-            print("""
+            banner("""
                 RunPod stand-in on \(standIn.baseURL) (endpoint \(endpointID)). Point the runpod engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"endpoint_id":"\(endpointID)","base_url":"\(standIn.baseURL)","rest_url":"\(standIn.restURL)"}' > "$YARD_HOME/config/runpod.json"
+                  yard config set runpod endpoint_id=\(endpointID) base_url=\(standIn.baseURL) rest_url=\(standIn.restURL)
                   printf %s '\(apiKey == "any" ? "anything" : apiKey)' | yard secrets set RUNPOD_API_KEY
                 Ctrl-C to stop.
                 """)
@@ -46,9 +46,9 @@ struct StandinCommand: AsyncParsableCommand {
             standIn.acceptAnyKey = key == "any"
             standIn.configure { $0.exhaustedBalance = exhaustedBalance }
             try await standIn.start(port: port)
-            print("""
+            banner("""
                 fal stand-in on \(standIn.baseURL). Point the fal engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"queue_url":"\(standIn.baseURL)","rest_url":"\(standIn.baseURL)","webhook_jwks_url":"\(standIn.baseURL)/.well-known/jwks.json"}' > "$YARD_HOME/config/fal.json"
+                  yard config set fal queue_url=\(standIn.baseURL) rest_url=\(standIn.baseURL) webhook_jwks_url=\(standIn.baseURL)/.well-known/jwks.json
                   printf %s '\(key == "any" ? "any:key" : key)' | yard secrets set FAL_KEY
                 Ctrl-C to stop.
                 """)
@@ -66,13 +66,20 @@ struct StandinCommand: AsyncParsableCommand {
             let standIn = StripeStandIn(apiKey: apiKey)
             standIn.acceptAnyKey = apiKey == "any"
             try await standIn.start(port: port)
-            print("""
+            banner("""
                 Stripe stand-in on \(standIn.baseURL). Point the stripe-billing plugin at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/stripe-billing.json"
+                  yard config set stripe-billing base_url=\(standIn.baseURL)
                   printf %s '\(apiKey == "any" ? "sk_test_anything" : apiKey)' | yard secrets set STRIPE_API_KEY
                 Ctrl-C to stop.
                 """)
             await standIn.waitUntilStopped()
         }
     }
+}
+
+/// A stand-in's first words, written straight to fd 1: print() would sit in
+/// a stdio buffer when stdout is a pipe, and whoever started the stand-in
+/// reads its address from there.
+func banner(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
