@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: build yard and the bundled plugins, run the plugin
-# author's end-to-end flow, then every XCTest. This is what CI runs.
+# author's end-to-end flow and the README check (scripts/readme-check.sh),
+# then every XCTest. This is what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh debug
 swift build --build-tests 2>&1 | grep -E 'error|warning: unre|Compiling .*Tests|Build' || true
 test "${PIPESTATUS[0]}" -eq 0
 scripts/e2e-plugin-author.sh
+# Every command the README shows, run against the stand-ins (a few minutes).
+readme=0
+scripts/readme-check.sh || readme=$?
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # The suites are XCTest; skip the empty Swift Testing pass so the last word is XCTest's.
@@ -18,5 +22,7 @@ summary="$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail
 executed="$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")"
 failures="$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")"
 if [ -z "$summary" ]; then echo "no XCTest summary found"; exit 1; fi
+if [ "$readme" -ne 0 ]; then echo "scripts/readme-check.sh failed: a README command does not work as written (see its report above)"; fi
 echo "$((executed - failures)) passed, $failures failed"
-exit "$status"
+if [ "$status" -ne 0 ]; then exit "$status"; fi
+exit "$readme"

@@ -211,8 +211,10 @@ struct EnginesCommand: AsyncParsableCommand {
                     }
                     let config = (try? EngineConfigs(paths: global.paths).config(for: installed.id)) ?? [:]
                     let health = await engine.health(of: plugin, config: config, maxAge: refresh ? 0 : engine.policy.healthTTLSeconds)
+                    let fix = health.code == "DEPENDENCY_MISSING" ? "Install what the message names, then `yard engines --refresh`."
+                        : "Is it running there? Check `yard config show \(installed.id)`, then `yard engines --refresh`."
                     rows.append(Row(engine: installed.id, status: health.status, balance: nil, checkedAt: health.checkedAt, message: health.message,
-                                    remediation: health.status == "ok" ? nil : "Check the engine's service or deployment, then `yard engines --refresh`."))
+                                    remediation: health.status == "ok" ? nil : fix))
                 } catch let error as YardError {
                     rows.append(Row(engine: installed.id, status: "unloadable", message: error.message, remediation: error.remediation))
                 }
@@ -223,7 +225,7 @@ struct EnginesCommand: AsyncParsableCommand {
     }
 
     /// The health matrix. With a width, every line fits it: the message, and
-    /// for a problem the fix on a line of its own, shortened with "…".
+    /// for a problem the fix, wrapped at words under the DETAIL column.
     static func render(_ rows: [Row], now: Date, width: Int?) -> String {
         func age(_ date: Date?) -> String {
             guard let date else { return "-" }
@@ -238,16 +240,40 @@ struct EnginesCommand: AsyncParsableCommand {
         let widths = header.indices.map { i in ([header[i]] + cells.map { $0[i] }).map(\.count).max() ?? 0 }
         let indent = widths.reduce(0, +) + 2 * widths.count
         let room = max(20, width - indent)
-        func fit(_ text: String) -> String { text.count <= room ? text : String(text.prefix(room - 1)) + "…" }
+        let margin = String(repeating: " ", count: indent)
         func pad(_ row: [String]) -> String { zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ") + "  " }
         var lines = [pad(header) + "DETAIL"]
         for (row, cell) in zip(rows, cells) {
-            lines.append(pad(cell) + fit(row.message ?? (row.status == "ok" ? "" : "no details")))
-            if row.status != "ok", let fix = row.remediation, !fix.isEmpty {
-                lines.append(String(repeating: " ", count: indent) + fit("fix: " + fix))
-            }
+            var detail = wrap(row.message ?? (row.status == "ok" ? "" : "no details"), width: room)
+            if row.status != "ok", let fix = row.remediation, !fix.isEmpty { detail += wrap("fix: " + fix, width: room, hanging: 5) }
+            lines.append(pad(cell) + (detail.first ?? ""))
+            lines += detail.dropFirst().map { margin + $0 }
         }
         return lines.map { $0.replacingOccurrences(of: #"\s+$"#, with: "", options: .regularExpression) }.joined(separator: "\n")
+    }
+
+    /// Lines of at most `width` characters, broken between words (a word
+    /// longer than the width is cut); continuation lines indented by `hanging`.
+    static func wrap(_ text: String, width: Int, hanging: Int = 0) -> [String] {
+        var lines: [String] = [], current = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: true).map(String.init) {
+            let limit = lines.isEmpty ? width : width - hanging
+            if current.isEmpty {
+                current = word
+            } else if current.count + 1 + word.count <= limit {
+                current += " " + word
+            } else {
+                lines.append(current)
+                current = word
+            }
+            while current.count > (lines.isEmpty ? width : width - hanging) {
+                let cut = lines.isEmpty ? width : width - hanging
+                lines.append(String(current.prefix(cut)))
+                current = String(current.dropFirst(cut))
+            }
+        }
+        if !current.isEmpty || lines.isEmpty { lines.append(current) }
+        return lines.enumerated().map { $0.offset == 0 ? $0.element : String(repeating: " ", count: hanging) + $0.element }
     }
 }
 

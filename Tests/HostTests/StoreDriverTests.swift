@@ -72,7 +72,8 @@ final class StoreDriverTests: TemporaryDirectoryTestCase {
         // A row in `submitting` whose claim is held: its submitter is alive and will store the ref.
         let (job, claim) = try await engine.startClaimed(echo("racing"))
         try engine.store.updateJob(id: job.id) { $0.phase = .submitting }
-        let driving = Task { try await engine.drive(job.id) }
+        let engine = self.engine!, jobID = job.id
+        let driving = Task { try await engine.drive(jobID) }
         try await Task.sleep(nanoseconds: 300_000_000)
         XCTAssertEqual(try engine.store.job(id: job.id)?.phase, .submitting, "not reconciled (nor parked) while the submitter holds its claim")
         try engine.store.updateJob(id: job.id) { $0.phase = .queued }

@@ -28,8 +28,8 @@ public struct PluginIndex: Codable, Sendable {
         case schemaVersion = "schema_version"
     }
 
-    public init(plugins: [Plugin] = []) {
-        schemaVersion = 1
+    public init(schemaVersion: Int = 1, plugins: [Plugin] = []) {
+        self.schemaVersion = schemaVersion
         self.plugins = plugins
     }
 

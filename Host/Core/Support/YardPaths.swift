@@ -44,7 +44,7 @@ public struct YardPaths: Sendable {
     /// holding `Registry/keys`.
     public static func registryDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL? {
         if let env = environment["YARD_REGISTRY"], !env.isEmpty { return URL(fileURLWithPath: env) }
-        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        var dir = executable.deletingLastPathComponent()
         for _ in 0..<8 {
             let candidate = dir.appendingPathComponent("Registry")
             if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("keys").path) { return candidate }
@@ -57,7 +57,13 @@ public struct YardPaths: Sendable {
 
     /// First-party plugins staged by scripts/build.sh next to the executable.
     public static func bundledPluginsDirectory() -> URL {
-        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
-        return exe.deletingLastPathComponent().appendingPathComponent("plugins")
+        executable.deletingLastPathComponent().appendingPathComponent("plugins")
+    }
+
+    /// This process's executable, wherever it was started from: argv[0] is only
+    /// "yard" when yard was found on PATH.
+    public static var executable: URL {
+        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return URL(fileURLWithPath: path) }
+        return URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
     }
 }
