@@ -19,6 +19,9 @@ public final class BlockingHTTPTransport: HTTPTransport, @unchecked Sendable {
     static let sharedClient: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
+        // A refused connection is an answer ("not running"), given at once: AsyncHTTPClient
+        // would otherwise retry it until the request's deadline. The engine retries polls itself.
+        configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
