@@ -12,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="$(swift build --show-bin-path)"
 test -x "$bin/yard" && test -d "$bin/plugins" || { echo "build first: scripts/build.sh debug"; exit 1; }
+for tool in python3 ffmpeg espeak-ng; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "readme-check needs $tool (sudo apt-get install -y $tool); .ci/run installs it"; exit 1; }
+done
 if [ "${READMECHECK_NETNS:-}" != "inside" ] && command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 \
    && unshare -rn true 2>/dev/null; then
   exec unshare -rn env READMECHECK_NETNS=inside bash -c 'ip link set lo up && exec python3 scripts/readme-check.py "$0"' "$bin"

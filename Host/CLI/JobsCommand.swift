@@ -107,6 +107,11 @@ struct JobsCommand: AsyncParsableCommand {
                 let progress = ProgressPrinter(mode: background ? .off : progressOptions.mode)
                 let background = self.background
                 if background { Terminal.err("\(isoTimestamp(Date())) driver \(getpid()) started for \(global.paths.home.path)\n") }
+                // Ctrl-C (or SIGTERM to the background driver) must not leave ffmpeg running under pid 1.
+                let store = engine.store
+                let interrupts = InterruptGuard(engine: engine) { (try? store.unfinishedJobs()) ?? [] }
+                interrupts.install()
+                defer { interrupts.remove() }
                 let outcome = try await driver.driveWhileWorkRemains(lease: lease) { update in
                     switch update {
                     case .job(let u):

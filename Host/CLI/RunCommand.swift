@@ -94,6 +94,7 @@ struct RunCommand: AsyncParsableCommand {
                 if detach && !job.phase.isTerminal {
                     print("detached: \(driverPID.map { "a background driver (pid \($0)) follows it" } ?? "no driver could be started; run `yard jobs resume`");"
                           + " `yard jobs logs \(job.id) --follow` shows it, `yard jobs show \(job.id)` its result")
+                    if let outputDir = pipeline.outputDir { print("its files are not in \(outputDir) yet: `yard artifacts get \(job.id) --out \(outputDir)` copies them when it is done") }
                 }
             }
             if job.phase != .succeeded && !(detach && !job.phase.isTerminal) { throw ExitCode(1) }

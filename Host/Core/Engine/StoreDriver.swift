@@ -83,12 +83,6 @@ public final class StoreDriver: @unchecked Sendable {
         return Work(runs: runs, jobs: jobs)
     }
 
-    /// Whether work is waiting that no live process follows: unfinished and
-    /// unclaimed, with no driver holding the store.
-    public static func hasUndrivenWork(engine: JobEngine) -> Bool {
-        guard !isDriven(paths: engine.paths), let driver = try? StoreDriver(engine: engine, configs: EngineConfigs(paths: engine.paths)) else { return false }
-        return (try? driver.hasUnfinishedWork()) ?? false
-    }
 
     /// Whether any job or run is unfinished (ignoring what this driver gave up on).
     public func hasUnfinishedWork() throws -> Bool { !(try unfinishedWork().isEmpty) }
