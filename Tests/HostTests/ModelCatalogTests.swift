@@ -378,7 +378,7 @@ final class ModelCatalogTests: HubStandInTestCase {
     func testBadReferencesAreRefusedBeforeAnyRequest() throws {
         for bad in ["justaname", "../etc/passwd", "civitai:abc", "owner/name@../x"] {
             let result = try pull([bad])
-            XCTAssertEqual(result.status, 1, bad)
+            XCTAssertEqual(result.status, 2, "a usage error: \(bad)")
             XCTAssertEqual(errorCode(result).code, "USAGE", bad)
         }
         XCTAssertTrue(hub.requests.isEmpty)

@@ -165,7 +165,7 @@ public final class JobEngine: @unchecked Sendable {
         }
         if let limits = declared.limits {
             do {
-                let findings = schemaFindings(try compiledSchema("limits:\(manifest.id):\(spec.capability)", limits).validate(inputs), step: "limits", source: "\(manifest.id) limits")
+                let findings = schemaFindings(try compiledSchema("limits:\(manifest.id):\(spec.capability)", limits).validate(inputs), step: "limits", source: "\(manifest.id) limits", schema: limits)
                 if !findings.isEmpty { verdict.findings += findings; return verdict }
             } catch {
                 return refuse("limits", "MANIFEST_INVALID", "\(manifest.id)'s limits for \(spec.capability) are not a valid schema: \(error)", "Report this to the plugin's author.")

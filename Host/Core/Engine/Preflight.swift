@@ -111,7 +111,7 @@ func schemaFindings(_ violations: [SchemaViolation], step: String, source: Strin
             let name = String(v.path.dropFirst(2))
             let hint = NameSuggestion.sentence(for: name, among: known)
             message += hint
-            remediation = hint.isEmpty ? "Remove --input \(name); accepted inputs: \(known.sorted().joined(separator: ", "))." : "Rename --input \(name)."
+            remediation = hint.isEmpty ? "Remove the input \(name); accepted: \(known.sorted().joined(separator: ", "))." : "Rename the input \(name)."
         }
         return PreflightFinding(step: step, code: "CONTRACT_MISMATCH", message: message, remediation: remediation, field: field, severity: .error)
     }
