@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: build yard and the bundled plugins, run the plugin
-# author's end-to-end flow, then every XCTest. This is what CI runs.
+# author's end-to-end flow and the README check (scripts/readme-check.sh),
+# then every XCTest. This is what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh debug
@@ -10,6 +11,9 @@ scripts/e2e-plugin-author.sh
 # A short soak: SIGKILL the host 5 times mid-pipeline; fails on any lost run,
 # duplicate submission, double charge or duplicate usage event.
 SKIP_BUILD=1 scripts/soak.sh "${SOAK_KILLS:-5}"
+# Every command the README shows, run against the stand-ins (a few minutes).
+readme=0
+scripts/readme-check.sh || readme=$?
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # The suites are XCTest; skip the empty Swift Testing pass so the last word is XCTest's.
@@ -24,5 +28,7 @@ executed="$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")"
 failures="$(grep -cE "^Test Case '.*' failed \(" "$log" || true)"
 skipped="$(grep -oE "[0-9]+ tests? skipped" <<<"$summary" | grep -oE "^[0-9]+" || echo 0)"
 if [ -z "$summary" ]; then echo "no XCTest summary found"; exit 1; fi
+if [ "$readme" -ne 0 ]; then echo "scripts/readme-check.sh failed: a README command does not work as written (see its report above)"; fi
 echo "$((executed - failures - skipped)) passed, $failures failed, $skipped skipped"
-exit "$status"
+if [ "$status" -ne 0 ]; then exit "$status"; fi
+exit "$readme"

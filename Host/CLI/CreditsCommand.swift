@@ -27,7 +27,16 @@ struct CreditsCommand: AsyncParsableCommand {
 
         func run() throws {
             do {
-                let balance = try CreditsCommand.ledger(global).balance(account: account)
+                let ledger = try CreditsCommand.ledger(global)
+                // The default account exists implicitly; a named one must have been created (by a grant or a Stripe link).
+                if let account, account != ledger.config.defaultAccount {
+                    let known = try ledger.accountIDs()
+                    guard known.contains(account) else {
+                        throw YardError("ACCOUNT_NOT_FOUND", "No account \(account)." + NameSuggestion.sentence(for: account, among: known),
+                                        remediation: "Accounts are created by `yard credits grant --account \(account) --amount …` or `yard credits account \(account) --stripe-customer cus_…`.", field: "--account")
+                    }
+                }
+                let balance = try ledger.balance(account: account)
                 if global.json { printJSON(balance); return }
                 print("account    \(balance.accountID)\(balance.stripeCustomerID.map { " (Stripe \($0))" } ?? "")")
                 print("available  \(MinorUnits.text(balance.availableMinor, balance.currency))")
@@ -203,6 +212,7 @@ func costLine(_ job: JobRecord, paths: YardPaths) -> String {
     if let actual = charge.actualMinor { line += ", actual \(MinorUnits.text(actual, charge.currency))" }
     if let charged = charge.chargedMinor { line += ", charged \(MinorUnits.text(charged, charge.currency))" }
     if charge.state == "parked" { line += ", \(MinorUnits.text(charge.reservedMinor, charge.currency)) held until resolved (`yard jobs resolve \(job.id)`)" }
-    line += " [\(charge.mode == .byok ? "your own key: not charged" : charge.state)]"
+    let free = charge.estimateMinor == 0 && (charge.actualMinor ?? 0) == 0 && (charge.chargedMinor ?? 0) == 0
+    line += " [\(free ? "free" : charge.mode == .byok ? "your own key: not charged" : charge.state)]"
     return line
 }

@@ -1,5 +1,6 @@
 import Foundation
 import SwitchyardHost
+import SwitchyardJSON
 
 /// A job as `--json` prints it.
 struct JobView: Encodable {
@@ -16,6 +17,8 @@ struct JobView: Encodable {
     var estimateMinor: Int?
     /// Estimated, actual and charged cost from the credits ledger.
     var cost: JobCharge?
+    /// Where each output file is on disk: the artifact store, or --output-dir.
+    var files: [String: String]?
 
     enum CodingKeys: String, CodingKey {
         case id, engine, capability, state, progress, message, inputs, outputs, error
@@ -26,7 +29,7 @@ struct JobView: Encodable {
         case finishedAt = "finished_at"
         case durationSeconds = "duration_seconds"
         case estimateMinor = "estimate_minor"
-        case cost
+        case cost, files
     }
 
     init(_ job: JobRecord, cost: JobCharge?) {
@@ -72,17 +75,28 @@ struct AnyJSON: Encodable {
 }
 
 extension JobRecord {
-    /// Outputs as "name: value" lines, artifacts with their sha256.
-    var outputLines: [String] {
+    /// Outputs as "name: value" lines; a file as its path (`files`, from
+    /// OutputFiles) with its media type and size.
+    func outputLines(files: [String: String]) -> [String] {
         guard let text = outputsJSON, let outputs = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else { return [] }
-        return outputs.keys.sorted().map { key in
-            let value = outputs[key] ?? NSNull()
-            if let object = value as? [String: Any], let artifact = object["artifact"] as? String {
-                return "\(key): \(artifact) (\(object["media_type"] as? String ?? "?"), \(object["size"] as? Int ?? 0) bytes)"
-            }
-            let data = (try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys])) ?? Data()
-            return "\(key): \(String(decoding: data, as: UTF8.self).prefix(200))"
+        func fileLine(_ name: String, _ object: [String: Any]) -> String? {
+            guard let artifact = object["artifact"] as? String else { return nil }
+            let size = (object["size"] as? Int).map { " \($0) bytes," } ?? ""
+            return "\(name): \(files[name] ?? artifact) (\(object["media_type"] as? String ?? "?"),\(size) \(artifact.prefix(19))…)"
         }
+        var lines: [String] = []
+        for key in outputs.keys.sorted() {
+            let value = outputs[key] ?? NSNull()
+            if let object = value as? [String: Any], let line = fileLine(key, object) {
+                lines.append(line)
+            } else if let items = value as? [Any], !items.isEmpty, items.allSatisfy({ ($0 as? [String: Any])?["artifact"] is String }) {
+                for (i, item) in items.enumerated() { if let line = fileLine(OutputFiles.name(key, index: i, of: items.count), item as? [String: Any] ?? [:]) { lines.append(line) } }
+            } else {
+                let data = (try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys])) ?? Data()
+                lines.append("\(key): \(String(decoding: data, as: UTF8.self).prefix(200))")
+            }
+        }
+        return lines
     }
 
     var errorSummary: String? {
@@ -92,4 +106,65 @@ extension JobRecord {
         if let charged = error["charged"] as? String, charged != "no" { line += "\n  the provider may have billed for this (charged: \(charged))" }
         return line
     }
+}
+
+/// Output files of a job or run: where they are in the artifact store, or
+/// copied to a folder as NAME.EXT (NAME-1.EXT, NAME-2.EXT… for a list), with
+/// the extension taken from the media type.
+enum OutputFiles {
+    static func name(_ key: String, index: Int, of count: Int) -> String { count == 1 ? key : "\(key)-\(index + 1)" }
+
+    /// name → (artifact handle, media type) for every file among the outputs.
+    static func artifacts(_ outputsJSON: String?) -> [(name: String, handle: String, mediaType: String?)] {
+        guard let text = outputsJSON, let outputs = (try? JSONValue(parsing: Data(text.utf8)))?.objectValue else { return [] }
+        var found: [(String, String, String?)] = []
+        for (key, value) in outputs.sorted(by: { $0.key < $1.key }) {
+            if let handle = value["artifact"]?.stringValue {
+                found.append((key, handle, value["media_type"]?.stringValue))
+            } else if let items = value.arrayValue {
+                let files = items.filter { $0["artifact"]?.stringValue != nil }
+                for (i, item) in files.enumerated() {
+                    found.append((name(key, index: i, of: files.count), item["artifact"]?.stringValue ?? "", item["media_type"]?.stringValue))
+                }
+            }
+        }
+        return found
+    }
+
+    /// name → path in the artifact store (handles that are not the store's own are left out).
+    static func stored(_ outputsJSON: String?, artifacts store: ArtifactDirectory) -> [String: String] {
+        Dictionary(artifacts(outputsJSON).compactMap { file in (try? store.file(forHandle: file.handle)).map { (file.name, $0.path) } }) { first, _ in first }
+    }
+
+    /// Copies every output file into `directory`; name → copied path. Names
+    /// and handles are hostile input (a provider's answer): every one is
+    /// checked before the first file is written, so nothing lands outside
+    /// `directory` and only the store's own files are copied.
+    static func copy(_ outputsJSON: String?, to directory: URL, artifacts store: ArtifactDirectory) throws -> [String: String] {
+        var planned: [(name: String, source: URL, target: URL)] = []
+        for file in artifacts(outputsJSON) {
+            let field = "$.outputs.\(SafePath.shown(file.name))"
+            let source = try store.file(forHandle: file.handle, field: field)
+            let ext = PipelineOutputFiles.fileExtension(file.mediaType)
+            planned.append((file.name, source, directory.appendingPathComponent(try SafePath.fileName(ext.isEmpty ? file.name : "\(file.name).\(ext)", field: field))))
+        }
+        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw YardError(.ioFailed, "Cannot create \(directory.path): \(YardError.describing(error).message)", remediation: "Choose a folder you can write.", field: "--output-dir")
+        }
+        var copied: [String: String] = [:]
+        for (name, source, target) in planned {
+            try? FileManager.default.removeItem(at: target)
+            do {
+                try FileManager.default.copyItem(at: source, to: target)
+                chmod(target.path, PrivateFiles.userFileMode)
+            } catch {
+                throw YardError(.ioFailed, "Cannot copy output \(name) to \(target.path): \(YardError.describing(error).message)",
+                                remediation: "Check that \(directory.path) is writable.", field: "--output-dir")
+            }
+            copied[name] = target.path
+        }
+        return copied
+    }
+
+    static func digest(_ handle: String) -> String { handle.hasPrefix("sha256:") ? String(handle.dropFirst(7)) : handle }
 }

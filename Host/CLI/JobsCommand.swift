@@ -46,13 +46,20 @@ struct JobsCommand: AsyncParsableCommand {
                     throw YardError.jobNotFound(id)
                 }
                 let cost = try? JobLedger.standard(store: store, paths: global.paths).charge(jobID: job.id)
-                if global.json { printJSON(JobView(job, cost: cost)); return }
+                if global.json {
+                    var view = JobView(job, cost: cost)
+                    view.files = OutputFiles.stored(job.outputsJSON, artifacts: ArtifactDirectory(root: global.paths.home.appendingPathComponent("artifacts")))
+                    printJSON(view)
+                    return
+                }
                 print("job       \(job.id)\nengine    \(job.pluginID) \(job.pluginVersion)\ncapability \(job.capability)\nstate     \(job.phase.rawValue)")
                 print("cost      \(costLine(job, paths: global.paths))")
                 print("idempotency key \(job.idempotencyKey)\ninputs    \(job.inputsJSON)")
-                for line in job.outputLines { print("output    \(line)") }
+                let files = OutputFiles.stored(job.outputsJSON, artifacts: ArtifactDirectory(root: global.paths.home.appendingPathComponent("artifacts")))
+                for line in job.outputLines(files: files) { print("output    \(line)") }
                 if let error = job.errorSummary { print("error     \(error)") }
                 if let message = job.message { print("message   \(message)") }
+                if !job.phase.isTerminal, let pid = StoreDriver.driverPID(paths: global.paths) { print("driver    pid \(pid) follows it") }
                 if let cancel = job.cancelOutcomeJSON { print("cancel    \(cancel)") }
             } catch { throw fail(error, json: global.json) }
         }
@@ -76,23 +83,57 @@ struct JobsCommand: AsyncParsableCommand {
 
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Resume every unfinished job from its stored ref, then every unfinished pipeline run (after a crash or a detached run).",
-            discussion: "Jobs caught between submit and storing their ref are reconciled with the provider, or set to needs_attention; never resubmitted on a guess.")
+            abstract: "Resume every unfinished job from its stored ref, and every unfinished pipeline run, until none is left.",
+            discussion: """
+                Jobs caught between submit and storing their ref are reconciled with the provider, or set to needs_attention; never resubmitted on a guess. \
+                One process drives a store at a time ($YARD_HOME/driver.lock): when another one does (e.g. the background driver `yard run --detach` starts), \
+                this says so and leaves the work to it.
+                """)
         @OptionGroup var global: GlobalOptions
+        @OptionGroup var progressOptions: ProgressOptions
+        @Flag(help: .hidden) var background = false
 
         func run() async throws {
             do {
                 let engine = try JobEngine.standard(paths: global.paths, registry: global.registry)
-                let progress = ProgressPrinter(enabled: !global.json)
-                let jobs = try await engine.resumeAll { progress.show($0.job) }
-                // Pipeline runs continue after their jobs: finished steps are not run again.
-                let runs = try await PipelineRunner(engine: engine, configs: EngineConfigs(paths: global.paths)).resumeAll()
+                guard let lease = StoreDriver.lease(paths: global.paths) else {
+                    if background { return }
+                    let pid = StoreDriver.driverPID(paths: global.paths).map { " (pid \($0))" } ?? ""
+                    if global.json { printJSON(["driven_by": StoreDriver.driverPID(paths: global.paths) ?? -1]); return }
+                    print("Another process\(pid) is driving this store and works until nothing is left; `yard jobs list` shows progress.")
+                    return
+                }
+                let driver = try StoreDriver(engine: engine, configs: EngineConfigs(paths: global.paths))
+                let progress = ProgressPrinter(mode: background ? .off : progressOptions.mode)
+                let background = self.background
+                if background { Terminal.err("\(isoTimestamp(Date())) driver \(getpid()) started for \(global.paths.home.path)\n") }
+                // Ctrl-C (or SIGTERM to the background driver) must not leave ffmpeg running under pid 1.
+                let store = engine.store
+                let interrupts = InterruptGuard(engine: engine) { (try? store.unfinishedJobs()) ?? [] }
+                interrupts.install()
+                defer { interrupts.remove() }
+                let outcome = try await driver.driveWhileWorkRemains(lease: lease) { update in
+                    switch update {
+                    case .job(let u):
+                        progress.show(u.job)
+                        if background && u.job.phase.isTerminal { Terminal.err("\(isoTimestamp(Date())) \(u.job.id) \(u.job.pluginID) \(u.job.phase.rawValue)\(u.job.errorCode.map { " \($0)" } ?? "")\n") }
+                    case .step(let u):
+                        if let job = u.job { progress.show(job) }
+                        if background && u.job == nil && u.step.state.isFinished { Terminal.err("\(isoTimestamp(Date())) \(u.runID) step \(u.step.name) \(u.step.state.rawValue)\n") }
+                    }
+                }
                 progress.finish()
                 await engine.deliverUsage()
-                if global.json { printJSON(jobs.map(JobView.init)); return }
-                if jobs.isEmpty && runs.isEmpty { print("Nothing to resume.") }
-                for job in jobs { print("\(job.id)  \(job.pluginID)  \(job.phase.rawValue)\(job.errorCode.map { "  \($0)" } ?? "")") }
-                for run in runs { print("\(run.id)  pipeline \(run.pipelineID)  \(run.state.rawValue)") }
+                if background {
+                    for (id, problem) in outcome.problems { Terminal.err("\(isoTimestamp(Date())) \(id) could not be driven: \(problem)\n") }
+                    Terminal.err("\(isoTimestamp(Date())) driver \(getpid()) done: \(outcome.jobs.count) jobs, \(outcome.runs.count) runs\n")
+                    return
+                }
+                if global.json { printJSON(outcome.jobs.map(JobView.init)); return }
+                if outcome.jobs.isEmpty && outcome.runs.isEmpty && outcome.problems.isEmpty { print("Nothing to resume.") }
+                for job in outcome.jobs { print("\(job.id)  \(job.pluginID)  \(job.phase.rawValue)\(job.errorCode.map { "  \($0)" } ?? "")") }
+                for run in outcome.runs { print("\(run.id)  pipeline \(run.pipelineID)  \(run.state.rawValue)") }
+                for (id, problem) in outcome.problems.sorted(by: { $0.key < $1.key }) { print("\(id)  could not be resumed: \(problem)") }
             } catch { throw fail(error, json: global.json) }
         }
     }
@@ -153,7 +194,9 @@ struct JobsCommand: AsyncParsableCommand {
     }
 
     struct Logs: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A job's events: state changes, progress, provider messages.")
+        static let configuration = CommandConfiguration(
+            abstract: "A job's events: state changes, progress, provider messages.",
+            discussion: "--follow prints new events until the job ends, then exits. If nothing drives the store (e.g. after a reboot), it starts the background driver.")
         @OptionGroup var global: GlobalOptions
         @Argument var id: String
         @Flag(help: "Keep printing new events until the job finishes.") var follow = false
@@ -161,27 +204,30 @@ struct JobsCommand: AsyncParsableCommand {
         func run() async throws {
             do {
                 let store = try SQLiteJobStore(path: global.paths.jobStoreFile)
-                guard try store.job(id: id) != nil else {
+                guard var job = try store.job(id: id) else {
                     throw YardError.jobNotFound(id)
                 }
                 var after: Int64 = 0
-                let formatter = ISO8601DateFormatter()
-                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-                while true {
+                func printNew() throws {
                     for event in try store.events(jobID: id, afterID: after) {
                         after = event.id ?? after
                         if global.json {
-                            var line: [String: String] = ["at": formatter.string(from: event.at), "kind": event.kind, "message": event.message]
-                            if let data = event.dataJSON { line["data"] = data }
-                            let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
-                            print(String(decoding: data, as: UTF8.self))
+                            var line: [String: JSONValue] = ["at": .string(isoTimestamp(event.at)), "kind": .string(event.kind), "message": .string(event.message)]
+                            if let data = event.dataJSON { line["data"] = (try? JSONValue(parsing: Data(data.utf8))) ?? .string(data) }
+                            print(String(decoding: JSONValue.object(line).serialized(), as: UTF8.self))
                         } else {
-                            print("\(formatter.string(from: event.at))  \(event.kind.padding(toLength: 10, withPad: " ", startingAt: 0)) \(event.message)")
+                            print("\(isoTimestamp(event.at))  \(event.kind.padding(toLength: 10, withPad: " ", startingAt: 0)) \(event.message)")
                         }
                     }
-                    guard follow, let job = try store.job(id: id), !job.phase.isTerminal else { break }
-                    try await Task.sleep(nanoseconds: 200_000_000)
+                    fflush(nil)
                 }
+                try printNew()
+                guard follow else { return }
+                if !job.phase.isTerminal {
+                    job = try await JobFollower(global: global, store: store).follow(id) { _ in try? printNew() }
+                }
+                try printNew()
+                if !global.json { print("\(isoTimestamp(job.finishedAt ?? Date()))  end        \(job.phase.rawValue)\(job.errorCode.map { " (\($0))" } ?? "")") }
             } catch { throw fail(error, json: global.json) }
         }
     }
@@ -247,6 +293,7 @@ struct EnginesCommand: AsyncParsableCommand {
         @Flag(help: "Ask every engine now instead of using cached health.") var refresh = false
         @Option(help: "Only this engine (repeatable).") var engine: [String] = []
         @Option(help: "Engine configuration as a JSON object, merged over $YARD_HOME/config/ENGINE.json (needs exactly one --engine).") var config: String?
+        @Flag(help: "One line per engine with the whole message and fix, however wide (default: fit the terminal, 100 columns off a terminal).") var wide = false
 
         func run() async throws {
             do {
@@ -283,10 +330,7 @@ struct EnginesCommand: AsyncParsableCommand {
                     }
                 }
                 if global.json { printJSON(rows); return }
-                let now = Date()
-                print(table(["ENGINE", "STATUS", "BALANCE", "CHECKED", "MESSAGE", "FIX"], rows.map {
-                    [$0.engine, $0.status, $0.balance ?? "", $0.checkedAt.map { "\(Int(now.timeIntervalSince($0))) s ago" } ?? "-", $0.message ?? "", $0.remediation ?? ""]
-                }))
+                print(EnginesCommand.render(rows, now: Date(), width: wide ? nil : Terminal.columns))
             } catch { throw fail(error, json: global.json) }
         }
     }
@@ -366,6 +410,60 @@ struct EnginesCommand: AsyncParsableCommand {
                 if !ok { throw ExitCode(1) }
             } catch let exit as ExitCode { throw exit } catch { throw fail(error, json: global.json) }
         }
+    }
+
+    /// The health matrix. With a width, every line fits it: the message, and
+    /// for a problem the fix, wrapped at words under the DETAIL column.
+    static func render(_ rows: [Row], now: Date, width: Int?) -> String {
+        func age(_ date: Date?) -> String {
+            guard let date else { return "-" }
+            let seconds = max(0, Int(now.timeIntervalSince(date)))
+            return seconds < 120 ? "\(seconds) s ago" : seconds < 7200 ? "\(seconds / 60) min ago" : "\(seconds / 3600) h ago"
+        }
+        guard let width else {
+            return table(["ENGINE", "STATUS", "BALANCE", "CHECKED", "MESSAGE", "FIX"], rows.map {
+                [$0.engine, $0.status, $0.balance ?? "", age($0.checkedAt), $0.message ?? "", $0.remediation ?? ""]
+            })
+        }
+        let header = ["ENGINE", "STATUS", "BALANCE", "CHECKED"]
+        let cells = rows.map { [$0.engine, $0.status, $0.balance ?? "", age($0.checkedAt)] }
+        let widths = header.indices.map { i in ([header[i]] + cells.map { $0[i] }).map(\.count).max() ?? 0 }
+        let indent = widths.reduce(0, +) + 2 * widths.count
+        let room = max(20, width - indent)
+        let margin = String(repeating: " ", count: indent)
+        func pad(_ row: [String]) -> String { zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ") + "  " }
+        var lines = [pad(header) + "DETAIL"]
+        for (row, cell) in zip(rows, cells) {
+            var detail = wrap(row.message ?? (row.status == "ok" ? "" : "no details"), width: room)
+            if row.status != "ok", let fix = row.remediation, !fix.isEmpty { detail += wrap("fix: " + fix, width: room, hanging: 5) }
+            lines.append(pad(cell) + (detail.first ?? ""))
+            lines += detail.dropFirst().map { margin + $0 }
+        }
+        return lines.map { $0.replacingOccurrences(of: #"\s+$"#, with: "", options: .regularExpression) }.joined(separator: "\n")
+    }
+
+    /// Lines of at most `width` characters, broken between words (a word
+    /// longer than the width is cut); continuation lines indented by `hanging`.
+    static func wrap(_ text: String, width: Int, hanging: Int = 0) -> [String] {
+        var lines: [String] = [], current = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: true).map(String.init) {
+            let limit = lines.isEmpty ? width : width - hanging
+            if current.isEmpty {
+                current = word
+            } else if current.count + 1 + word.count <= limit {
+                current += " " + word
+            } else {
+                lines.append(current)
+                current = word
+            }
+            while current.count > (lines.isEmpty ? width : width - hanging) {
+                let cut = lines.isEmpty ? width : width - hanging
+                lines.append(String(current.prefix(cut)))
+                current = String(current.dropFirst(cut))
+            }
+        }
+        if !current.isEmpty || lines.isEmpty { lines.append(current) }
+        return lines.enumerated().map { $0.offset == 0 ? $0.element : String(repeating: " ", count: hanging) + $0.element }
     }
 }
 

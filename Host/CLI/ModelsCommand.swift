@@ -62,6 +62,7 @@ struct ModelsCommand: AsyncParsableCommand {
         @Option(help: "Catalog type (checkpoint, lora, llm, video, audio, …); default: inferred from the model's tags.") var type: String?
         @Option(help: "Hugging Face endpoint (default $HF_ENDPOINT, else https://huggingface.co).") var endpoint: String?
         @Option(help: "Civitai endpoint (default $CIVITAI_ENDPOINT, else https://civitai.com).") var civitaiEndpoint: String?
+        @OptionGroup var progressOptions: ProgressOptions
 
         func run() async throws {
             do {
@@ -71,8 +72,14 @@ struct ModelsCommand: AsyncParsableCommand {
                 let resolver = ModelSourceResolver.standard(secrets: SecretVault(paths: paths))
                 if let endpoint { resolver.hubEndpoint = endpoint.trimmingCharacters(in: CharacterSet(charactersIn: "/")) }
                 if let civitaiEndpoint { resolver.civitaiEndpoint = civitaiEndpoint.trimmingCharacters(in: CharacterSet(charactersIn: "/")) }
-                let downloader = ModelDownloader(catalog: try ModelsCommand.catalog(paths))
+                // A Hub or Civitai you pointed at on your own network (a mirror, the stand-in) may
+                // redirect within it; a public one may never redirect into it.
+                let origin = reference.vendor == .civitai ? resolver.civitaiEndpoint : resolver.hubEndpoint
+                let privateOrigin = URLComponents(string: origin)?.host.map(ArtifactDownloader.resolvesToPrivateAddress) ?? false
+                let downloader = ModelDownloader(catalog: try ModelsCommand.catalog(paths),
+                                                 allowPrivateRedirects: privateOrigin || ProcessInfo.processInfo.environment["YARD_ALLOW_PRIVATE_REDIRECTS"] == "1")
                 let include = self.include, type = self.type
+                let progressMode = progressOptions.mode
                 if reference.vendor == .local {
                     let record = try downloader.registerLocal(reference.name, type: type)
                     if global.json { printJSON(record) } else { print("\(record.id) catalogued: \(record.files.count) files, \(ModelsCommand.size(record.totalBytes))\n  \(record.path)") }
@@ -81,12 +88,15 @@ struct ModelsCommand: AsyncParsableCommand {
                 let task = Task { () throws -> ModelRecord in
                     let plan = reference.vendor == .civitai ? try await resolver.resolveCivitai(reference, type: type)
                                                             : try await resolver.resolveHub(reference, include: include, type: type)
-                    FileHandle.standardError.write(Data("pulling \(plan.id)@\(plan.revision.prefix(12)): \(plan.files.count) files\n".utf8))
-                    return try await downloader.pull(plan, progress: { p in
+                    if progressMode != .off { Terminal.err("pulling \(plan.id)@\(plan.revision.prefix(12)): \(plan.files.count) files\n") }
+                    let record = try await downloader.pull(plan, progress: { p in
+                        guard progressMode != .off else { return }
                         let resumed = p.resumedFrom > 0 ? " (resumed at \(ModelsCommand.size(Int(p.resumedFrom))))" : ""
-                        let line = "\(p.file) \(ModelsCommand.size(Int(p.fileBytes)))/\(p.fileSize.map { ModelsCommand.size(Int($0)) } ?? "?")\(resumed)  total \(ModelsCommand.size(Int(p.doneBytes)))/\(ModelsCommand.size(Int(p.totalBytes)))\n"
-                        FileHandle.standardError.write(Data(line.utf8))
+                        let line = "\(p.file) \(ModelsCommand.size(Int(p.fileBytes)))/\(p.fileSize.map { ModelsCommand.size(Int($0)) } ?? "?")\(resumed)  total \(ModelsCommand.size(Int(p.doneBytes)))/\(ModelsCommand.size(Int(p.totalBytes)))"
+                        Terminal.err(progressMode == .live ? "\r\u{1B}[2K" + String(line.prefix(max(20, Terminal.columns - 1))) : line + "\n")
                     })
+                    if progressMode == .live { Terminal.err("\n") }
+                    return record
                 }
                 // Ctrl-C / SIGTERM cancel cleanly: the .part files stay for the next pull.
                 let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
@@ -120,22 +130,29 @@ struct ModelsCommand: AsyncParsableCommand {
         func run() throws {
             do {
                 let catalog = try ModelsCommand.catalog(global.paths)
-                let records = try id.map { [try ModelsCommand.record(catalog, $0, revision: revision)] } ?? catalog.all()
+                let named = try id.map { [try ModelsCommand.record(catalog, $0, revision: revision)] }
+                let records = try named ?? catalog.all()
                 let downloader = ModelDownloader(catalog: catalog)
-                let reports = try records.map { record in
+                // A pull that never finished has nothing to verify: it is reported, and only fails a verify that names it.
+                let incomplete = records.filter { $0.status != .available }
+                let reports = try records.filter { $0.status == .available }.map { record in
                     let checks = try downloader.verify(record)
                     return Report(id: record.id, revision: record.revision, ok: checks.allSatisfy(\.ok), files: checks)
                 }
                 if global.json { printJSON(reports) } else {
+                    if records.isEmpty { print("No models yet. Fetch one with `yard models pull owner/name`.") }
                     for report in reports {
                         print("\(report.ok ? "ok  " : "FAIL") \(report.id)@\(report.revision.prefix(12))")
                         for check in report.files where !check.ok { print("     \(check.path): \(check.problem ?? "mismatch")") }
+                    }
+                    for record in incomplete {
+                        print("skip \(record.id)@\(record.revision.prefix(12)): the pull did not finish (\(record.status.rawValue)\(record.reason.map { ": \($0)" } ?? "")); run `yard models pull` again")
                     }
                     if reports.contains(where: { !$0.ok }) {
                         FileHandle.standardError.write(Data("fix: run `yard models pull` for the failed model again: corrupted files are fetched anew.\n".utf8))
                     }
                 }
-                if reports.contains(where: { !$0.ok }) { throw ExitCode(1) }
+                if reports.contains(where: { !$0.ok }) || (named != nil && !incomplete.isEmpty) { throw ExitCode(1) }
             } catch let exit as ExitCode { throw exit } catch { throw fail(error, json: global.json) }
         }
     }

@@ -8,7 +8,7 @@ struct PipelineRunOptions: ParsableArguments {
     @Option(help: "Quality level of a pipeline: low, standard or pro (default: the pipeline's).") var quality: String?
     @Flag(name: .customLong("no-cache"), help: "Run every pipeline step again instead of reusing cached step results.") var noCache = false
     @Option(help: "Continue pipeline run RUN where it stopped (after a crash), or retry its failed steps.") var resume: String?
-    @Option(name: .customLong("output-dir"), help: "Copy the pipeline's output files into this folder when it succeeds.") var outputDir: String?
+    @Option(name: .customLong("output-dir"), help: "Copy the output files into this folder (NAME.EXT) when the job or pipeline succeeds.") var outputDir: String?
     @Option(name: .customLong("prefer"), help: "Try ENGINE first for STEP, e.g. --prefer motion=kling (repeatable); the step's other engines stay as fallbacks.")
     var prefer: [String] = []
 }
@@ -66,10 +66,14 @@ struct PipelineRunFlow {
     var options: PipelineRunOptions
     var reference: String?
     var rawInputs: [String]
+    var detach = false
+    var progress: ProgressMode = .off
 
     struct Result: Encodable {
         var run: PipelineRunView
         var plan: PipelinePlan?
+        /// For a detached run: the background driver's pid.
+        var driver: Int32?
     }
 
     func run() async throws {
@@ -89,16 +93,39 @@ struct PipelineRunFlow {
                 if global.json { printJSON(checked) } else { PipelineText.printPlan(checked) }
                 throw ExitCode(1)
             }
-            if !global.json {
+            if progress != .off {
                 let chosen = checked.steps.map { "\($0.name) on \($0.engine ?? ($0.runs == .no ? "(skipped)" : "?"))" }.joined(separator: ", ")
-                print("plan: \(chosen); estimate \(Money.format(checked.estimate?.amountMinor ?? 0, checked.estimate?.currency ?? "USD"))")
+                Terminal.err("plan: \(chosen); estimate \(Money.format(checked.estimate?.amountMinor ?? 0, checked.estimate?.currency ?? "USD"))\n")
             }
             let prepared = PipelinePlanner.prepareInputs(request.definition, given: request.inputs).values
             runID = try runner.create(request.definition, source: request.source, inputs: prepared, quality: checked.quality, noCache: options.noCache).id
         }
-        let view = PipelineProgressView(enabled: !global.json, runID: runID)
+        if detach {
+            let pid = BackgroundDriver.ensureRunning(global)
+            guard let current = try runner.store.run(id: runID) else { throw PipelineRunStore.runNotFound(runID) }
+            let view = PipelineRunView(current, steps: try runner.store.steps(runID: runID), artifacts: engine.artifacts, copied: [:])
+            if global.json { printJSON(Result(run: view, plan: plan, driver: pid)); return }
+            print("run \(runID): \(current.state.rawValue); \(pid.map { "a background driver (pid \($0)) runs it" } ?? "no driver could be started; run `yard jobs resume`")")
+            print("follow it with `yard runs show \(runID)`; cancel it with `yard runs cancel \(runID)`")
+            return
+        }
+        let view = PipelineProgressView(mode: progress, runID: runID)
         view.start(steps: try runner.store.steps(runID: runID))
-        let finished = try await runner.execute(runID) { view.update($0) }
+        let finished: PipelineRunRecord
+        // Claimed for as long as this process executes the run: the store's driver leaves it alone.
+        if let claim = StoreLock.acquire(global.paths.claimFile(runID), note: "\(getpid())") {
+            let interrupts = InterruptGuard(engine: engine, runID: runID) {
+                ((try? runner.store.steps(runID: runID)) ?? []).compactMap { step in step.jobID.flatMap { try? engine.store.job(id: $0) } }
+            }
+            interrupts.install()
+            defer {
+                interrupts.remove()
+                claim.release(removingFile: true)
+            }
+            finished = try await runner.execute(runID) { view.update($0) }
+        } else {
+            finished = try await RunFollower(global: global, runner: runner).follow(runID) { view.update($0) }
+        }
         view.finish()
         // Settled steps wrote usage to the billing outbox: send it before this process exits.
         await engine.deliverUsage()
@@ -110,6 +137,30 @@ struct PipelineRunFlow {
         let result = PipelineRunView(finished, steps: steps, artifacts: engine.artifacts, copied: copied)
         if global.json { printJSON(Result(run: result, plan: plan)) } else { PipelineText.printSummary(result) }
         if finished.state != .succeeded { throw ExitCode(1) }
+    }
+}
+
+/// Follows a run another process executes, by reading the store.
+struct RunFollower {
+    let global: GlobalOptions
+    let runner: PipelineRunner
+
+    func follow(_ runID: String, onStep: (PipelineStepUpdate) -> Void) async throws -> PipelineRunRecord {
+        var seen: [String: PipelineStepState] = [:]
+        var lastDriverCheck = Date.distantPast
+        while true {
+            guard let run = try runner.store.run(id: runID) else { throw PipelineRunStore.runNotFound(runID) }
+            for step in try runner.store.steps(runID: runID) where seen[step.name] != step.state {
+                seen[step.name] = step.state
+                onStep(PipelineStepUpdate(runID: runID, step: step, job: nil))
+            }
+            if run.state != .running { return run }
+            if Date().timeIntervalSince(lastDriverCheck) > 2 {
+                lastDriverCheck = Date()
+                if !StoreDriver.isDriven(paths: global.paths), !StoreLock.isHeld(global.paths.claimFile(runID)) { BackgroundDriver.ensureRunning(global) }
+            }
+            try await Task.sleep(nanoseconds: 500_000_000)
+        }
     }
 }
 

@@ -48,39 +48,35 @@ struct PipelineRunView: Encodable {
                  attempts: json(r.attemptsJSON).flatMap { $0.arrayValue?.isEmpty == false ? $0 : nil })
         }
         outputs = json(run.outputsJSON)
-        var files = copied
-        for (name, value) in outputs?.objectValue ?? [:] where files[name] == nil {
-            if let handle = value["artifact"]?.stringValue, let file = try? artifacts.file(forHandle: handle) { files[name] = file.path }
-        }
-        self.files = files
+        self.files = OutputFiles.stored(run.outputsJSON, artifacts: artifacts).merging(copied) { _, copied in copied }
         error = json(run.errorJSON)
         durationSeconds = run.finishedAt.map { $0.timeIntervalSince(run.createdAt) }
         estimateMinor = records.compactMap(\.estimateMinor).reduce(0, +)
     }
 }
 
-/// One line per step, redrawn in place on a terminal; a line per change otherwise.
+/// Live progress of a run on stderr: one line per step, redrawn in place on
+/// a terminal; a line per change with --progress elsewhere; nothing otherwise.
 final class PipelineProgressView: @unchecked Sendable {
-    let enabled: Bool
+    let mode: ProgressMode
     let runID: String
-    let tty = isatty(STDOUT_FILENO) == 1
     private let lock = NSLock()
     private var order: [String] = []
     private var lines: [String: String] = [:]
     private var drawn = 0
 
-    init(enabled: Bool, runID: String) {
-        self.enabled = enabled
+    init(mode: ProgressMode, runID: String) {
+        self.mode = mode
         self.runID = runID
     }
 
     func start(steps: [PipelineStepRecord]) {
-        guard enabled else { return }
-        print("run \(runID)")
+        guard mode != .off else { return }
+        Terminal.err("run \(runID)\n")
         lock.withLock {
             order = steps.map(\.name)
             for step in steps { lines[step.name] = Self.line(step, job: nil) }
-            if tty { redraw() }
+            if mode == .live { redraw() }
         }
     }
 
@@ -88,7 +84,7 @@ final class PipelineProgressView: @unchecked Sendable {
         var text = step.name.padding(toLength: 14, withPad: " ", startingAt: 0) + "  " + (step.engine ?? "-").padding(toLength: 14, withPad: " ", startingAt: 0)
             + "  " + step.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
         if step.cacheHit { text += "  (cached)" }
-        if let job, step.state == .running {
+        if let job, step.state == .running, !job.phase.isTerminal {
             text += "  \(Int(((job.progress ?? 0) * 100).rounded()))%"
             if let message = job.message { text += "  " + String(message.prefix(50)) }
         }
@@ -96,12 +92,12 @@ final class PipelineProgressView: @unchecked Sendable {
     }
 
     func update(_ update: PipelineStepUpdate) {
-        guard enabled else { return }
+        guard mode != .off, update.runID == runID else { return }
         lock.withLock {
             let line = Self.line(update.step, job: update.job)
             let previous = lines[update.step.name]
             lines[update.step.name] = line
-            if tty { redraw() } else if update.job == nil && previous != line { print(line) }
+            if mode == .live { redraw() } else if update.job == nil && previous != line { Terminal.err("  " + line + "\n") }
         }
     }
 
@@ -109,12 +105,10 @@ final class PipelineProgressView: @unchecked Sendable {
         var text = drawn > 0 ? "\u{1B}[\(drawn)A" : ""
         for name in order { text += "\r\u{1B}[2K  " + (lines[name] ?? name) + "\n" }
         drawn = order.count
-        FileHandle.standardOutput.write(Data(text.utf8))
+        Terminal.err(text)
     }
 
-    func finish() {
-        if enabled && !tty { print("") }
-    }
+    func finish() {}
 }
 
 enum PipelineText {
@@ -176,8 +170,10 @@ enum PipelineText {
 
     /// Copies the run's output files to DIR/NAME.EXT; returns name → path.
     static func copyOutputs(_ run: PipelineRunRecord, to directory: URL, artifacts: ArtifactDirectory) throws -> [String: String] {
-        try PipelineOutputFiles.copy(run, to: directory, artifacts: artifacts)
+        try OutputFiles.copy(run.outputsJSON, to: directory, artifacts: artifacts)
     }
+
+    static func fileExtension(_ mediaType: String?) -> String { PipelineOutputFiles.fileExtension(mediaType) }
 
     static func printPreset(_ preset: PipelineDefinition, library: PresetLibrary) {
         print("\(preset.id) — \(preset.title)")

@@ -10,7 +10,7 @@ struct PluginCommand: AsyncParsableCommand {
         commandName: "plugin",
         abstract: "List, inspect, install, test and publish engine plugins.",
         subcommands: [List.self, Info.self, Install.self, Remove.self, Test.self, New.self, Pack.self, Sign.self,
-                      Keygen.self, Trust.self, Check.self, BenchLoad.self, BenchCalls.self]
+                      Keygen.self, Trust.self, Index.self, Check.self, BenchLoad.self, BenchCalls.self]
     )
 
     struct List: ParsableCommand {
@@ -365,6 +365,50 @@ struct PluginCommand: AsyncParsableCommand {
         }
     }
 
+    struct Index: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add packages to a registry index (index.json), creating it if needed, for `yard plugin install ID --index`.",
+            discussion: """
+                Each package's id, version, ABI, platform and toolchain come from its plugin.json; its sha256 is computed. \
+                The url written is the package's path relative to the index's folder (serve both folders as they are), or --base-url plus the file name.
+                Example:
+                  yard plugin pack --manifest plugin.json --library .build/debug/libAcmeImagesAdapter.so --out dist/acme-images.yardpkg --key keys/acme.private.json
+                  yard plugin index dist/acme-images.yardpkg --index dist/index.json
+                  yard plugin install acme-images --index dist/index.json
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Package files (.yardpkg).") var packages: [String]
+        @Option(help: "The index to create or update.") var index: String = "index.json"
+        @Option(name: .customLong("base-url"), help: "Where the packages will be served (https://…/); default: paths relative to the index.") var baseURL: String?
+
+        func run() throws {
+            do {
+                guard !packages.isEmpty else { throw YardError(.usage, "Name at least one package.", remediation: "e.g. `yard plugin index dist/acme.yardpkg --index dist/index.json`.", field: "PACKAGES") }
+                let indexURL = URL(fileURLWithPath: index).standardizedFileURL
+                var pluginIndex = FileManager.default.fileExists(atPath: indexURL.path) ? try PluginIndex.load(indexURL) : PluginIndex()
+                var added: [[String: String]] = []
+                for path in packages {
+                    let url = URL(fileURLWithPath: path).standardizedFileURL
+                    guard FileManager.default.fileExists(atPath: url.path) else {
+                        throw YardError(.pluginNotFound, "No package at \(path).", remediation: "Create it with `yard plugin pack`.", field: "PACKAGES")
+                    }
+                    let manifest = try PluginPackage.manifest(of: url)
+                    let folder = indexURL.deletingLastPathComponent().path + "/"
+                    let location: String
+                    if let baseURL { location = baseURL.hasSuffix("/") ? baseURL + url.lastPathComponent : baseURL + "/" + url.lastPathComponent }
+                    else if url.path.hasPrefix(folder) { location = String(url.path.dropFirst(folder.count)) }
+                    else { location = url.path }
+                    pluginIndex.add(manifest, url: location, sha256: try PluginLoader.sha256(of: url))
+                    added.append(["id": manifest.id, "version": manifest.version, "platform": manifest.platform, "url": location])
+                }
+                try pluginIndex.save(indexURL)
+                if global.json { printJSON(IndexReport(index: indexURL.path, added: added)); return }
+                for entry in added { print("Listed \(entry["id"] ?? "") \(entry["version"] ?? "") (\(entry["platform"] ?? "")) → \(entry["url"] ?? "")") }
+                print("Index: \(indexURL.path)")
+            } catch { throw fail(error, json: global.json) }
+        }
+    }
+
     struct Trust: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Trust a publisher's public key for `plugin install`.")
         @OptionGroup var global: GlobalOptions
@@ -382,6 +426,11 @@ struct PluginCommand: AsyncParsableCommand {
             } catch { throw fail(error, json: global.json) }
         }
     }
+}
+
+struct IndexReport: Encodable {
+    var index: String
+    var added: [[String: String]]
 }
 
 extension String {

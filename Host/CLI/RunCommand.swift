@@ -24,47 +24,95 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("idempotency-key"), help: "Same key, same job: re-running returns the existing job instead of paying twice.")
     var idempotencyKey: String?
     @Flag(name: .customLong("dry-run"), help: "Show the pre-flight verdict and cost estimate; submit nothing.") var dryRun = false
-    @Flag(help: "Submit and return at once; follow later with `yard jobs resume` or `yard jobs logs --follow`.") var detach = false
+    @Flag(help: "Submit and return at once; a background driver follows the job (`yard jobs logs ID --follow` shows it).") var detach = false
     @Option(help: "Account whose credits and budgets pay for the job (default: billing.json default_account).") var account: String?
     @Option(help: "An extra budget id the job counts against, e.g. a pipeline run's (repeatable).") var budget: [String] = []
     @OptionGroup var pipeline: PipelineRunOptions
+    @OptionGroup var progressOptions: ProgressOptions
 
     func run() async throws {
         do {
             if pipeline.resume != nil || capability.map({ PipelineDefinition.looksLikePipeline($0, presets: PresetLibrary.standard()) }) == true {
-                return try await PipelineRunFlow(global: global, options: pipeline, reference: capability, rawInputs: inputs).run()
+                return try await PipelineRunFlow(global: global, options: pipeline, reference: capability, rawInputs: inputs,
+                                                 detach: detach, progress: progressOptions.mode).run()
             }
             guard let capability else {
                 throw YardError(.usage, "Name a capability, a pipeline file or a preset.", remediation: "Run e.g. `yard run debug.echo --input text=hi` or `yard presets list`.", field: "CAPABILITY")
             }
-            let engineID = try engine ?? chooseEngine(capability)
             let jobEngine = try JobEngine.standard(paths: global.paths, registry: global.registry)
+            try Self.checkKnown(capability, catalog: jobEngine.catalog, registry: global.registry)
+            let engineID = try engine ?? chooseEngine(capability)
             var spec = JobSpec(pluginID: engineID, capability: capability, inputs: try Self.parseInputs(inputs, artifacts: jobEngine.artifacts),
                                config: try loadConfig(engineID), idempotencyKey: idempotencyKey)
             if account != nil || !budget.isEmpty { spec.billing = BillingScope(account: account, budgets: budget) }
             if dryRun {
                 let verdict = await jobEngine.preflight(spec)
-                if global.json { printJSON(verdict) } else { printVerdict(verdict) }
+                if global.json { printJSON(verdict) } else { printVerdict(verdict, dryRun: true) }
                 if !verdict.ok { throw ExitCode(1) }
                 return
             }
-            let progress = ProgressPrinter(enabled: !global.json)
+            let progress = ProgressPrinter(mode: progressOptions.mode)
             var job: JobRecord
+            var claim: StoreLock?
             do {
-                job = try await jobEngine.start(spec)
+                (job, claim) = try await jobEngine.startClaimed(spec)
             } catch let refusal as JobEngine.Refusal {
                 if global.json { printJSON(refusal.verdict) } else { printVerdict(refusal.verdict) }
                 throw ExitCode(1)
             }
             progress.show(job)
-            if !detach && !job.phase.isTerminal {
-                job = try await jobEngine.drive(job.id) { progress.show($0.job) }
+            var driverPID: Int32?
+            if detach {
+                claim?.release(removingFile: true)
+                if !job.phase.isTerminal { driverPID = BackgroundDriver.ensureRunning(global) }
+            } else if !job.phase.isTerminal {
+                let jobID = job.id, store = jobEngine.store
+                let interrupts = InterruptGuard(engine: jobEngine) { [(try? store.job(id: jobID)).flatMap { $0 }].compactMap { $0 } }
+                interrupts.install()
+                if claim != nil {
+                    job = try await jobEngine.drive(job.id) { progress.show($0.job) }
+                } else {
+                    // The idempotency key named a job another process follows: watch it, do not drive it twice.
+                    guard let sqlite = jobEngine.store as? SQLiteJobStore else { throw YardError("STORE_UNSUPPORTED", "Following needs the SQLite store.", remediation: "Use the default store.") }
+                    job = try await JobFollower(global: global, store: sqlite).follow(job.id) { progress.show($0) }
+                }
+                interrupts.remove()
             }
+            claim?.release(removingFile: true)
             progress.finish()
             await jobEngine.deliverUsage()
-            if global.json { printJSON(JobView(job, cost: jobEngine.ledger.flatMap { try? $0.charge(jobID: job.id) })) } else { printSummary(job) }
+            var files = OutputFiles.stored(job.outputsJSON, artifacts: jobEngine.artifacts)
+            if job.phase == .succeeded, let outputDir = pipeline.outputDir {
+                files = try OutputFiles.copy(job.outputsJSON, to: URL(fileURLWithPath: outputDir), artifacts: jobEngine.artifacts)
+            }
+            if global.json {
+                var view = JobView(job, cost: jobEngine.ledger.flatMap { try? $0.charge(jobID: job.id) })
+                view.files = files
+                printJSON(view)
+            } else {
+                printSummary(job, files: files)
+                if detach && !job.phase.isTerminal {
+                    print("detached: \(driverPID.map { "a background driver (pid \($0)) follows it" } ?? "no driver could be started; run `yard jobs resume`");"
+                          + " `yard jobs logs \(job.id) --follow` shows it, `yard jobs show \(job.id)` its result")
+                    if let outputDir = pipeline.outputDir { print("its files are not in \(outputDir) yet: `yard artifacts get \(job.id) --out \(outputDir)` copies them when it is done") }
+                }
+            }
             if job.phase != .succeeded && !(detach && !job.phase.isTerminal) { throw ExitCode(1) }
         } catch let exit as ExitCode { throw exit } catch { throw fail(error, json: global.json) }
+    }
+
+    /// A name that is neither a catalog capability nor one an installed
+    /// engine offers, a preset or a file: refused with the closest names.
+    static func checkKnown(_ name: String, catalog: CapabilityCatalog, registry: PluginRegistry) throws {
+        let offered = Set(registry.list().flatMap(\.capabilities))
+        guard catalog.entries[name] == nil, !offered.contains(name) else { return }
+        let presets = PresetLibrary.standard()?.files().map { $0.deletingPathExtension().lastPathComponent } ?? []
+        let capabilities = Array(Set(catalog.entries.keys).union(offered))
+        let hint = NameSuggestion.closest(to: name, among: capabilities + presets)
+        let isPresetHint = hint.first.map(presets.contains) ?? false
+        throw YardError(isPresetHint ? "PRESET_NOT_FOUND" : "CAPABILITY_NOT_FOUND",
+                        "\(name) is not a capability, a preset or a pipeline file." + (hint.isEmpty ? "" : " Did you mean \(hint.joined(separator: " or "))?"),
+                        remediation: "See `yard presets list` for presets and `yard plugin list` for the capabilities engines offer.", field: "CAPABILITY")
     }
 
     func chooseEngine(_ capability: String) throws -> String {
@@ -129,7 +177,7 @@ struct RunCommand: AsyncParsableCommand {
         }
     }
 
-    func printVerdict(_ verdict: PreflightVerdict) {
+    func printVerdict(_ verdict: PreflightVerdict, dryRun: Bool = false) {
         print("Pre-flight for \(verdict.capability) on \(verdict.pluginID)\(verdict.pluginVersion.map { " \($0)" } ?? ""):")
         for step in verdict.stepsPassed { print("  ok    \(step)") }
         for f in verdict.findings {
@@ -137,10 +185,10 @@ struct RunCommand: AsyncParsableCommand {
             if !f.remediation.isEmpty { print("        fix: \(f.remediation)") }
         }
         if let e = verdict.estimate { print("  cost estimate: \(Money.format(e.amountMinor, e.currency)) (\(e.basis))") }
-        print(verdict.ok ? "Verdict: ready to run." : "Verdict: refused; nothing was submitted or spent.")
+        print(verdict.ok ? "Verdict: ready to run\(dryRun ? "; nothing was submitted" : "")." : "Verdict: refused; nothing was submitted or spent.")
     }
 
-    func printSummary(_ job: JobRecord) {
+    func printSummary(_ job: JobRecord, files: [String: String]) {
         let duration = job.finishedAt.map { String(format: "%.2f s", $0.timeIntervalSince(job.createdAt)) } ?? "running"
         print("""
             job       \(job.id)
@@ -149,7 +197,7 @@ struct RunCommand: AsyncParsableCommand {
             duration  \(duration)
             cost      \(costLine(job, paths: global.paths))
             """)
-        let outputs = job.outputLines
+        let outputs = job.outputLines(files: files)
         if !outputs.isEmpty { print("outputs"); for line in outputs { print("  \(line)") } }
         if let error = job.errorSummary { print("error     \(error)") }
         if let message = job.message, job.phase == .needsAttention { print("attention \(message)") }
@@ -162,27 +210,37 @@ enum Money {
     }
 }
 
-/// One updating line on a terminal, one line per change otherwise.
+/// Live progress on stderr: one line redrawn in place on a terminal, one
+/// line per change with --progress elsewhere, nothing otherwise.
 final class ProgressPrinter: @unchecked Sendable {
-    let enabled: Bool
-    let tty = isatty(STDOUT_FILENO) == 1
+    let mode: ProgressMode
     private var last = ""
+    private var drawn = false
     private let lock = NSLock()
 
-    init(enabled: Bool) { self.enabled = enabled }
+    init(mode: ProgressMode) { self.mode = mode }
 
     func show(_ job: JobRecord) {
-        guard enabled else { return }
+        guard mode != .off else { return }
         let percent = Int(((job.progress ?? 0) * 100).rounded())
-        let line = "\(job.id)  \(job.pluginID)  \(job.phase.rawValue)  \(percent)%\(job.message.map { "  \($0)" } ?? "")"
+        var line = "\(job.id)  \(job.pluginID)  \(job.phase.rawValue)"
+        if !job.phase.isTerminal { line += "  \(percent)%\(job.message.map { "  \($0)" } ?? "")" }
         lock.withLock {
             guard line != last else { return }
             last = line
-            if tty { FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + line).utf8)) } else { print(line) }
+            if mode == .live {
+                Terminal.err("\r\u{1B}[2K" + String(line.prefix(max(20, Terminal.columns - 1))))
+                drawn = true
+            } else {
+                Terminal.err(line + "\n")
+            }
         }
     }
 
     func finish() {
-        if enabled && tty { print("") }
+        lock.withLock {
+            if drawn { Terminal.err("\n") }
+            drawn = false
+        }
     }
 }

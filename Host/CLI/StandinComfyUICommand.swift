@@ -38,7 +38,7 @@ extension StandinCommand {
             try await standIn.start(port: port)
             StandInBanner.write("""
                 ComfyUI stand-in on \(standIn.baseURL) (also under /api), \(withModels && !noModels ? "sample models installed" : "no model files (as a fresh server; --with-models adds some)"). Point the comfyui engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/comfyui.json"
+                  yard config set comfyui base_url=\(standIn.baseURL)
                 No secret is needed: ComfyUI has no authentication. Ctrl-C to stop.
                 """)
             await standIn.waitUntilStopped()

@@ -21,7 +21,7 @@ extension StandinCommand {
             try await standIn.start(port: port)
             StandInBanner.write("""
                 Kling stand-in on \(standIn.baseURL). Point the kling engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/kling.json"
+                  yard config set kling base_url=\(standIn.baseURL)
                   printf %s '\(accessKey == "any" ? "any-access-key" : accessKey)' | yard secrets set KLING_ACCESS_KEY
                   printf %s '\(secretKey)' | yard secrets set KLING_SECRET_KEY
                 Ctrl-C to stop.
@@ -47,7 +47,7 @@ extension StandinCommand {
             try await standIn.start(port: port)
             StandInBanner.write("""
                 Modal app stand-in on \(standIn.baseURL) (serving \(model)). Point the modal engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"app_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/modal.json"
+                  yard config set modal app_url=\(standIn.baseURL)
                   printf %s '\(key == "any" ? "wk-any" : key)' | yard secrets set MODAL_KEY
                   printf %s '\(secret)' | yard secrets set MODAL_SECRET
                 Ctrl-C to stop.

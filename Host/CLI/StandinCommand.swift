@@ -30,7 +30,7 @@ struct StandinCommand: AsyncParsableCommand {
             try await standIn.start(port: port)
             StandInBanner.write("""
                 RunPod stand-in on \(standIn.baseURL) (endpoint \(endpointID)). Point the runpod engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"endpoint_id":"\(endpointID)","base_url":"\(standIn.baseURL)","rest_url":"\(standIn.restURL)","graphql_url":"\(standIn.graphqlURL)"}' > "$YARD_HOME/config/runpod.json"
+                  yard config set runpod endpoint_id=\(endpointID) base_url=\(standIn.baseURL) rest_url=\(standIn.restURL) graphql_url=\(standIn.graphqlURL)
                   printf %s '\(apiKey == "any" ? "anything" : apiKey)' | yard secrets set RUNPOD_API_KEY
                 Ctrl-C to stop.
                 """)
@@ -52,7 +52,7 @@ struct StandinCommand: AsyncParsableCommand {
             try await standIn.start(port: port)
             StandInBanner.write("""
                 fal stand-in on \(standIn.baseURL). Point the fal engine at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"queue_url":"\(standIn.baseURL)","rest_url":"\(standIn.baseURL)","webhook_jwks_url":"\(standIn.baseURL)/.well-known/jwks.json"}' > "$YARD_HOME/config/fal.json"
+                  yard config set fal queue_url=\(standIn.baseURL) rest_url=\(standIn.baseURL) webhook_jwks_url=\(standIn.baseURL)/.well-known/jwks.json
                   printf %s '\(key == "any" ? "any:key" : key)' | yard secrets set FAL_KEY
                 Ctrl-C to stop.
                 """)
@@ -72,7 +72,7 @@ struct StandinCommand: AsyncParsableCommand {
             try await standIn.start(port: port)
             StandInBanner.write("""
                 Stripe stand-in on \(standIn.baseURL). Point the stripe-billing plugin at it:
-                  mkdir -p "$YARD_HOME/config" && echo '{"base_url":"\(standIn.baseURL)"}' > "$YARD_HOME/config/stripe-billing.json"
+                  yard config set stripe-billing base_url=\(standIn.baseURL)
                   printf %s '\(apiKey == "any" ? "sk_test_anything" : apiKey)' | yard secrets set STRIPE_API_KEY
                 Ctrl-C to stop.
                 """)

@@ -16,14 +16,24 @@ struct Yard: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let unknown = CommandSuggestion.unknownSubcommand(in: arguments) {
+            Terminal.err("error[USAGE]: \(unknown)\n  fix: Run `yard --help` for the list of commands.\n")
+            Foundation.exit(ExitStatus.usage)
+        }
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
         } catch {
+            // ArgumentParser's usage errors exit 64 (EX_USAGE); yard documents 2, like most CLIs.
+            if exitCode(for: error) == .validationFailure {
+                Terminal.err(fullMessage(for: error) + "\n")
+                Foundation.exit(ExitStatus.usage)
+            }
             exit(withError: error)
         }
     }
@@ -34,9 +44,13 @@ struct Yard: AsyncParsableCommand {
         discussion: """
             Loads engine adapters (.so plugins with a plugin.json) against a stable C PluginAPI, \
             validates them, and runs their jobs. Data lives in $YARD_HOME (default ~/.local/share/switchyard).
+            Results go to stdout (--json for scripts); progress and errors go to stderr.
+            Exit status: 0 ok, 1 refused or failed, 2 usage error, 130 interrupted (Ctrl-C).
             """,
         version: HostPlatform.hostVersion,
-        subcommands: [RunCommand.self, PlanCommand.self, PresetsCommand.self, JobsCommand.self, EnginesCommand.self, SecretsCommand.self, DoctorCommand.self, PluginCommand.self, StandinCommand.self, ServeCommand.self, ModelsCommand.self, CreditsCommand.self, BenchEngineCommand.self, BenchInflightCommand.self, BenchDownloadCommand.self]
+        subcommands: [RunCommand.self, PlanCommand.self, PresetsCommand.self, JobsCommand.self, RunsCommand.self, ArtifactsCommand.self, EnginesCommand.self,
+                      ConfigCommand.self, SecretsCommand.self, DoctorCommand.self, PluginCommand.self, StandinCommand.self, ServeCommand.self, ModelsCommand.self,
+                      CreditsCommand.self, BenchEngineCommand.self, BenchInflightCommand.self, BenchDownloadCommand.self]
     )
 }
 
@@ -53,12 +67,32 @@ struct GlobalOptions: ParsableArguments {
 
     var paths: YardPaths { YardPaths.resolve(home: home) }
     var registry: PluginRegistry { PluginRegistry(paths: paths, extraPaths: pluginPaths) }
+
+    /// A data directory that cannot be one (a file, or below a file, or not
+    /// writable) is refused before any command touches it.
+    func validate() throws {
+        let home = paths.home
+        if let problem = YardPaths.homeProblem(home) {
+            throw fail(YardError(.ioFailed, problem, remediation: "Pass --home (or set YARD_HOME to) a folder you can write, or leave both unset for ~/.local/share/switchyard.",
+                                 field: self.home != nil ? "--home" : "YARD_HOME"), json: json)
+        }
+    }
+}
+
+/// The exit statuses every command uses (documented in `yard --help`).
+enum ExitStatus {
+    static let ok: Int32 = 0
+    static let failed: Int32 = 1
+    static let usage: Int32 = 2
+    static let interrupted: Int32 = 130
 }
 
 /// Prints a refusal the same way everywhere: code, message, field, remediation
-/// on stderr (or one JSON object on stdout with --json), exit status 1.
+/// on stderr (or one JSON object on stdout with --json). Exit status 2 for a
+/// usage error, 1 for everything else.
 func fail(_ error: Error, json: Bool) -> ExitCode {
-    let yardError = (error as? YardError) ?? YardError("INTERNAL", "\(error)", remediation: "Report this with the command you ran.")
+    if let exit = error as? ExitCode { return exit }
+    let yardError = YardError.describing(error)
     if json {
         printJSON(["error": yardError])
     } else {
@@ -67,13 +101,30 @@ func fail(_ error: Error, json: Bool) -> ExitCode {
         text += "  fix: \(yardError.remediation)\n"
         FileHandle.standardError.write(Data(text.utf8))
     }
-    return ExitCode(1)
+    return ExitCode(yardError.code == .usage ? ExitStatus.usage : ExitStatus.failed)
 }
 
+/// JSON as every command prints it: sorted keys, dates in ISO 8601 UTC.
 func printJSON<T: Encodable>(_ value: T) {
+    if let text = jsonText(value) { print(text) }
+}
+
+func jsonText<T: Encodable>(_ value: T) -> String? {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+    encoder.dateEncodingStrategy = .custom { date, encoder in
+        var container = encoder.singleValueContainer()
+        try container.encode(isoTimestamp(date))
+    }
+    return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// 2026-12-02T10:41:07.123Z: the one timestamp format of yard's output.
+func isoTimestamp(_ date: Date) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    return formatter.string(from: date)
 }
 
 /// Pads columns for a plain-text table.

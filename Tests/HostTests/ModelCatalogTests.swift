@@ -17,7 +17,8 @@ final class ModelCatalogTests: HubStandInTestCase {
     var home: URL { dir.appendingPathComponent("home") }
 
     func environment(token: String?) -> [String: String] {
-        ["HF_ENDPOINT": hub.baseURL, "CIVITAI_ENDPOINT": hub.baseURL, "YARD_ALLOW_PRIVATE_REDIRECTS": "1",
+        // No YARD_ALLOW_PRIVATE_REDIRECTS: an endpoint on loopback may redirect to its CDN on loopback.
+        ["HF_ENDPOINT": hub.baseURL, "CIVITAI_ENDPOINT": hub.baseURL,
          "HF_TOKEN": token ?? "", "CIVITAI_TOKEN": token ?? ""]
     }
 
@@ -63,7 +64,7 @@ final class ModelCatalogTests: HubStandInTestCase {
     // MARK: pull
 
     func testPullFetchesAMultiFileRepoAtItsCommitWithVerifiedChecksums() throws {
-        let result = try pull([tiny])
+        let result = try pull([tiny, "--progress"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let record = try XCTUnwrap(result.json as? [String: Any], result.stdout)
         let repo = try XCTUnwrap(hub.repo(tiny))
@@ -79,7 +80,7 @@ final class ModelCatalogTests: HubStandInTestCase {
             XCTAssertEqual(file["size"] as? Int, expected.data.count)
         }
         try assertRepoOnDisk(tiny)
-        XCTAssertTrue(result.stderr.contains("diffusion_pytorch_model.safetensors"), "progress goes to stderr: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("diffusion_pytorch_model.safetensors"), "progress goes to stderr (off a terminal: with --progress): \(result.stderr)")
         // LFS files came from the CDN host, after the Hub's redirect; the token never went there.
         let cdn = hub.requests.filter { $0.path.hasPrefix("/cdn/") }
         XCTAssertEqual(cdn.count, 2)
@@ -137,7 +138,7 @@ final class ModelCatalogTests: HubStandInTestCase {
         XCTAssertEqual(try catalog().records(id: "huggingface:\(tiny)").first?.status, .downloading)
 
         hub.configure { $0.throttleBytesPerSecond = nil }
-        let result = try pull([tiny])
+        let result = try pull([tiny, "--progress"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let ranges = hub.requests.filter { $0.path == "/cdn/\(weights.sha256)" }.compactMap { $0.headers["range"] }
         XCTAssertEqual(ranges.count, 1, "the second pull asked only for the rest: \(ranges)")
@@ -275,6 +276,20 @@ final class ModelCatalogTests: HubStandInTestCase {
                        "an unverified file never takes its final name")
     }
 
+    func testVerifyingEveryModelReportsAnUnfinishedPullWithoutFailing() async throws {
+        try requireYard()
+        XCTAssertEqual(try pull(["civitai:128713"]).status, 0)
+        let plan = try await resolver(token: nil).resolveHub(try ModelReference.parse(tiny))
+        var broken = plan
+        broken.files[4].sha256 = String(repeating: "0", count: 64)
+        _ = try? await downloader().pull(broken)
+        let all = try yard(["models", "verify"], home: home)
+        XCTAssertEqual(all.status, 0, "nothing that was pulled is corrupted: \(all.stdout)")
+        XCTAssertTrue(all.stdout.contains("ok   civitai:"), all.stdout)
+        XCTAssertTrue(all.stdout.contains("skip huggingface:\(tiny)") && all.stdout.contains("yard models pull"), all.stdout)
+        XCTAssertEqual(try yard(["models", "verify", tiny], home: home).status, 1, "naming the unfinished model fails: it is not verified")
+    }
+
     func testRateLimitsAreWaitedOutForTheirRetryAfter() async throws {
         hub.configure { $0.rateLimitNext = 2; $0.retryAfterSeconds = 1 }
         let started = Date()
@@ -363,7 +378,7 @@ final class ModelCatalogTests: HubStandInTestCase {
     func testBadReferencesAreRefusedBeforeAnyRequest() throws {
         for bad in ["justaname", "../etc/passwd", "civitai:abc", "owner/name@../x"] {
             let result = try pull([bad])
-            XCTAssertEqual(result.status, 1, bad)
+            XCTAssertEqual(result.status, 2, "a usage error: \(bad)")
             XCTAssertEqual(errorCode(result).code, "USAGE", bad)
         }
         XCTAssertTrue(hub.requests.isEmpty)

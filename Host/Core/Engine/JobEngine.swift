@@ -214,7 +214,7 @@ public final class JobEngine: @unchecked Sendable {
         let inputs = JSONValue.object(spec.inputs)
         let catalogEntry = catalog.entries[spec.capability]
         if let catalogEntry {
-            let findings = sift(schemaFindings(catalogEntry.input.validate(inputs), step: "schema", source: "catalog \(spec.capability)"))
+            let findings = sift(schemaFindings(catalogEntry.input.validate(inputs), step: "schema", source: "catalog \(spec.capability)", schema: catalogEntry.input.document))
             if !findings.isEmpty { verdict.findings += findings; return verdict }
         } else if !catalog.entries.isEmpty {
             verdict.findings.append(PreflightFinding(step: "schema", code: "CAPABILITY_UNCATALOGUED",
@@ -223,7 +223,7 @@ public final class JobEngine: @unchecked Sendable {
         }
         if let limits = declared.limits {
             do {
-                let findings = sift(schemaFindings(try compiledSchema("limits:\(manifest.id):\(spec.capability)", limits).validate(inputs), step: "limits", source: "\(manifest.id) limits"))
+                let findings = sift(schemaFindings(try compiledSchema("limits:\(manifest.id):\(spec.capability)", limits).validate(inputs), step: "limits", source: "\(manifest.id) limits", schema: limits))
                 if !findings.isEmpty { verdict.findings += findings; return verdict }
             } catch {
                 return refuse("limits", "MANIFEST_INVALID", "\(manifest.id)'s limits for \(spec.capability) are not a valid schema: \(error)", "Report this to the plugin's author.")
@@ -469,6 +469,16 @@ public final class JobEngine: @unchecked Sendable {
     /// Validates, records and submits a job. Returns the stored row (already
     /// polled to completion only for engines that finish during submit).
     public func start(_ spec: JobSpec) async throws -> JobRecord {
+        let (job, claim) = try await startClaimed(spec)
+        claim?.release(removingFile: true)
+        return job
+    }
+
+    /// `start`, for a caller that goes on to drive the job itself: the claim
+    /// on the job ($YARD_HOME/claims/ID.lock) stays held by the returned lock,
+    /// so the store's driver leaves the job alone until the caller releases
+    /// it (or ends). nil when the job existed already or the claim could not be taken.
+    public func startClaimed(_ spec: JobSpec) async throws -> (job: JobRecord, claim: StoreLock?) {
         let verdict = await preflight(spec)
         guard verdict.ok else { throw Refusal(verdict: verdict) }
         let plugin = try self.plugin(spec.pluginID)
@@ -478,6 +488,9 @@ public final class JobEngine: @unchecked Sendable {
             .map { String(format: "%02x", $0) }.joined()
         let timeout = plugin.manifest.capabilities.first { $0.id == spec.capability }?.timeoutSeconds.map(Double.init) ?? policy.jobTimeoutSeconds
         let id = "job_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        // Held until the ref is stored: a driver in another process waits for it
+        // instead of reconciling a job that is being submitted right now.
+        let claim = StoreLock.acquire(paths.claimFile(String(id)), note: "\(getpid())")
         let created = now
         let record = JobRecord(
             id: String(id), idempotencyKey: spec.idempotencyKey ?? "auto-\(id)", pluginID: plugin.manifest.id, pluginVersion: plugin.manifest.version,
@@ -486,15 +499,28 @@ public final class JobEngine: @unchecked Sendable {
             attempt: 1, progress: 0, message: nil, outputsJSON: nil, errorJSON: nil, createdAt: created, updatedAt: created,
             submittedAt: nil, finishedAt: nil, nextPollAt: nil, pollCount: 0, consecutiveErrors: 0, cancelRequested: false,
             cancelOutcomeJSON: nil, deadlineAt: created.addingTimeInterval(min(timeout, policy.jobTimeoutSeconds)), estimateMinor: verdict.estimate?.amountMinor)
-        let (stored, isNew) = try ledger?.insertReserving(record, spec: spec, manifest: plugin.manifest, estimate: verdict.estimate) ?? store.insertJob(record)
+        let inserted: (JobRecord, created: Bool)
+        do {
+            inserted = try ledger?.insertReserving(record, spec: spec, manifest: plugin.manifest, estimate: verdict.estimate) ?? store.insertJob(record)
+        } catch {
+            claim?.release(removingFile: true)
+            throw error
+        }
+        let (stored, isNew) = inserted
         if !isNew {
+            claim?.release(removingFile: true)
             if stored.inputHash != inputHash {
                 throw YardError("IDEMPOTENCY_CONFLICT", "Idempotency key \(stored.idempotencyKey) already names job \(stored.id), with other inputs.",
                                 remediation: "Use a new key for a new job, or the same inputs to get the existing job back.", field: "idempotency_key")
             }
-            return stored
+            return (stored, nil)
         }
-        return try await submit(stored, plugin: plugin)
+        do {
+            return (try await submit(stored, plugin: plugin), claim)
+        } catch {
+            claim?.release(removingFile: true)
+            throw error
+        }
     }
 
     func jobDocument(_ job: JobRecord) -> [String: Any] {
@@ -556,7 +582,9 @@ public final class JobEngine: @unchecked Sendable {
                 row.phase = phase
                 row.errorJSON = errorText
                 row.finishedAt = Date()
-                if phase == .needsAttention { row.message = "submit failed and the provider may have started the job; check it before retrying" }
+                if phase == .needsAttention {
+                    row.message = "The submit failed in a way that leaves open whether the provider started the job. Look for it in the provider's dashboard before running it again with a new --idempotency-key."
+                }
             }
         }
     }
@@ -578,6 +606,11 @@ public final class JobEngine: @unchecked Sendable {
             throw YardError.jobNotFound(jobID)
         }
         let plugin = try self.plugin(job.pluginID)
+        // Another process is submitting this job right now: wait for its ref rather than guess.
+        while job.phase == .submitting, StoreLock.isHeld(paths.claimFile(jobID)) {
+            try await Task.sleep(nanoseconds: 200_000_000)
+            job = try store.job(id: jobID) ?? job
+        }
         if job.phase == .submitting { job = try await reconcile(job, plugin: plugin) }
         onUpdate(JobUpdate(job: job, note: nil))
         while !job.phase.isTerminal {
@@ -701,7 +734,8 @@ public final class JobEngine: @unchecked Sendable {
             row.pollCount += 1
             row.consecutiveErrors = 0
             if let usageText { row.usageJSON = usageText }
-            if let message { row.message = message }
+            // A progress message ("running on a worker") says nothing once the job has ended.
+            if let message { row.message = message } else if ["succeeded", "failed", "cancelled"].contains(state) { row.message = nil }
             if let progress { row.progress = max(row.progress ?? 0, min(progress, 1)) }
             switch state {
             case "queued": if row.phase != .running { row.phase = .queued }
@@ -897,7 +931,7 @@ public final class JobEngine: @unchecked Sendable {
         logger.error("job needs attention: submit unconfirmed after a crash", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)"])
         return try store.updateJob(id: job.id) { row in
             row.phase = .needsAttention
-            row.message = "The host stopped while submitting, and \(plugin.manifest.id) cannot tell whether the provider received the job. It was not resubmitted, to avoid paying twice. Check the provider's dashboard, then `yard jobs cancel` or re-run."
+            row.message = "The host stopped while submitting, and \(plugin.manifest.id) cannot tell whether the provider received the job. It was not resubmitted, to avoid paying twice. Look for it in the provider's dashboard: if it is there, let it finish or cancel it there; if not, run the job again with a new --idempotency-key."
             row.errorJSON = #"{"charged":"unknown","code":"SUBMIT_UNCONFIRMED","message":"Submission not confirmed after a crash.","remediation":"Check the provider, then re-run with a new idempotency key if it has no such job.","retryable":false}"#
         }
     }
@@ -1027,6 +1061,7 @@ public final class JobEngine: @unchecked Sendable {
         return try store.updateJob(id: jobID) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .cancelled
+            row.message = nil
             row.cancelOutcomeJSON = outcomeText
             if let usageText { row.usageJSON = usageText }
             row.finishedAt = Date()

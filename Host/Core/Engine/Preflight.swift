@@ -109,10 +109,19 @@ public struct CostEstimateInfo: Codable, Sendable, Hashable {
 }
 
 /// Maps schema violations on `inputs` to findings with a `$.inputs…` path.
-func schemaFindings(_ violations: [SchemaViolation], step: String, source: String) -> [PreflightFinding] {
-    violations.map { v in
+func schemaFindings(_ violations: [SchemaViolation], step: String, source: String, schema: JSONValue? = nil) -> [PreflightFinding] {
+    let known = schema?["properties"]?.objectValue.map { Array($0.keys) } ?? []
+    return violations.map { v in
         let field = v.path == "$" ? "$.inputs" : "$.inputs" + v.path.dropFirst()
-        return PreflightFinding(step: step, code: "CONTRACT_MISMATCH", message: "\(source): \(v.message)",
-                                remediation: "Fix \(field) (see `yard plugin info` for the engine's limits).", field: field, severity: .error)
+        var message = "\(source): \(v.message)"
+        var remediation = "Fix \(field) (see `yard plugin info` for the engine's limits)."
+        // A mistyped input name: say which one was meant.
+        if v.keyword == "additionalProperties", v.path.hasPrefix("$."), !v.path.dropFirst(2).contains(".") {
+            let name = String(v.path.dropFirst(2))
+            let hint = NameSuggestion.sentence(for: name, among: known)
+            message += hint
+            remediation = hint.isEmpty ? "Remove the input \(name); accepted: \(known.sorted().joined(separator: ", "))." : "Rename the input \(name)."
+        }
+        return PreflightFinding(step: step, code: "CONTRACT_MISMATCH", message: message, remediation: remediation, field: field, severity: .error)
     }
 }

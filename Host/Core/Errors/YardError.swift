@@ -56,6 +56,23 @@ public struct YardError: Error, Sendable, Hashable, Codable, CustomStringConvert
     }
 
     public static func jobNotFound(_ id: String) -> YardError {
-        YardError(.jobNotFound, "No job \(id).", remediation: "List jobs with `yard jobs list`.", field: "id")
+        if id.hasPrefix("run_") {
+            return YardError(.jobNotFound, "\(id) is a pipeline run, not a job.", remediation: "Run `yard runs show \(id)`.", field: "id")
+        }
+        return YardError(.jobNotFound, "No job \(id).", remediation: "List jobs with `yard jobs list`.", field: "id")
+    }
+
+    /// Any error as a refusal a person can act on: a YardError as it is, a
+    /// file-system error as IO_FAILED naming the file, anything else INTERNAL.
+    public static func describing(_ error: Error) -> YardError {
+        if let error = error as? YardError { return error }
+        let ns = error as NSError
+        if ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain {
+            let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+            let reason = (ns.userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) } ?? ns.localizedDescription
+            return YardError(.ioFailed, path.map { "Cannot use \($0): \(reason)." } ?? "A file operation failed: \(reason).",
+                             remediation: "Check that the folder exists and is writable (the data directory is --home, or $YARD_HOME).", field: path)
+        }
+        return YardError("INTERNAL", "\(error)", remediation: "Report this with the command you ran.")
     }
 }

@@ -264,6 +264,11 @@ public final class JobLedger: @unchecked Sendable {
             ?? AccountBalance(accountID: id, currency: config.currency, availableMinor: 0, heldMinor: 0, stripeCustomerID: nil, grants: [])
     }
 
+    /// Every account the ledger knows, by id.
+    public func accountIDs() throws -> [String] {
+        try pool.read { db in try String.fetchAll(db, sql: "SELECT id FROM ledger_account ORDER BY id") }
+    }
+
     public func history(account: String? = nil, limit: Int = 50) throws -> [LedgerPosting] {
         try pool.read { db in try LedgerBook.history(db, account: account ?? config.defaultAccount, limit: limit) }
     }

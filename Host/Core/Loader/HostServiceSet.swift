@@ -65,6 +65,13 @@ public enum HostHTTPError: Error, Sendable {
     /// The connection failed after the request may have been sent (e.g. dropped mid-response):
     /// the provider may have acted on it.
     case failed(String)
+
+    public var reason: String {
+        switch self {
+        case .timeout: return "the server did not answer in time"
+        case .notSent(let reason), .failed(let reason): return reason
+        }
+    }
 }
 
 /// Performs one request, blocking the calling (worker) thread.

@@ -139,6 +139,12 @@ extension Data {
 /// Each function finds its plugin through the call context, so one table
 /// serves all plugins while enforcing each one's manifest.
 enum ServiceTables {
+    /// scheme://host[:port] of a URL: what a connection error is about, without path or query.
+    static func origin(_ url: String) -> String {
+        guard let parts = URLComponents(string: url), let scheme = parts.scheme, let host = parts.host else { return url }
+        return "\(scheme)://\(host)\(parts.port.map { ":\($0)" } ?? "")"
+    }
+
     static func keep<T>(_ value: T) -> UnsafeRawPointer {
         let p = UnsafeMutablePointer<T>.allocate(capacity: 1)
         p.initialize(to: value)
@@ -196,13 +202,13 @@ enum ServiceTables {
         } catch HostHTTPError.timeout {
             return SY_E_TIMEOUT
         } catch HostHTTPError.notSent(let reason) {
-            hostWrite(response, json: errorDocument("ENGINE_UNREACHABLE", ctx.plugin.redact("Could not connect for \(url): \(reason)"),
+            hostWrite(response, json: errorDocument("ENGINE_UNREACHABLE", ctx.plugin.redact("Could not connect to \(Self.origin(url)): \(reason)"),
                                                     "Check the engine's base URL and that it is running.", retryable: true))
             return SY_E_FAILED
         } catch {
             // The request may have reached the provider before the connection failed:
             // a submit that fails this way must not be repeated blindly.
-            hostWrite(response, json: errorDocument("ENGINE_UNREACHABLE", ctx.plugin.redact("Request to \(url) failed: \(error)"),
+            hostWrite(response, json: errorDocument("ENGINE_UNREACHABLE", ctx.plugin.redact("The request to \(Self.origin(url)) failed: \((error as? HostHTTPError).map(\.reason) ?? "\(error)")"),
                                                     "Check the engine's base URL and that it is running.", retryable: true, charged: "unknown"))
             return SY_E_FAILED
         }

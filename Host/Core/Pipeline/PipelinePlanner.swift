@@ -21,7 +21,7 @@ public struct PipelinePlanner: Sendable {
         var values: [String: JSONValue] = [:]
         var findings: [PlanFinding] = []
         for name in given.keys.sorted() where definition.inputs[name] == nil {
-            findings.append(PlanFinding(step: nil, code: "INPUT_UNKNOWN", message: "\(definition.id) has no input \(name).",
+            findings.append(PlanFinding(step: nil, code: "INPUT_UNKNOWN", message: "\(definition.id) has no input \(name)." + NameSuggestion.sentence(for: name, among: Array(definition.inputs.keys)),
                                         remediation: "Use one of \(definition.inputs.keys.sorted().joined(separator: ", ")).", field: "--input \(name)"))
         }
         for (name, input) in definition.inputs.sorted(by: { $0.key < $1.key }) {
@@ -82,6 +82,8 @@ public struct PipelinePlanner: Sendable {
         var missing: [MissingSecret] = []
         var unhealthy: [UnhealthyEngine] = []
         var total = 0, currency: String?
+        // An engine found offline or unreachable is probed once per plan, not once per step.
+        var offline: [String: EngineAttempt] = [:]
 
         for step in definition.steps {
             var plan = StepPlan(name: step.name, capability: step.capability, dependsOn: step.dependencies.sorted(), condition: step.when?.description,
@@ -132,6 +134,10 @@ public struct PipelinePlanner: Sendable {
                     plan.attempts.append(EngineAttempt(engine: choice.engine, ok: false, code: error.code.rawValue, message: error.message, remediation: error.remediation))
                     continue
                 } catch { continue }
+                if let known = offline[choice.engine] {
+                    plan.attempts.append(known)
+                    continue
+                }
                 // Inputs an earlier step will supply are stand-ins here: pre-flight sets
                 // findings on them aside and still checks secrets, config and health.
                 let deferred = fit.deferredFields.map { $0.replacingOccurrences(of: "$.steps.\(step.name).inputs", with: "$.inputs") }
@@ -142,6 +148,9 @@ public struct PipelinePlanner: Sendable {
                     plan.attempts.append(EngineAttempt(engine: choice.engine, ok: false, code: first.code, message: first.message, remediation: first.remediation))
                     if first.code == "AUTH_MISSING" { missing.append(MissingSecret(engine: choice.engine, secret: first.field ?? "?", step: step.name)) }
                     if first.step == "health" { unhealthy.append(UnhealthyEngine(engine: choice.engine, code: first.code, message: first.message)) }
+                    if first.step == "health" || ["ENGINE_OFFLINE", "ENGINE_UNREACHABLE", "ENGINE_UNAVAILABLE"].contains(first.code) {
+                        offline[choice.engine] = plan.attempts.last
+                    }
                     continue
                 }
                 // What the producers' output schemas still tell about those inputs.

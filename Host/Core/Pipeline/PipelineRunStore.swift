@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 public enum PipelineRunState: String, Codable, Sendable {
-    case running, succeeded, failed
+    case running, succeeded, failed, cancelled
 }
 
 public enum PipelineStepState: String, Codable, Sendable {
@@ -224,6 +224,6 @@ public final class PipelineRunStore: @unchecked Sendable {
     }
 
     public static func runNotFound(_ id: String) -> YardError {
-        YardError("RUN_NOT_FOUND", "No pipeline run \(id).", remediation: "List runs with `yard runs` or `yard run FILE --json`; run ids start with run_.", field: "--resume")
+        YardError("RUN_NOT_FOUND", "No pipeline run \(id).", remediation: "List runs with `yard runs list`; run ids start with run_.", field: "--resume")
     }
 }

@@ -8,6 +8,12 @@ public struct PipelineStepUpdate: Sendable {
     public var runID: String
     public var step: PipelineStepRecord
     public var job: JobRecord?
+
+    public init(runID: String, step: PipelineStepRecord, job: JobRecord?) {
+        self.runID = runID
+        self.step = step
+        self.job = job
+    }
 }
 
 /// Runs a pipeline as a DAG of jobs through the durable JobEngine: every step
@@ -53,7 +59,7 @@ public final class PipelineRunner: @unchecked Sendable {
     /// and engine: `execute` follows that job instead of buying the step again.
     public func reopen(_ runID: String) throws -> PipelineRunRecord {
         guard let run = try store.run(id: runID) else { throw PipelineRunStore.runNotFound(runID) }
-        guard run.state == .failed else { return run }
+        guard run.state == .failed || run.state == .cancelled else { return run }
         for step in try store.steps(runID: runID) where [.failed, .blocked].contains(step.state) || step.state == .running {
             let existing = try engine.store.job(idempotencyKey: step.idempotencyKey)
             let follow = existing.map { !$0.phase.isTerminal || $0.phase == .succeeded } ?? false
@@ -158,6 +164,7 @@ public final class PipelineRunner: @unchecked Sendable {
                 }
             }
             return try store.updateRun(id: runID) { r in
+                guard r.state == .running else { return } // cancelled meanwhile: keep what the person asked for
                 r.state = .failed
                 r.errorJSON = failed.errorJSON
                 r.finishedAt = Date()
@@ -170,10 +177,39 @@ public final class PipelineRunner: @unchecked Sendable {
         }
         let outputsText = Self.text(.object(outputs))
         return try store.updateRun(id: runID) { r in
+            guard r.state == .running else { return }
             r.state = .succeeded
             r.outputsJSON = outputsText
             r.finishedAt = Date()
         }
+    }
+
+    /// Cancels a run: its unfinished step jobs are cancelled at their
+    /// providers, its unfinished steps and the run are marked cancelled, so no
+    /// driver continues it (`yard run --resume` can still start it again).
+    /// Returns the run and the cancelled jobs (with whether they may bill).
+    public func cancel(_ runID: String) async throws -> (run: PipelineRunRecord, jobs: [JobRecord]) {
+        guard let run = try store.run(id: runID) else { throw PipelineRunStore.runNotFound(runID) }
+        guard run.state == .running else { return (run, []) }
+        // Marked first, so a runner working the run elsewhere starts nothing new.
+        let error: JSONValue = ["code": "CANCELLED", "message": "The run was cancelled.", "charged": "unknown"]
+        var updated = try store.updateRun(id: runID) { r in
+            r.state = .cancelled
+            r.errorJSON = Self.text(error)
+            r.finishedAt = Date()
+        }
+        var jobs: [JobRecord] = []
+        for step in try store.steps(runID: runID) where !step.state.isFinished {
+            let job = try step.jobID.flatMap { try engine.store.job(id: $0) } ?? engine.store.job(idempotencyKey: step.idempotencyKey)
+            if let job, !job.phase.isTerminal { jobs.append(try await engine.cancel(job.id)) }
+            try store.updateStep(runID: runID, name: step.name) { r in
+                r.state = .failed
+                r.errorJSON = Self.text(["code": "CANCELLED", "message": "cancelled with the run"])
+                r.finishedAt = Date()
+            }
+        }
+        updated = try store.run(id: runID) ?? updated
+        return (updated, jobs)
     }
 
     /// Continues every run left unfinished (after a crash or a kill).

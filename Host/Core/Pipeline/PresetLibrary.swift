@@ -26,7 +26,7 @@ public struct PresetLibrary: Sendable {
 
     public func load(_ id: String) throws -> PipelineDefinition {
         guard let url = file(named: id) else {
-            throw YardError("PRESET_NOT_FOUND", "No preset named \(id).",
+            throw YardError("PRESET_NOT_FOUND", "No preset named \(id)." + NameSuggestion.sentence(for: id, among: files().map { $0.deletingPathExtension().lastPathComponent }),
                             remediation: "List them with `yard presets list` (\(files().map { $0.deletingPathExtension().lastPathComponent }.joined(separator: ", "))).", field: "PRESET")
         }
         return try PipelineDefinition.load(url)
@@ -49,7 +49,8 @@ extension PipelineDefinition {
         if let presets, let url = presets.file(named: reference) {
             return (try load(url), "preset \(reference)")
         }
-        throw YardError("PIPELINE_NOT_FOUND", "\(reference) is neither a pipeline file nor a preset.",
+        let names = presets?.files().map { $0.deletingPathExtension().lastPathComponent } ?? []
+        throw YardError("PIPELINE_NOT_FOUND", "\(reference) is neither a pipeline file nor a preset." + NameSuggestion.sentence(for: reference, among: names),
                         remediation: "Give the path of a .yaml/.json pipeline, or a preset from `yard presets list`.", field: "FILE")
     }
 

@@ -29,6 +29,36 @@ public struct PluginIndex: Codable, Sendable {
         case schemaVersion = "schema_version"
     }
 
+    public init(schemaVersion: Int = 1, plugins: [Plugin] = []) {
+        self.schemaVersion = schemaVersion
+        self.plugins = plugins
+    }
+
+    /// Lists a package: its release (id, version, ABI from its manifest) gains
+    /// or replaces the package for the package's platform and toolchain.
+    public mutating func add(_ manifest: PluginManifest, url: String, sha256: String) {
+        let package = Package(platform: manifest.platform, toolchain: manifest.toolchain, url: url, sha256: sha256)
+        var plugin = plugins.first { $0.id == manifest.id } ?? Plugin(id: manifest.id, description: manifest.description, versions: [])
+        var release = plugin.versions.first { $0.version == manifest.version } ?? Release(version: manifest.version, abi: manifest.abi, packages: [])
+        release.abi = manifest.abi
+        release.packages.removeAll { $0.platform == package.platform && $0.toolchain == package.toolchain }
+        release.packages.append(package)
+        plugin.versions.removeAll { $0.version == release.version }
+        plugin.versions.append(release)
+        plugin.versions.sort { (SemanticVersion($0.version) ?? SemanticVersion("0.0.0")!) > (SemanticVersion($1.version) ?? SemanticVersion("0.0.0")!) }
+        plugin.description = plugin.description ?? manifest.description
+        plugins.removeAll { $0.id == plugin.id }
+        plugins.append(plugin)
+        plugins.sort { $0.id < $1.id }
+    }
+
+    public func save(_ url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try encoder.encode(self).write(to: url, options: .atomic)
+    }
+
     public static func load(_ location: URL) throws -> PluginIndex {
         guard let data = try? Data(contentsOf: location) else {
             throw YardError(.indexInvalid, "Cannot read the plugin index at \(location.path).", remediation: "Pass --index with a readable index.json.")
@@ -47,7 +77,11 @@ public struct PluginIndex: Codable, Sendable {
     /// The newest release of `id` (or exactly `version`) this host can load, and its package.
     public func select(id: String, version: String? = nil) throws -> (Release, Package) {
         guard let plugin = plugins.first(where: { $0.id == id }) else {
-            throw YardError(.pluginNotFound, "The index offers no plugin named \(id).",
+            if plugins.isEmpty {
+                throw YardError(.pluginNotFound, "The index lists no plugins at all.",
+                                remediation: "Pass --index with a registry's index.json, or make one from packages with `yard plugin index PACKAGE… --index index.json`.")
+            }
+            throw YardError(.pluginNotFound, "The index offers no plugin named \(id)." + NameSuggestion.sentence(for: id, among: plugins.map(\.id)),
                             remediation: "Check the id; available: \(plugins.map(\.id).sorted().joined(separator: ", ")).")
         }
         let candidates = plugin.versions

@@ -50,6 +50,20 @@ public enum PluginPackage {
         return manifest
     }
 
+    /// The manifest inside a package, read without unpacking it.
+    public static func manifest(of package: URL) throws -> PluginManifest {
+        let archive: Archive
+        do { archive = try Archive(url: package, accessMode: .read) } catch {
+            throw YardError(.packageInvalid, "\(package.path) is not a plugin package (zip).", remediation: "Create one with `yard plugin pack`.")
+        }
+        guard let entry = archive[manifestName], entry.uncompressedSize < 4 << 20 else {
+            throw YardError(.packageInvalid, "\(package.path) has no plugin.json.", remediation: "Create the package with `yard plugin pack`.")
+        }
+        var bytes = Data()
+        _ = try archive.extract(entry) { bytes.append($0) }
+        return try PluginManifest.parse(bytes, source: "\(package.lastPathComponent)/plugin.json")
+    }
+
     /// Adds or replaces the signature of an existing package.
     public static func sign(package: URL, key: PublisherKeyFile) throws {
         let archive: Archive

@@ -138,11 +138,12 @@ public struct PluginRegistry: Sendable {
             }
             return url
         }
-        let rows = list().filter { $0.id == reference }
+        let all = list()
+        let rows = all.filter { $0.id == reference }
         if let ok = rows.first(where: { $0.status == .ok }) { return URL(fileURLWithPath: ok.manifestPath) }
         if let conflict = rows.first(where: { $0.status == .conflict }), let problem = conflict.problem { throw problem }
         if let broken = rows.first, let problem = broken.problem { throw problem }
-        throw YardError(.pluginNotFound, "No plugin named \(reference) is installed.",
+        throw YardError(.pluginNotFound, "No plugin named \(reference) is installed." + NameSuggestion.sentence(for: reference, among: all.map(\.id)),
                         remediation: "Run `yard plugin list` to see what is installed, or `yard plugin install`.")
     }
 }

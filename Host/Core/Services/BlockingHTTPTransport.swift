@@ -2,6 +2,9 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// sy.http/1's transport: AsyncHTTPClient, driven synchronously because plugin
 /// calls run on the host's worker threads (never on the async cooperative
@@ -16,6 +19,9 @@ public final class BlockingHTTPTransport: HTTPTransport, @unchecked Sendable {
     static let sharedClient: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
+        // A refused connection is an answer ("not running"), given at once: AsyncHTTPClient
+        // would otherwise retry it until the request's deadline. The engine retries polls itself.
+        configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
@@ -44,11 +50,11 @@ public final class BlockingHTTPTransport: HTTPTransport, @unchecked Sendable {
                 for header in response.headers { headers[header.name.lowercased()] = header.value }
                 box.result = .success(HostHTTPResponse(status: Int(response.status.code), headers: headers, body: Data(body.readableBytesView)))
             } catch let error as HTTPClientError where error == .connectTimeout {
-                box.result = .failure(HostHTTPError.notSent(String(describing: error)))
+                box.result = .failure(HostHTTPError.notSent(Self.plainReason(error)))
             } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
                 box.result = .failure(HostHTTPError.timeout)
             } catch {
-                box.result = .failure(Self.neverSent(error) ? HostHTTPError.notSent(String(describing: error)) : HostHTTPError.failed(String(describing: error)))
+                box.result = .failure(Self.neverSent(error) ? HostHTTPError.notSent(Self.plainReason(error)) : HostHTTPError.failed(Self.plainReason(error)))
             }
             semaphore.signal()
         }
@@ -61,6 +67,32 @@ public final class BlockingHTTPTransport: HTTPTransport, @unchecked Sendable {
         let kind = String(reflecting: type(of: error))
         let text = String(describing: error)
         return kind.contains("NIOConnectionError") || text.contains("connectionRefused") || text.contains("Connection refused")
+    }
+
+    /// A network failure as a person reads it ("connection refused"), not
+    /// as NIO prints it ("connection reset (error set): Connection refused (errno: 111)").
+    public static func plainReason(_ error: Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout: return "the connection timed out"
+            case .readTimeout, .deadlineExceeded: return "the server did not answer in time"
+            case .remoteConnectionClosed: return "the server closed the connection"
+            case .cancelled: return "the request was cancelled"
+            case .bodyLengthMismatch: return "the answer was cut short"
+            default: break
+            }
+        }
+        let text = String(describing: error)
+        if text.contains("dnsAError: Optional") || text.contains("dnsAAAAError: Optional") || text.contains("NXDOMAIN") {
+            return "the host name could not be resolved"
+        }
+        if let range = text.range(of: #"errno: [0-9]+"#, options: .regularExpression),
+           let code = Int32(text[range].dropFirst("errno: ".count)), let cText = strerror(code) {
+            return String(cString: cText).lowercased()
+        }
+        if text.contains("NIOSSL") || text.lowercased().contains("handshake") { return "the TLS handshake failed" }
+        if text.lowercased().contains("connection reset") { return "the connection was reset" }
+        return text
     }
 
     final class ResultBox: @unchecked Sendable {

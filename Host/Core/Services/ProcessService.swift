@@ -229,6 +229,22 @@ public final class HostProcessService: @unchecked Sendable {
         return ["outcome": wasRunning ? "killed" : "already_finished"]
     }
 
+    /// Ends every running child with its process group (SIGTERM, then
+    /// SIGKILL after `graceSeconds`) and waits for them: the host is about to
+    /// exit (Ctrl-C), and a child must not outlive it under pid 1.
+    /// Returns how many were running.
+    @discardableResult
+    public func terminateAll(graceSeconds: Double = 1) -> Int {
+        let running = lock.withLock { records.values.filter { !$0.isFinished } }
+        for record in running { record.kill(reason: .killed) }
+        let deadline = Date().addingTimeInterval(graceSeconds)
+        for record in running {
+            record.waitFinished(timeoutMs: Int64(max(0, deadline.timeIntervalSinceNow) * 1000))
+            if !record.isFinished, record.pid > 0 { Glibc.kill(-record.pid, SIGKILL) }
+        }
+        return running.count
+    }
+
     /// Process ids of running children, for tests and diagnostics.
     public func runningPIDs() -> [Int32] {
         lock.withLock { records.values.filter { !$0.isFinished }.map(\.pid) }

@@ -106,6 +106,15 @@ public struct ArtifactRecord: Codable, Sendable, FetchableRecord, PersistableRec
     public var sourceURL: String?
     public var createdAt: Date
 
+    public init(sha256: String, size: Int, mediaType: String, jobID: String?, sourceURL: String?, createdAt: Date) {
+        self.sha256 = sha256
+        self.size = size
+        self.mediaType = mediaType
+        self.jobID = jobID
+        self.sourceURL = sourceURL
+        self.createdAt = createdAt
+    }
+
     enum CodingKeys: String, CodingKey {
         case sha256, size
         case mediaType = "media_type"

@@ -288,6 +288,11 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         try pool.write { db in try artifact.save(db) }
     }
 
+    /// The media type an artifact was stored with, if the store indexed it.
+    public func artifactMediaType(sha256: String) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT media_type FROM artifact WHERE sha256 = ?", arguments: [sha256]) }
+    }
+
     public func health(cacheKey: String) throws -> EngineHealthRecord? {
         try pool.read { db in try EngineHealthRecord.fetchOne(db, key: cacheKey) }
     }

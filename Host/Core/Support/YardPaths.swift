@@ -15,6 +15,23 @@ public struct YardPaths: Sendable {
         return YardPaths(home: URL(fileURLWithPath: base).appendingPathComponent("switchyard"))
     }
 
+    /// Why `home` cannot serve as the data directory, or nil when it can: it
+    /// is a file, sits below a file, or its nearest existing folder is not writable.
+    public static func homeProblem(_ home: URL) -> String? {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        if fm.fileExists(atPath: home.path, isDirectory: &isDirectory) {
+            if !isDirectory.boolValue { return "The data directory \(home.path) is a file, not a folder." }
+            return fm.isWritableFile(atPath: home.path) ? nil : "The data directory \(home.path) is not writable."
+        }
+        var ancestor = home.deletingLastPathComponent()
+        while ancestor.path != "/" && !fm.fileExists(atPath: ancestor.path, isDirectory: &isDirectory) { ancestor.deleteLastPathComponent() }
+        _ = fm.fileExists(atPath: ancestor.path, isDirectory: &isDirectory)
+        if !isDirectory.boolValue { return "The data directory \(home.path) cannot be created: \(ancestor.path) is a file." }
+        if !fm.isWritableFile(atPath: ancestor.path) { return "The data directory \(home.path) cannot be created: \(ancestor.path) is not writable." }
+        return nil
+    }
+
     public var pluginsDirectory: URL { home.appendingPathComponent("plugins") }
     public var cacheDirectory: URL { home.appendingPathComponent("cache") }
     public var scanCacheFile: URL { cacheDirectory.appendingPathComponent("plugin-scan.json") }
@@ -40,7 +57,7 @@ public struct YardPaths: Sendable {
     /// holding `Registry/keys`.
     public static func registryDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL? {
         if let env = environment["YARD_REGISTRY"], !env.isEmpty { return URL(fileURLWithPath: env) }
-        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        var dir = executable.deletingLastPathComponent()
         for _ in 0..<8 {
             let candidate = dir.appendingPathComponent("Registry")
             if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("keys").path) { return candidate }
@@ -53,7 +70,13 @@ public struct YardPaths: Sendable {
 
     /// First-party plugins staged by scripts/build.sh next to the executable.
     public static func bundledPluginsDirectory() -> URL {
-        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
-        return exe.deletingLastPathComponent().appendingPathComponent("plugins")
+        executable.deletingLastPathComponent().appendingPathComponent("plugins")
+    }
+
+    /// This process's executable, wherever it was started from: argv[0] is only
+    /// "yard" when yard was found on PATH.
+    public static var executable: URL {
+        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return URL(fileURLWithPath: path) }
+        return URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
     }
 }
