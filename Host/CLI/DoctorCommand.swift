@@ -109,7 +109,7 @@ struct DoctorCommand: AsyncParsableCommand {
         }
         do {
             let report = try SandboxProbe.run(RunnerConfiguration(executable: runner, scratchRoot: paths.home.appendingPathComponent("tmp/runners")))
-            var result: [String: JSONValue] = ["runner": .string(runner.path), "summary": .string(report.summary),
+            var result: [String: JSONValue] = ["runner": .string(runner.path), "summary": .object(report.summary.mapValues { .string($0) }),
                                                "checks": .object((report.checks ?? [:]).mapValues { .string($0) }),
                                                "layers": .array(report.layers.map { ["layer": .string($0.layer), "state": .string($0.state), "detail": .string($0.detail)] })]
             if !report.degraded.isEmpty {

@@ -173,7 +173,7 @@ struct JobsCommand: AsyncParsableCommand {
                 let actor = ProcessInfo.processInfo.environment["USER"].map { "\($0) (yard jobs resolve)" } ?? "yard jobs resolve"
                 var job = try engine.resolveParked(id, resolution, actor: actor, note: note)
                 if !job.phase.isTerminal && !detach {
-                    let progress = ProgressPrinter(enabled: !global.json)
+                    let progress = ProgressPrinter(mode: global.json ? .off : ProgressMode(requested: false))
                     job = try await engine.drive(job.id) { progress.show($0.job) }
                     progress.finish()
                 }

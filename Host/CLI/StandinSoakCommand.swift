@@ -18,7 +18,7 @@ extension StandinCommand {
         func run() async throws {
             let runpod = RunPodStandIn()
             let kling = KlingStandIn()
-            kling.configure { $0.queuePolls = 2; $0.processingPolls = 3 }
+            kling.configure { $0.queueMs = 200; $0.processingMs = 400 }
             let stripe = StripeStandIn()
             try await runpod.start()
             try await kling.start()

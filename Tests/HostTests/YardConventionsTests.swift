@@ -333,7 +333,7 @@ final class YardConventionsTests: TemporaryDirectoryTestCase {
 
     func testADetachedRunIsDrivenInTheBackgroundAndLogsFollowEnds() async throws {
         let standIn = RunPodStandIn()
-        standIn.configure { $0.coldStartPolls = 2 }
+        standIn.configure { $0.queueMs = 1_000 }
         try await standIn.start()
         defer { Task { await standIn.stop() } }
         XCTAssertEqual(try yard(["config", "set", "runpod", "endpoint_id=\(standIn.endpointID)", "base_url=\(standIn.baseURL)"], home: home).status, 0)

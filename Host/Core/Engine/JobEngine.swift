@@ -723,7 +723,6 @@ public final class JobEngine: @unchecked Sendable {
             harvestedText = text(harvested).map(plugin.context.redact)
         }
         let outputsText = harvestedText
-        let usageText = (doc["usage"] as? [String: Any]).flatMap { text($0) }
         let errorText = text(doc["error"]).map(plugin.context.redact)
         let message = (doc["message"] as? String).map(plugin.context.redact)
         let delay = clampPoll(doc["next_poll_after_ms"] as? Int)
