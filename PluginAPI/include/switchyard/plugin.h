@@ -23,7 +23,9 @@ extern "C" {
  * shapes are specified in docs/abi.md; the members common to all requests are
  *   "config":  the engine configuration (validated against plugin.json's
  *              config_schema by the host)
- *   "job":     {"id", "idempotency_key", "attempt"} when the call serves a job
+ *   "job":     {"id", "idempotency_key", "attempt", "capability"} when the
+ *              call serves a job (capability lets poll and cancel map an
+ *              answer from a ref that does not record it)
  * A failed operation returns SY_E_FAILED and writes
  *   {"error":{"code","message","remediation","field"?,"retryable","charged",
  *             "retry_after_ms"?}}
