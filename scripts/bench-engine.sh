@@ -34,7 +34,7 @@ YARD_HOME="$work/h1" "$bin/yard" bench-engine --jobs "$jobs" --concurrency 8 | t
 echo "== peer: Huey 3.5.4, SQLite storage ($jobs tasks)"
 huey_dir="$SCRATCH/huey-3.5.4"
 if ! PYTHONPATH="$huey_dir" python3 -c 'import huey, sys; sys.exit(huey.__version__ != "3.5.4")' 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check --target "$huey_dir" huey==3.5.4
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$huey_dir" huey==3.5.4
 fi
 PYTHONPATH="$huey_dir" python3 scripts/bench/huey_echo.py "$work/huey.db" "$jobs" 8 | tee "$work/huey.txt"
 # Both lines read "... p50 X ms  p99 Y ms  sequential S jobs/s  concurrent(8) C jobs/s".
