@@ -40,10 +40,12 @@ let package = Package(
     ],
     targets: [
         // The stable C ABI: headers only, plus a translation unit that pins the layout.
+        // PluginAPI/Package.swift builds these same sources (and the SDK's) as a
+        // package of their own, for plugin authors (ADR 0017).
         .target(
             name: "CPluginAPI",
             path: "PluginAPI",
-            exclude: ["Swift", "README.md"],
+            exclude: ["Swift", "README.md", "schemas", "Package.swift"],
             sources: ["src"],
             publicHeadersPath: "include"
         ),
@@ -79,7 +81,9 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
             ],
-            path: "Host/Core"
+            path: "Host/Core",
+            // The ABI's document schemas (a link to PluginAPI/schemas), for the conformance kit.
+            resources: [.embedInCode("Conformance/schemas/abi-v1.schema.json")]
         ),
         .target(
             name: "SwitchyardTesting",

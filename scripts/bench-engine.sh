@@ -5,12 +5,17 @@
 #              submit, two polls, complete; all durable in SQLite WAL) vs the
 #              raw SQLite insert+update of one job row. Target p99 <= 1 ms,
 #              >= 5,000 durable steps/s.
+#   peer     — the same echo jobs, sequential and 8 concurrent, against Huey
+#              3.5.4 (PyPI) with its SQLite storage in the same run
+#              (scripts/bench/huey_echo.py; installed into $SCRATCH when
+#              missing). Target: yard / huey >= 1.0 both ways.
 #   inflight — 10,000 jobs in flight, one poll per job per second: RSS and CPU.
 #              Targets RSS <= 200 MB, CPU <= 0.5 core. (echo polls in process,
 #              not over loopback HTTP.)
 #   download — a 1 GiB artifact over loopback into the store vs curl from the
 #              same server. Targets >= 0.9x curl's throughput, RSS growth <= 32 MB.
 # Usage: scripts/bench-engine.sh [release|debug] [jobs]
+#        ONLY=peer scripts/bench-engine.sh ...   overhead and the Huey peer only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${1:-release}"
@@ -24,7 +29,18 @@ cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$wor
 trap cleanup EXIT
 
 echo "== overhead ($config, $jobs jobs)"
-YARD_HOME="$work/h1" "$bin/yard" bench-engine --jobs "$jobs"
+YARD_HOME="$work/h1" "$bin/yard" bench-engine --jobs "$jobs" --concurrency 8 | tee "$work/yard.txt"
+
+echo "== peer: Huey 3.5.4, SQLite storage ($jobs tasks)"
+huey_dir="$SCRATCH/huey-3.5.4"
+if ! PYTHONPATH="$huey_dir" python3 -c 'import huey, sys; sys.exit(huey.__version__ != "3.5.4")' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$huey_dir" huey==3.5.4
+fi
+PYTHONPATH="$huey_dir" python3 scripts/bench/huey_echo.py "$work/huey.db" "$jobs" 8 | tee "$work/huey.txt"
+# Both lines read "... p50 X ms  p99 Y ms  sequential S jobs/s  concurrent(8) C jobs/s".
+awk 'FNR == 1 { for (i = 1; i <= NF; i++) { if ($i == "sequential") s[FILENAME] = $(i + 1); if ($i ~ /^concurrent/) c[FILENAME] = $(i + 1) } }
+     END { y = ARGV[1]; h = ARGV[2]; printf "ratio (yard / huey) sequential %.2f concurrent %.2f\n", s[y] / s[h], c[y] / c[h] }' "$work/yard.txt" "$work/huey.txt"
+[ "${ONLY:-}" = peer ] && exit 0
 
 echo "== in flight"
 YARD_HOME="$work/h2" "$bin/yard" bench-inflight --jobs "${INFLIGHT_JOBS:-10000}" --seconds 20

@@ -14,10 +14,15 @@ export YARD_HOME="$work/home"
 step() { printf '== %s\n' "$*"; }
 step "plugin new"
 (cd "$work" && "$yard" plugin new acme-images --sdk-path "$repo" >/dev/null)
-step "swift build (the scaffold depends on SwitchyardPluginSDK only)"
+step "the scaffold depends on the PluginAPI package alone"
+grep -q "\.package(path: \"$repo/PluginAPI\")" "$work/acme-images/Package.swift"
+step "swift build (resolves none of the host's dependencies)"
 (cd "$work/acme-images" && swift build --scratch-path "$work/acme-build" 2>&1 | grep -E 'error|Build' )
 lib="$work/acme-build/debug/libAcmeImagesAdapter.so"
 test -f "$lib"
+if [ -d "$work/acme-build/checkouts" ] && [ -n "$(ls -A "$work/acme-build/checkouts")" ]; then
+  echo "the scaffold resolved packages: $(ls "$work/acme-build/checkouts")"; exit 1
+fi
 step "pack, keygen, sign"
 "$yard" plugin pack --manifest "$work/acme-images/plugin.json" --library "$lib" --out "$work/acme-images.yardpkg" >/dev/null
 "$yard" plugin keygen --publisher "Acme" --out "$work/keys" >/dev/null

@@ -13,7 +13,7 @@ extension PluginCommand {
         @Argument(help: "Plugin id: lower-case letters, digits and '-'.") var name: String
         @Option(help: "Folder to create (default: ./NAME).") var dir: String?
         @Option(help: "Capability the adapter offers (the template is written for image.generate).") var capability: String = "image.generate"
-        @Option(help: "Path to a Switchyard checkout for the SDK dependency (default: this yard's source tree).")
+        @Option(help: "Path to a Switchyard checkout; the scaffold depends on its PluginAPI package (default: this yard's source tree).")
         var sdkPath: String?
         @Option(help: "Git URL of Switchyard, when no local checkout is used.") var sdkURL: String = "https://github.com/switchyard-dev/switchyard"
 
@@ -38,7 +38,13 @@ extension PluginCommand {
                 let checkout = sdkPath.map { URL(fileURLWithPath: $0).standardizedFileURL }
                     ?? YardPaths.registryDirectory()?.deletingLastPathComponent()
                 let dependency: String, packageName: String
-                if let checkout, fm.fileExists(atPath: checkout.appendingPathComponent("Package.swift").path) {
+                // The checkout's PluginAPI folder is a package of its own (the headers and the SDK, Foundation
+                // only): depending on it resolves none of the host's dependencies.
+                let pluginAPI = checkout?.appendingPathComponent("PluginAPI")
+                if let pluginAPI, fm.fileExists(atPath: pluginAPI.appendingPathComponent("Package.swift").path) {
+                    dependency = ".package(path: \"\(pluginAPI.path)\")"
+                    packageName = "PluginAPI"
+                } else if let checkout, fm.fileExists(atPath: checkout.appendingPathComponent("Package.swift").path) {
                     dependency = ".package(path: \"\(checkout.path)\")"
                     packageName = checkout.lastPathComponent.lowercased()
                 } else {
@@ -68,8 +74,9 @@ enum Templates {
         // swift-tools-version:6.1
         import PackageDescription
 
-        // A Switchyard engine adapter. It depends on SwitchyardPluginSDK only:
-        // a plugin must never link a second copy of a package the host links.
+        // A Switchyard engine adapter. It depends on SwitchyardPluginSDK only
+        // (Switchyard's PluginAPI package: the C headers and the SDK, Foundation
+        // only): a plugin must never link a second copy of a package the host links.
         let package = Package(
             name: "\(target)",
             products: [.library(name: "\(target)", type: .dynamic, targets: ["\(target)"])],

@@ -283,6 +283,46 @@ public struct ConformanceChild: @unchecked Sendable {
             guard late.isOK else { return (false, "a third cancel failed with \(late.status)") }
             return (true, "cancel answered \(seen.joined(separator: " then ")), and again after a job finished")
 
+        case "documents.schema":
+            // The documents the plugin writes, against the ABI's schemas. sy.webhook/1 needs a delivery signed
+            // the provider's way, so its answers are checked by the adapter's own webhook tests, not here.
+            let plugin = try load(services(tempDir: tempDir))
+            var problems: [String] = [], checked = 0
+            func check(_ result: PluginCallResult?, _ answer: String, _ label: String) {
+                guard let result else { return }
+                checked += 1
+                for v in ABIDocumentSchemas.violations(of: result, answer: answer).prefix(3) { problems.append("\(label): \(v)") }
+            }
+            for (i, capability) in plugin.manifest.capabilities.enumerated() {
+                let body: [String: Any] = ["capability": capability.id, "inputs": example(capability), "config": config]
+                check(plugin.call(.validate, request: request(body)), "validate_answer", "validate \(capability.id)")
+                if plugin.hasExtension(SY_EXTENSION_ESTIMATE) {
+                    check(plugin.callExtension(SY_EXTENSION_ESTIMATE, request: request(body)), "estimate_answer", "estimate \(capability.id)")
+                }
+                let jobInfo = job(500 + i)
+                let submitted = plugin.call(.submit, request: request(body.merging(["job": jobInfo]) { a, _ in a }), jobID: jobInfo["id"] as? String)
+                check(submitted, "submit_answer", "submit \(capability.id)")
+                if let ref = submitted.json?["ref"] {
+                    for _ in 0..<400 {
+                        let polled = plugin.call(.poll, request: request(["ref": ref, "config": config, "job": jobInfo]), jobID: jobInfo["id"] as? String)
+                        check(polled, "poll_answer", "poll \(capability.id)")
+                        guard polled.isOK, let state = polled.json?["state"] as? String, state == "queued" || state == "running" else { break }
+                        usleep(useconds_t(min(max((polled.json?["next_poll_after_ms"] as? Int) ?? 10, 1), 200) * 1000))
+                    }
+                }
+                let ref: Any = submitted.json?["ref"] ?? ["result": submitted.json?["result"] ?? NSNull()]
+                check(plugin.call(.cancel, request: request(["ref": ref, "config": config, "job": jobInfo])), "cancel_answer", "cancel \(capability.id)")
+                if plugin.hasExtension(SY_EXTENSION_RECONCILE) {
+                    check(plugin.callExtension(SY_EXTENSION_RECONCILE, request: request(body.merging(["job": job(600 + i)]) { a, _ in a })),
+                          "reconcile_answer", "reconcile \(capability.id)")
+                }
+            }
+            check(plugin.call(.health, request: request(["config": config])), "health_answer", "health")
+            if plugin.hasExtension(SY_EXTENSION_BALANCE) {
+                check(plugin.callExtension(SY_EXTENSION_BALANCE, request: request(["config": config])), "balance_answer", "balance")
+            }
+            return problems.isEmpty ? (true, "\(checked) answers fit abi-v1.schema.json") : (false, problems.joined(separator: "; "))
+
         case "network.allow_list":
             let plugin = try load(services(tempDir: tempDir))
             for (i, capability) in plugin.manifest.capabilities.enumerated() { _ = try? lifecycle(plugin, capability: capability, n: i) }

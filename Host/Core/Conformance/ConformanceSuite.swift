@@ -55,6 +55,7 @@ public enum ConformanceSuite {
         ChildCheck(id: "lifecycle.submit_poll", summary: "submit → poll reaches a terminal state for every capability"),
         ChildCheck(id: "outputs.contract", summary: "each capability's example outputs validate against the catalog's output_schema, every file stored with its declared media type"),
         ChildCheck(id: "cancel.idempotent", summary: "cancel twice, and cancel after completion, answer truthfully without error"),
+        ChildCheck(id: "documents.schema", summary: "every answer (validate, submit, poll, cancel, health, the declared estimate, balance and reconcile) fits PluginAPI/schemas/abi-v1.schema.json"),
         ChildCheck(id: "network.allow_list", summary: "no request outside network.hosts during a job"),
         ChildCheck(id: "secrets.not_logged", summary: "no secret value appears in any log line or document"),
         ChildCheck(id: "concurrency.jobs", summary: "16 concurrent jobs all finish"),

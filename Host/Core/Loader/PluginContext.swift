@@ -101,7 +101,8 @@ final class CallContext: @unchecked Sendable {
 }
 
 func hostWrite(_ sink: UnsafePointer<sy_sink_t>?, _ data: Data) {
-    guard let sink, let write = sink.pointee.write else { return }
+    // A sink smaller than v1.0's has no `write` we could trust: drop the answer.
+    guard let sink, sink.pointee.struct_size >= UInt32(SY_SINK_V1_0_SIZE), let write = sink.pointee.write else { return }
     data.withUnsafeBytes { raw in write(sink, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count) }
 }
 

@@ -126,8 +126,9 @@ public final class LoadedPlugin: @unchecked Sendable {
         typealias ExtensionFn = @convention(c) (UnsafePointer<sy_plugin_t>?, UnsafePointer<sy_call_t>?, sy_str_t, UnsafePointer<sy_sink_t>?) -> sy_status_t
         guard let plugin, let table = extensionTable(id) else { return nil }
         // Every v1 plugin extension is { uint32_t struct_size; fn }: the function sits at the first pointer-aligned offset.
+        // A table from a later minor may be larger (appended fields); one smaller than v1.0's is unusable.
         let size = table.load(as: UInt32.self)
-        guard size >= UInt32(MemoryLayout<sy_extension_estimate_t>.size),
+        guard size >= UInt32(SY_EXTENSION_ESTIMATE_V1_0_SIZE),
               let raw = table.load(fromByteOffset: MemoryLayout<UnsafeRawPointer>.stride, as: UnsafeRawPointer?.self) else {
             return PluginCallResult(status: SY_E_UNSUPPORTED, document: Data())
         }
@@ -367,7 +368,9 @@ public enum PluginLoader {
 
     static func checkPlugin(_ plugin: UnsafePointer<sy_plugin_t>, manifest: PluginManifest) throws -> [String: Any] {
         let p = plugin.pointee
-        guard p.struct_size >= UInt32(MemoryLayout<sy_plugin_t>.size) else {
+        // Compared with the frozen v1.0 size, never this host's sizeof: a plugin
+        // built against 1.0 must keep loading when a later minor appends fields.
+        guard p.struct_size >= UInt32(SY_PLUGIN_V1_0_SIZE) else {
             return try checkPlugin(PluginImageFacts(structSize: p.struct_size, abiMajor: 0, abiMinor: 0, requiredFunctionsPresent: false, descriptor: Data()), manifest: manifest)
         }
         let complete = p.validate != nil && p.submit != nil && p.poll != nil && p.cancel != nil && p.health != nil && p.get_extension != nil
@@ -377,8 +380,8 @@ public enum PluginLoader {
 
     /// The same checks for a plugin in this process and one in a runner (whose READY frame carries these facts).
     static func checkPlugin(_ p: PluginImageFacts, manifest: PluginManifest) throws -> [String: Any] {
-        guard p.structSize >= UInt32(MemoryLayout<sy_plugin_t>.size) else {
-            throw YardError(.pluginCorrupt, "\(manifest.id): its sy_plugin_t is \(p.structSize) bytes, smaller than v1's \(MemoryLayout<sy_plugin_t>.size).",
+        guard p.structSize >= UInt32(SY_PLUGIN_V1_0_SIZE) else {
+            throw YardError(.pluginCorrupt, "\(manifest.id): its sy_plugin_t is \(p.structSize) bytes, smaller than PluginAPI 1.0's \(SY_PLUGIN_V1_0_SIZE).",
                             remediation: "Rebuild the plugin against PluginAPI \(HostPlatform.abiString) headers.")
         }
         let abi = ABIVersion(major: Int(p.abiMajor), minor: Int(p.abiMinor))

@@ -177,7 +177,8 @@ static uint64_t call_id_of(const sy_call_t *call) {
 }
 
 static void sink_write(const sy_sink_t *sink, const void *data, size_t size) {
-    if (sink && sink->write && size > 0) sink->write(sink, (const char *)data, size);
+    /* A sink smaller than v1.0's has no write we could trust (version.h). */
+    if (sink && sink->struct_size >= SY_SINK_V1_0_SIZE && sink->write && size > 0) sink->write(sink, (const char *)data, size);
 }
 
 /* Sends one service request and, unless `answer` is 0, waits for the reply;
@@ -431,9 +432,10 @@ static void run_job(job_t *job) {
             flags |= SYR_RESULT_ABSENT;
         } else if (job->op == SYR_OP_HAS_EXTENSION) {
             status = SY_OK;
-        } else if (*(const uint32_t *)table >= 2 * sizeof(void *)) {
+        } else if (*(const uint32_t *)table >= SY_EXTENSION_ESTIMATE_V1_0_SIZE) {
             /* Every v1 plugin extension is { uint32_t struct_size; fn }: the
-             * function sits at the first pointer-aligned offset. */
+             * function sits at the first pointer-aligned offset. A table from a
+             * later minor may be larger; one smaller than v1.0's is unusable. */
             memcpy(&fn, (const unsigned char *)table + sizeof(void *), sizeof fn);
         }
         break;
@@ -538,7 +540,8 @@ static void send_ready(int32_t status, const char *message, uint32_t mask_other_
     sy_str_t descriptor = { NULL, 0 };
     if (plugin) {
         struct_size = plugin->struct_size;
-        if (struct_size >= sizeof(sy_plugin_t)) {
+        /* The frozen v1.0 size, not this runner's sizeof (version.h). */
+        if (struct_size >= SY_PLUGIN_V1_0_SIZE) {
             major = plugin->abi.major;
             minor = plugin->abi.minor;
             functions = (plugin->validate ? SYR_FN_VALIDATE : 0) | (plugin->submit ? SYR_FN_SUBMIT : 0) |

@@ -47,7 +47,7 @@ final class SinkBuffer {
 }
 
 func writeSink(_ sink: UnsafePointer<sy_sink_t>?, _ data: Data) {
-    guard let sink, let write = sink.pointee.write else { return }
+    guard let sink, sink.pointee.struct_size >= UInt32(SY_SINK_V1_0_SIZE), let write = sink.pointee.write else { return }
     data.withUnsafeBytes { raw in
         write(sink, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
     }

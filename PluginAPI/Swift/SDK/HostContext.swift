@@ -18,10 +18,15 @@ public struct HostContext: @unchecked Sendable {
     /// The job this call serves, or empty outside a job.
     public var jobID: String { String(syStr: call.pointee.job_id) }
 
+    /// A host service table, or nil when the host lacks it or hands out a
+    /// table smaller than v1.0's (a later host appends fields; a smaller one is
+    /// not a table this SDK can call into).
     func service<T>(_ id: String, as type: T.Type) -> UnsafePointer<T>? {
-        guard let getService = host.pointee.get_service else { return nil }
-        let raw = id.withSyStr { getService(host, $0) }
-        return raw?.assumingMemoryBound(to: T.self)
+        guard host.pointee.struct_size >= UInt32(SY_HOST_V1_0_SIZE), let getService = host.pointee.get_service,
+              let minimum = FrozenLayout.serviceV1_0Sizes[id],
+              let raw = id.withSyStr({ getService(host, $0) }),
+              raw.load(as: UInt32.self) >= UInt32(minimum) else { return nil }
+        return raw.assumingMemoryBound(to: T.self)
     }
 
     static func unavailable(_ id: String) -> PluginError {

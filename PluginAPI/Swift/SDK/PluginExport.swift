@@ -9,7 +9,7 @@ public enum PluginExport {
     /// descriptor on every call; NULL when the host's ABI cannot serve this
     /// plugin (other major, or an older minor than the SDK was built for).
     public static func entry<A: EngineAdapter>(_ type: A.Type, host: UnsafePointer<sy_host_t>?) -> UnsafePointer<sy_plugin_t>? {
-        guard let host else { return nil }
+        guard let host, host.pointee.struct_size >= UInt32(SY_HOST_V1_0_SIZE) else { return nil }
         let abi = host.pointee.abi
         guard abi.major == UInt32(SY_ABI_MAJOR), abi.minor >= UInt32(SY_ABI_MINOR) else { return nil }
         return PluginRuntime.shared.install { A() }
@@ -112,6 +112,7 @@ final class PluginRuntime: @unchecked Sendable {
         _ type: Request.Type, _ body: (any EngineAdapter, Request, HostContext) throws -> Answer
     ) -> sy_status_t {
         guard let call, let adapter else { return SY_E_INTERNAL }
+        guard call.pointee.struct_size >= UInt32(SY_CALL_V1_0_SIZE) else { return SY_E_INVALID_ARGUMENT }
         let decoded: Request
         do {
             decoded = try JSONDecoder().decode(Request.self, from: Data(syStr: request))

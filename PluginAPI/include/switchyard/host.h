@@ -4,6 +4,10 @@
 #include "version.h"
 #include "text.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct sy_call;
 
 /* What the host hands the plugin at entry. One sy_host_t per loaded plugin;
@@ -29,6 +33,9 @@ typedef struct sy_host {
      * when any service is absent. */
     const void *(*get_service)(const struct sy_host *host, sy_str_t id);
 } sy_host_t;
+/* Frozen v1.0 sizes (see version.h). */
+enum { SY_HOST_V1_0_SIZE = SY_SIZE_THROUGH(sy_host_t, get_service) };
+
 
 /* The context of one call from the host into the plugin (validate, submit,
  * poll, ...). Services take it as their first argument so the host can
@@ -45,5 +52,11 @@ typedef struct sy_call {
     /* Host's private data. The plugin must not touch it. */
     void *host_data;
 } sy_call_t;
+enum { SY_CALL_V1_0_SIZE = SY_SIZE_THROUGH(sy_call_t, host_data) };
+
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 #include "status.h"
 #include "host.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* What a plugin hands the host: a descriptor and the job model.
  *
  * The job model is submit, poll, cancel; the plugin keeps no state between
@@ -19,11 +23,16 @@
  * shapes are specified in docs/abi.md; the members common to all requests are
  *   "config":  the engine configuration (validated against plugin.json's
  *              config_schema by the host)
- *   "job":     {"id", "idempotency_key", "attempt"} when the call serves a job
+ *   "job":     {"id", "idempotency_key", "attempt", "capability"} when the
+ *              call serves a job (capability lets poll and cancel map an
+ *              answer from a ref that does not record it)
  * A failed operation returns SY_E_FAILED and writes
- *   {"error":{"code","message","remediation","field"?,"retryable","charged"}}
- * where "code" is a stable code such as AUTH_FAILED or RATE_LIMITED and
- * "charged" is "no", "yes" or "unknown" (may the provider bill for this?).
+ *   {"error":{"code","message","remediation","field"?,"retryable","charged",
+ *             "retry_after_ms"?}}
+ * where "code" is a stable code such as AUTH_FAILED or RATE_LIMITED,
+ * "charged" is "no", "yes" or "unknown" (may the provider bill for this?) and
+ * "retry_after_ms" is how long the provider asked to wait before a retry
+ * (its Retry-After), for a retryable error.
  *
  * Threads: the host calls every function below from its own worker threads,
  * never from an async runtime's cooperative threads, and calls them
@@ -67,8 +76,11 @@ typedef struct sy_plugin {
     /* [worker thread, concurrent] Ask where a job is: request {"ref","config",
      * "job"}. Writes {"state":"queued"|"running"|"succeeded"|"failed"|
      * "cancelled","progress"?:0..1,"message"?,"outputs"?:{...},"error"?:{...},
-     * "next_poll_after_ms"?}. The host ignores a non-terminal state reported
-     * after a terminal one, so a late update never regresses a job. */
+     * "next_poll_after_ms"?,"usage"?}. The host ignores a non-terminal state
+     * reported after a terminal one, so a late update never regresses a job.
+     * "usage" is what the provider measured, on every terminal answer that
+     * has it: {"execution_ms"?,"video_seconds"?,"images"?,"megapixels"?,
+     * "units"?,"mode"?,"gpu"?}; the ledger settles usage x price. */
     sy_status_t (*poll)(const struct sy_plugin *plugin, const sy_call_t *call,
                         sy_str_t request, const sy_sink_t *out);
 
@@ -76,7 +88,7 @@ typedef struct sy_plugin {
      * Idempotent: cancelling twice, or after the job finished, is not an error.
      * Writes {"outcome":"cancelled_in_queue"|"cancelled_running"|
      * "already_finished"|"not_found","charged":"no"|"yes"|"unknown",
-     * "message"?}. The outcome must be truthful: if the provider may still
+     * "message"?,"usage"?}. The outcome must be truthful: if the provider may still
      * bill, say charged "unknown" or "yes". */
     sy_status_t (*cancel)(const struct sy_plugin *plugin, const sy_call_t *call,
                           sy_str_t request, const sy_sink_t *out);
@@ -93,5 +105,13 @@ typedef struct sy_plugin {
      * does not implement it. Unknown ids must return NULL. */
     const void *(*get_extension)(const struct sy_plugin *plugin, sy_str_t id);
 } sy_plugin_t;
+/* Frozen v1.0 size (see version.h): the host refuses a smaller sy_plugin_t as
+ * PLUGIN_CORRUPT and accepts a larger one. */
+enum { SY_PLUGIN_V1_0_SIZE = SY_SIZE_THROUGH(sy_plugin_t, get_extension) };
+
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -3,6 +3,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Status codes returned by every ABI function. Append-only: a value once
  * published never changes meaning. Unknown values must be treated as
  * SY_E_INTERNAL by the receiver.
@@ -21,5 +25,9 @@ typedef int32_t sy_status_t;
 #define SY_E_TIMEOUT            6 /* the host gave up waiting (http, child process) */
 #define SY_E_CANCELLED          7 /* the host cancelled the call's job while it ran */
 #define SY_E_INTERNAL           8 /* a bug; the sink may hold {"error":{...}} */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

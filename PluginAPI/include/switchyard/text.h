@@ -4,6 +4,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A UTF-8 string with an explicit length. `data` need not be NUL-terminated.
  * An empty string is { NULL, 0 } or { p, 0 }.
  * Ownership: always borrowed. The receiver copies what it wants to keep; the
@@ -30,5 +34,11 @@ typedef struct sy_sink {
     /* [call thread] Append `size` bytes. `data` may be NULL only if size == 0. */
     void (*write)(const struct sy_sink *sink, const char *data, size_t size);
 } sy_sink_t;
+enum { SY_SINK_V1_0_SIZE = SY_SIZE_THROUGH(sy_sink_t, write) };
+
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

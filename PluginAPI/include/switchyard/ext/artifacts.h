@@ -4,6 +4,10 @@
 #include "../host.h"
 #include "../status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Host service "sy.artifacts/1": the content-addressed artifact store.
  * Plugins get handles ("sha256:<hex>"), never paths. Outputs named in a poll
  * result as {"artifact":"sha256:..."} are already safe in the store; outputs
@@ -25,5 +29,11 @@ typedef struct sy_service_artifacts {
      * SY_E_NOT_FOUND for an unknown handle. */
     sy_status_t (*read)(const sy_call_t *call, sy_str_t handle, const sy_sink_t *data);
 } sy_service_artifacts_t;
+
+enum { SY_SERVICE_ARTIFACTS_V1_0_SIZE = SY_SIZE_THROUGH(sy_service_artifacts_t, read) };
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

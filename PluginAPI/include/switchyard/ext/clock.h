@@ -3,6 +3,10 @@
 
 #include "../host.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Host service "sy.clock/1": the host's notion of time. Tests run a virtual
  * clock, so a plugin that signs tokens or checks expiry must read time here,
  * never from the system. */
@@ -10,10 +14,16 @@
 
 typedef struct sy_service_clock {
     uint32_t struct_size;
-    /* [any thread] Milliseconds since the Unix epoch (wall clock). */
+    /* [call thread] Milliseconds since the Unix epoch (wall clock). */
     int64_t (*now_unix_ms)(const sy_call_t *call);
-    /* [any thread] Monotonic nanoseconds, for measuring durations. */
+    /* [call thread] Monotonic nanoseconds, for measuring durations. */
     int64_t (*monotonic_ns)(const sy_call_t *call);
 } sy_service_clock_t;
+enum { SY_SERVICE_CLOCK_V1_0_SIZE = SY_SIZE_THROUGH(sy_service_clock_t, monotonic_ns) };
+
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -4,6 +4,10 @@
 #include "../host.h"
 #include "../status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Host service "sy.http/1": the only way a plugin reaches the network.
  *
  * The host enforces plugin.json's network.hosts allow-list (a request to any
@@ -27,5 +31,11 @@ typedef struct sy_service_http {
      * SY_E_FAILED with {"error":{...}} for connection failures. */
     sy_status_t (*request)(const sy_call_t *call, sy_str_t request, const sy_sink_t *response);
 } sy_service_http_t;
+enum { SY_SERVICE_HTTP_V1_0_SIZE = SY_SIZE_THROUGH(sy_service_http_t, request) };
+
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -4,6 +4,10 @@
 #include "../host.h"
 #include "../status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Host service "sy.process/1": child processes for local engines (ffmpeg,
  * espeak-ng), shaped for submit/poll.
  *
@@ -56,7 +60,7 @@ typedef struct sy_service_process {
      * SY_E_NOT_FOUND (DEPENDENCY_MISSING), SY_E_INVALID_ARGUMENT (bad request,
      * unknown artifact) or SY_E_FAILED (spawn failed), with an error document. */
     sy_status_t (*start)(const sy_call_t *call, sy_str_t request, const sy_sink_t *handle);
-    /* [any thread] Writes the status document. Outputs are imported into the
+    /* [call thread] Writes the status document. Outputs are imported into the
      * store the first time a finished child is seen. SY_E_NOT_FOUND for a
      * handle this host process does not know (e.g. started before a restart). */
     sy_status_t (*status)(const sy_call_t *call, sy_str_t handle, const sy_sink_t *status);
@@ -64,14 +68,20 @@ typedef struct sy_service_process {
      * then writes the status document (still "running" after the timeout).
      * For short helpers such as ffprobe. */
     sy_status_t (*wait)(const sy_call_t *call, sy_str_t handle, int64_t timeout_ms, const sy_sink_t *status);
-    /* [any thread] Kills the child's whole process group (SIGTERM, SIGKILL
+    /* [call thread] Kills the child's whole process group (SIGTERM, SIGKILL
      * after 2 s) and waits for it. Idempotent. Writes
      * {"outcome":"killed"|"already_finished"}; SY_E_NOT_FOUND if unknown. */
     sy_status_t (*cancel)(const sy_call_t *call, sy_str_t handle, const sy_sink_t *outcome);
-    /* [any thread] Whether an allowed executable is installed, without
+    /* [call thread] Whether an allowed executable is installed, without
      * running it: writes {"name","installed":bool,"remediation"?}. SY_E_DENIED
      * for a name outside the allow-list. */
     sy_status_t (*locate)(const sy_call_t *call, sy_str_t name, const sy_sink_t *answer);
 } sy_service_process_t;
+enum { SY_SERVICE_PROCESS_V1_0_SIZE = SY_SIZE_THROUGH(sy_service_process_t, locate) };
+
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
