@@ -539,13 +539,13 @@ final class APIRoutes: @unchecked Sendable {
     func streamJob(_ request: Request, _ context: APIRequestContext) throws -> Response {
         let token = try context.require(.read)
         let job = try ownedJob(parameter(context, "id"), token)
-        return EventStream.response(store: store, engine: engine, account: token.account, jobID: job.id, after: Self.lastEventID(request),
+        return EventStream.response(channel: context.channel, store: store, engine: engine, account: token.account, jobID: job.id, after: Self.lastEventID(request),
                                     pollInterval: server.options.streamPollSeconds) { [self] in jobView($0, account: token.account) }
     }
 
     func streamAccount(_ request: Request, _ context: APIRequestContext) throws -> Response {
         let token = try context.require(.read)
-        return EventStream.response(store: store, engine: engine, account: token.account, jobID: nil, after: Self.lastEventID(request),
+        return EventStream.response(channel: context.channel, store: store, engine: engine, account: token.account, jobID: nil, after: Self.lastEventID(request),
                                     pollInterval: server.options.streamPollSeconds) { [self] in jobView($0, account: token.account) }
     }
 

@@ -150,14 +150,17 @@ public final class APIStore: @unchecked Sendable {
         }
     }
 
-    /// An artifact is the account's when it uploaded it, or a job or run of
-    /// its made it (the artifact table names the job; run outputs are step outputs).
+    /// An artifact is the account's when it uploaded it, or when it is an
+    /// output of one of its jobs (a run's outputs are its step jobs' outputs).
+    /// Plugins store artifacts without naming the job, so the job's outputs
+    /// are what tie an artifact to it; a digest is 64 hex digits, safe in LIKE.
     public func ownsArtifact(_ sha256: String, account: String) throws -> Bool {
         try pool.read { db in
             if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM api_owner WHERE kind = 'artifact' AND object_id = ? AND account = ?)",
                                  arguments: [sha256, account]) == true { return true }
+            guard ArtifactDirectory.isDigest(sha256) else { return false }
             return try Bool.fetchOne(db, sql: """
-                SELECT EXISTS (SELECT 1 FROM artifact a JOIN job ON job.id = a.job_id WHERE a.sha256 = ? AND \(Self.jobOwned))
+                SELECT EXISTS (SELECT 1 FROM job WHERE job.outputs_json LIKE '%sha256:' || ? || '%' AND \(Self.jobOwned))
                 """, arguments: [sha256, account]) ?? false
         }
     }

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import SwitchyardHost
+import ServiceLifecycle
 import SwitchyardJSON
 
 /// Server-Sent Events from the job event log. Each event's `id:` is its row
@@ -10,7 +11,8 @@ import SwitchyardJSON
 /// exactly what it missed. A job's stream ends with a `job` event carrying
 /// the finished job; the account's stream runs until the client leaves.
 enum EventStream {
-    static let heartbeatSeconds: Double = 15
+    /// A comment line this often keeps proxies from closing a quiet stream.
+    static let heartbeatSeconds: Double = 5
 
     static func frame(id: Int64?, event: String, data: JSONValue) -> ByteBuffer {
         var text = ""
@@ -19,7 +21,7 @@ enum EventStream {
         return ByteBuffer(string: text)
     }
 
-    static func response(store: APIStore, engine: JobEngine, account: String, jobID: String?, after: Int64, pollInterval: Double,
+    static func response(channel: any Channel, store: APIStore, engine: JobEngine, account: String, jobID: String?, after: Int64, pollInterval: Double,
                          view: @escaping @Sendable (JobRecord) -> JSONValue) -> Response {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"]
         let body = ResponseBody { writer in
@@ -27,7 +29,8 @@ enum EventStream {
             var quiet: Double = 0
             // Written first, so a client knows the stream is open before any event.
             try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
-            while !Task.isCancelled {
+            // Until the job ends, the client leaves (its connection closes) or the server shuts down.
+            while !Task.isCancelled, channel.isActive, !Task.isShuttingDownGracefully {
                 let events = try store.events(account: account, jobID: jobID, afterID: last)
                 for event in events {
                     try await writer.write(frame(id: event.id, event: "progress", data: APIRoutes.eventView(event)))

@@ -22,6 +22,7 @@ class ServerTestCase: TemporaryDirectoryTestCase {
         options.rateLimitPerSecond = 0
         options.streamPollSeconds = 0.02
         options.outboxIntervalSeconds = 0
+        options.maxBodyBytes = 1 << 16
         return options
     }
 
@@ -298,7 +299,8 @@ final class ServerAPITests: ServerTestCase {
         let acme = try token("acme", .run)
         // The pre-flight's own verdict on the same job, straight from the engine.
         let spec = JobSpec(pluginID: "echo", capability: "debug.echo", inputs: ["text": "x", "colour": "red"])
-        let expected = try XCTUnwrap(await engine.preflight(spec).firstError?.code)
+        let verdict = await engine.preflight(spec)
+        let expected = try XCTUnwrap(verdict.firstError?.code)
         try await withServer(drive: false) { api in
             let refused = try await api.call(.post, "/api/v1/jobs", token: acme, json: ["engine": "echo", "capability": "debug.echo", "inputs": ["text": "x", "colour": "red"]])
             XCTAssertEqual(refused.errorCode, expected)
@@ -313,14 +315,15 @@ final class ServerAPITests: ServerTestCase {
             XCTAssertEqual(answer21, "ROUTE_NOT_FOUND")
             let answer22 = try await api.call(.get, "/api/v1/jobs/job_doesnotexist", token: acme).status
             XCTAssertEqual(answer22, 404)
-            let large = try await api.call(.post, "/api/v1/artifacts", token: acme, body: ByteBuffer(repeating: 0x41, count: 11 << 20), headers: [.contentType: "text/plain"])
-            XCTAssertEqual(large.status, 413)
-            XCTAssertEqual(large.errorCode, "REQUEST_TOO_LARGE")
             let badKey = try await api.call(.post, "/api/v1/jobs", token: acme, json: ["engine": "echo", "capability": "debug.echo", "inputs": ["text": "x"]],
                                             headers: [HTTPField.Name("Idempotency-Key")!: "has space"])
             XCTAssertEqual(badKey.errorCode, "IDEMPOTENCY_KEY_INVALID")
             let answer23 = try await api.call(.get, "/api/v1/presets/..%2F..%2Fetc%2Fpasswd", token: acme).errorCode
             XCTAssertEqual(answer23, "PRESET_NOT_FOUND", "a preset is a name, never a path")
+            // Last: a refused body closes the connection.
+            let large = try await api.call(.post, "/api/v1/artifacts", token: acme, body: ByteBuffer(repeating: 0x41, count: 1 << 17), headers: [.contentType: "text/plain"])
+            XCTAssertEqual(large.status, 413)
+            XCTAssertEqual(large.errorCode, "REQUEST_TOO_LARGE")
         }
         XCTAssertEqual(APIErrorStatus.status(for: "SOMETHING_NOT_FOUND"), 404)
         XCTAssertEqual(APIErrorStatus.status(for: "WIDGET_INVALID"), 400)
