@@ -171,7 +171,7 @@ struct RunPodAdapter: EngineAdapter {
 
     func poll(_ request: RefRequest, context: HostContext) throws -> PollResult {
         if request.ref["deploy"]?.boolValue == true { return try pollDeploy(request, context: context) }
-        let capability = request.ref["capability"]?.stringValue
+        let capability = request.ref["capability"]?.stringValue ?? request.job?.capability
         var config = try Config(request.config, capability: capability)
         // The job stays on the endpoint it was sent to, whatever the config says now.
         if let endpoint = request.ref["endpoint_id"]?.stringValue { config.endpointID = endpoint }
@@ -242,7 +242,7 @@ struct RunPodAdapter: EngineAdapter {
 
     func cancel(_ request: RefRequest, context: HostContext) throws -> CancelResult {
         if request.ref["deploy"]?.boolValue == true { return try cancelDeploy(request, context: context) }
-        var config = try Config(request.config, capability: request.ref["capability"]?.stringValue)
+        var config = try Config(request.config, capability: request.ref["capability"]?.stringValue ?? request.job?.capability)
         if let endpoint = request.ref["endpoint_id"]?.stringValue { config.endpointID = endpoint }
         guard let id = request.ref["id"]?.stringValue else { return CancelResult(outcome: .notFound, charged: .no) }
         let headers = try headers(context)

@@ -167,7 +167,7 @@ final class ParkedJobTests: TemporaryDirectoryTestCase {
         let id = try XCTUnwrap(parked["id"] as? String)
         let shown = try yard(["jobs", "show", id], home: home, extraEnvironment: env)
         XCTAssertTrue(shown.stdout.contains("held until resolved"), shown.stdout)
-        XCTAssertEqual(try yard(["jobs", "resolve", id], home: home).status, 1, "it must say which: submitted or not")
+        XCTAssertEqual(try yard(["jobs", "resolve", id], home: home).status, 2, "a usage error: it must say which, submitted or not")
         // It did reach RunPod: pass its id from the console.
         let providerJob = try XCTUnwrap(runpod.jobIDs.first)
         let resolved = try yard(["jobs", "resolve", id, "--submitted", providerJob, "--note", "found in console", "--json"], home: home, extraEnvironment: env)

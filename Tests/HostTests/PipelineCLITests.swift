@@ -37,8 +37,12 @@ final class PipelineCLITests: TemporaryDirectoryTestCase {
         let process = try startYard(["run", file.path, "--json"], home: home)
         let deadline = Date().addingTimeInterval(60)
         var runID: String?
+        // One store for the whole wait: opening it runs every migration check,
+        // which on a loaded machine is slower than the step's polls.
+        var opened: (SQLiteJobStore, PipelineRunStore)?
         while Date() < deadline && runID == nil {
-            if let (jobs, runs) = try? store(), let run = try? runs.unfinishedRuns().first,
+            if opened == nil { opened = try? store() }
+            if let (jobs, runs) = opened, let run = try? runs.unfinishedRuns().first,
                let middle = try? runs.steps(runID: run.id).first(where: { $0.name == "middle" }), let jobID = middle.jobID,
                let job = try? jobs.job(id: jobID), job.phase == .running, job.pollCount >= 3 {
                 runID = run.id

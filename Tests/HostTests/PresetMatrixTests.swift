@@ -53,7 +53,7 @@ final class PresetMatrixTests: TemporaryDirectoryTestCase {
         runpod.addEndpoint("standin-upscaler", worker: .imageURL)
         runpod.addEndpoint("standin-video", worker: .videoURL)
         let kling = KlingStandIn()
-        let comfy = try ComfyUIStandIn()
+        let comfy = try ComfyUIStandIn(withModels: true)
         let hub = HubStandIn()
         try await fal.start()
         try await runpod.start()

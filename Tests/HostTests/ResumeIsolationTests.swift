@@ -43,7 +43,10 @@ final class ResumeIsolationTests: TemporaryDirectoryTestCase {
             manifest["max_concurrency"] = 2
             manifest["extensions"] = ["sy.webhook/1"]
         }
+        // In process, where calls can overlap, so the gate is what holds them to 2
+        // (a runner process takes its calls one at a time anyway).
         let engine = try makeTestEngine(home: home, plugins: plugins)
+        engine.isolationPolicy.override = .inProcess
         await withTaskGroup(of: Void.self) { group in
             for i in 0..<8 {
                 group.addTask { _ = try? await engine.receiveWebhook(pluginID: "concurrency-probe", headers: [:], body: Data("\(i)".utf8)) }

@@ -23,8 +23,10 @@ final class StandInShapeTests: XCTestCase {
         let auth = ["authorization": "Key \(standIn.key)"]
         let (status, submitted) = try json("POST", "\(standIn.baseURL)/\(app)", input, headers: auth)
         guard status == 200, let statusURL = submitted["status_url"] as? String, let responseURL = submitted["response_url"] as? String else { return (status, submitted) }
+        // The stand-in's jobs move with time, not with reads: let a minute pass between looks.
         for _ in 0..<5 {
             if try json("GET", statusURL, headers: auth).1["status"] as? String == "COMPLETED" { break }
+            standIn.clock.advance(ms: 60_000)
         }
         return try json("GET", responseURL, headers: auth)
     }
@@ -93,6 +95,7 @@ final class StandInShapeTests: XCTestCase {
             for _ in 0..<5 {
                 answer = try json("GET", "\(runpod.baseURL)/\(endpoint)/status/\(id)", headers: auth).1
                 if ["COMPLETED", "FAILED"].contains(answer["status"] as? String ?? "") { break }
+                runpod.clock.advance(ms: 60_000)
             }
             return answer
         }

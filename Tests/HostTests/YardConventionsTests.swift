@@ -223,7 +223,7 @@ final class YardConventionsTests: TemporaryDirectoryTestCase {
     }
 
     func testFinishedJobsKeepNoProgressMessage() async throws {
-        let standIn = try ComfyUIStandIn()
+        let standIn = try ComfyUIStandIn(withModels: true)
         try await standIn.start()
         defer { Task { await standIn.stop() } }
         XCTAssertEqual(try yard(["config", "set", "comfyui", "base_url=\(standIn.baseURL)"], home: home).status, 0)

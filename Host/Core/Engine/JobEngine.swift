@@ -531,7 +531,7 @@ public final class JobEngine: @unchecked Sendable {
     }
 
     func jobDocument(_ job: JobRecord) -> [String: Any] {
-        ["id": job.id, "idempotency_key": job.idempotencyKey, "attempt": job.attempt]
+        ["id": job.id, "idempotency_key": job.idempotencyKey, "attempt": job.attempt, "capability": job.capability]
     }
 
     /// The request of poll and cancel for a stored job.

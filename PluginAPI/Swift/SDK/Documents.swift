@@ -9,15 +9,20 @@ public struct JobInfo: Codable, Sendable, Hashable {
     public var id: String
     public var idempotencyKey: String
     public var attempt: Int
+    /// The capability the job runs (hosts from 1.0 on send it): poll and
+    /// cancel can map a provider's answer even from a ref that lacks it, such
+    /// as one a user entered by hand (`yard jobs resolve --submitted`).
+    public var capability: String?
 
-    public init(id: String, idempotencyKey: String, attempt: Int) {
+    public init(id: String, idempotencyKey: String, attempt: Int, capability: String? = nil) {
         self.id = id
         self.idempotencyKey = idempotencyKey
         self.attempt = attempt
+        self.capability = capability
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, attempt
+        case id, attempt, capability
         case idempotencyKey = "idempotency_key"
     }
 }
