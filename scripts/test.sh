@@ -31,4 +31,6 @@ if [ -z "$summary" ]; then echo "no XCTest summary found"; exit 1; fi
 if [ "$readme" -ne 0 ]; then echo "scripts/readme-check.sh failed: a README command does not work as written (see its report above)"; fi
 echo "$((executed - failures - skipped)) passed, $failures failed, $skipped skipped"
 if [ "$status" -ne 0 ]; then exit "$status"; fi
+# A skipped test is a test that did not run: each names what it needs (.ci/run installs all of it).
+if [ "$skipped" -ne 0 ]; then grep -E "^Test Case '.*' skipped|: Test skipped" "$log" | head -20; echo "$skipped tests skipped: install what they name, then run again"; exit 1; fi
 exit "$readme"

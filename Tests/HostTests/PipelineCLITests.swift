@@ -24,7 +24,7 @@ final class PipelineCLITests: TemporaryDirectoryTestCase {
             id: chain
             steps:
               first: {capability: debug.echo, engines: [echo], inputs: {text: one, polls: 1}}
-              middle: {capability: debug.echo, engines: [echo], inputs: {text: "${steps.first.outputs.text} two", polls: 40}}
+              middle: {capability: debug.echo, engines: [echo], inputs: {text: "${steps.first.outputs.text} two", polls: 50}}
               last: {capability: debug.echo, engines: [echo], inputs: {text: "${steps.middle.outputs.text} three", polls: 1}}
             outputs:
               text: ${steps.last.outputs.text}
@@ -34,24 +34,34 @@ final class PipelineCLITests: TemporaryDirectoryTestCase {
 
     /// Starts `yard run FILE`, waits until the middle step's job is running, SIGKILLs it.
     func killMidPipeline(_ file: URL) throws -> String {
-        let process = try startYard(["run", file.path, "--json"], home: home)
+        let process = Process()
+        process.executableURL = Build.yard
+        process.arguments = ["run", file.path, "--json"]
+        process.environment = yardEnvironment(home: home)
+        let output = dir.appendingPathComponent("run-output.txt")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        let sink = try FileHandle(forWritingTo: output)
+        process.standardOutput = sink
+        process.standardError = sink
+        try process.run()
         let deadline = Date().addingTimeInterval(60)
         var runID: String?
         // One store for the whole wait: opening it runs every migration check,
         // which on a loaded machine is slower than the step's polls.
         var opened: (SQLiteJobStore, PipelineRunStore)?
-        while Date() < deadline && runID == nil {
+        while Date() < deadline && runID == nil && process.isRunning {
             if opened == nil { opened = try? store() }
             if let (jobs, runs) = opened, let run = try? runs.unfinishedRuns().first,
                let middle = try? runs.steps(runID: run.id).first(where: { $0.name == "middle" }), let jobID = middle.jobID,
-               let job = try? jobs.job(id: jobID), job.phase == .running, job.pollCount >= 3 {
+               let job = try? jobs.job(id: jobID), job.phase == .running || job.phase == .queued {
                 runID = run.id
             } else { usleep(20_000) }
         }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationReason, .uncaughtSignal)
-        return try XCTUnwrap(runID, "the middle step never reached running")
+        let said = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal, said)
+        return try XCTUnwrap(runID, "the middle step never reached running: \(said)")
     }
 
     func assertFinishedWithoutRepeats(_ runID: String, file: StaticString = #filePath, line: UInt = #line) throws {

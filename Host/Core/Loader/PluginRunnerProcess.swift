@@ -215,29 +215,12 @@ final class PluginRunnerProcess: @unchecked Sendable {
             close(channel[0]); close(channel[1])
             throw YardError("RUNNER_FAILED", "Could not create the runner's output pipe: \(String(cString: strerror(errno))).", remediation: "The host may be out of file descriptors.")
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, output[1], 2)
-        posix_spawn_file_actions_adddup2(&actions, channel[1], SYR_CHANNEL_FD)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-        let cArgs = arguments.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup($0) } + [nil]
-        defer { (cArgs + cEnv).forEach { free($0) } }
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, launch.runner.path, &actions, &attributes, cArgs, cEnv)
+        let (rc, child) = GroupSpawn.spawn(launch.runner.path, arguments: arguments, environment: environment) { actions in
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+            posix_spawn_file_actions_adddup2(&actions, output[1], 2)
+            posix_spawn_file_actions_adddup2(&actions, channel[1], SYR_CHANNEL_FD)
+        }
         close(channel[1])
         close(output[1])
         guard rc == 0 else {

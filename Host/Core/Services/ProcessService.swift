@@ -325,28 +325,11 @@ public final class HostProcessService: @unchecked Sendable {
                 throw Failure(kind: .failed, code: "PROCESS_FAILED", message: "pipe() failed: \(String(cString: strerror(errno)))", remediation: "The host may be out of file descriptors.")
             }
             for fd in outPipe + errPipe + inPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
-            posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-            posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-            var attributes = posix_spawnattr_t()
-            posix_spawnattr_init(&attributes)
-            defer { posix_spawnattr_destroy(&attributes) }
-            var defaults = sigset_t()
-            sigfillset(&defaults)
-            var empty = sigset_t()
-            sigemptyset(&empty)
-            posix_spawnattr_setsigdefault(&attributes, &defaults)
-            posix_spawnattr_setsigmask(&attributes, &empty)
-            posix_spawnattr_setpgroup(&attributes, 0)
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-            let cArgs = argv.map { strdup($0) } + [nil]
-            let cEnv = environment.map { strdup($0) } + [nil]
-            defer { (cArgs + cEnv).forEach { free($0) } }
-            var child: pid_t = 0
-            let rc = posix_spawn(&child, binary, &actions, &attributes, cArgs, cEnv)
+            let (rc, child) = GroupSpawn.spawn(binary, arguments: argv, environment: environment) { actions in
+                posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+                posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+                posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+            }
             close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
             guard rc == 0 else {
                 close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
