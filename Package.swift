@@ -37,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         // The stable C ABI: headers only, plus a translation unit that pins the layout.
@@ -100,10 +102,30 @@ let package = Package(
             resources: [.embedInCode("Media/clip-5s.mp4"), .embedInCode("Media/clip-6s.mp4"), .embedInCode("Media/clip-10s.mp4"),
                         .embedInCode("Media/speech-3s.mp3")]
         ),
+        // `yard serve` as a library: the HTTP API (/api/v1), its tokens and
+        // tenancy, live progress, metrics, the webhook intake and the daemon
+        // that drives the store (docs/adr/0018-http-api.md).
+        .target(
+            name: "SwitchyardServer",
+            dependencies: [
+                "SwitchyardHost",
+                "SwitchyardJSON",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Host/Server",
+            resources: [.embedInCode("openapi.json"), .embedInCode("page.html")]
+        ),
         .executableTarget(
             name: "yard",
             dependencies: [
                 "SwitchyardHost",
+                "SwitchyardServer",
                 "SwitchyardTesting",
                 "SwitchyardJSON",
                 .product(name: "Logging", package: "swift-log"),
@@ -187,8 +209,9 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["SwitchyardJSON"], path: "Tests/JSONTests"),
         .testTarget(
             name: "HostTests",
-            dependencies: ["SwitchyardHost", "SwitchyardTesting", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
-                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["SwitchyardHost", "SwitchyardTesting", "SwitchyardServer", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/HostTests"
         ),
     ]

@@ -362,10 +362,15 @@ class Check:
             self.results.append(("ok", entry["line"], readme_text, detail + ("; PENDING entry no longer needed: " + pending if pending else "")))
 
     def driver_running(self):
+        """Whether a background driver still holds the store (`yard serve`,
+        which drives the store for as long as it runs, does not count)."""
         path = os.path.join(self.home, "driver.lock")
         if not os.path.exists(path):
             return False
         with open(path) as f:
+            holder = f.read().strip()
+            if holder.isdigit() and int(holder) in {process.pid for process, _ in self.servers}:
+                return False
             try:
                 fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 fcntl.flock(f, fcntl.LOCK_UN)

@@ -49,7 +49,7 @@ struct Yard: AsyncParsableCommand {
             """,
         version: HostPlatform.hostVersion,
         subcommands: [RunCommand.self, PlanCommand.self, PresetsCommand.self, JobsCommand.self, RunsCommand.self, ArtifactsCommand.self, EnginesCommand.self,
-                      ConfigCommand.self, SecretsCommand.self, DoctorCommand.self, PluginCommand.self, StandinCommand.self, ServeCommand.self, ModelsCommand.self,
+                      ConfigCommand.self, SecretsCommand.self, DoctorCommand.self, PluginCommand.self, StandinCommand.self, ServeCommand.self, TokensCommand.self, ModelsCommand.self,
                       CreditsCommand.self, BenchEngineCommand.self, BenchInflightCommand.self, BenchDownloadCommand.self]
     )
 }

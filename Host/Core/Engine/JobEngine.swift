@@ -37,6 +37,9 @@ public final class JobEngine: @unchecked Sendable {
     public var policy = Policy()
     /// The credits ledger: prices, reserves and settles every job (nil: jobs are not priced).
     public var ledger: JobLedger?
+    /// Told how long each plugin call took (engine, operation, duration, ok),
+    /// for `yard serve`'s /metrics; nil: nothing is measured.
+    public var pluginCallObserver: (@Sendable (String, String, Duration, Bool) -> Void)?
     /// Which plugins run in a runner process, and how runners start.
     public var isolationPolicy: PluginIsolationPolicy
     public var runner: RunnerConfiguration
@@ -151,7 +154,9 @@ public final class JobEngine: @unchecked Sendable {
         let gate = gate(plugin.manifest.id)
         await gate.acquire()
         let body = jsonValue(document).serialized()
+        let started = ContinuousClock.now
         let result = await plugin.perform(.operation(operation), request: body, jobID: jobID, executor: executor)
+        pluginCallObserver?(plugin.manifest.id, operation.rawValue, ContinuousClock.now - started, result.isOK)
         await gate.release()
         if let failure = result.failure {
             noteFailure(failure, of: .operation(operation), plugin: plugin, jobID: jobID, attributed: result.attributed)
@@ -169,7 +174,9 @@ public final class JobEngine: @unchecked Sendable {
         let body = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
         let gate = gate(plugin.manifest.id)
         await gate.acquire()
+        let started = ContinuousClock.now
         let result = await plugin.perform(.extension(id), request: body, jobID: jobID, executor: executor)
+        if !result.absent { pluginCallObserver?(plugin.manifest.id, id, ContinuousClock.now - started, result.isOK) }
         await gate.release()
         if result.absent { return nil }
         if let failure = result.failure { noteFailure(failure, of: .extension(id), plugin: plugin, jobID: jobID, attributed: result.attributed) }
