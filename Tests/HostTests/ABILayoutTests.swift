@@ -8,7 +8,7 @@ import XCTest
 /// against a later minor that appended fields loads; a smaller struct is refused.
 final class ABILayoutTests: TemporaryDirectoryTestCase {
     func testFrozenV1_0SizesAreTheLayoutThatShipped() throws {
-        guard MemoryLayout<UnsafeRawPointer>.size == 8 else { throw XCTSkip("the pinned figures are LP64's") }
+        guard MemoryLayout<UnsafeRawPointer>.size == 8 else { throw YardError("PLATFORM_UNSUPPORTED", "The pinned v1.0 sizes are LP64's; this host is not LP64.", remediation: "Pin the sizes for this data model in abi_layout.c and here.") }
         XCTAssertEqual(SY_PLUGIN_V1_0_SIZE, 96)
         XCTAssertEqual(SY_HOST_V1_0_SIZE, 72)
         XCTAssertEqual(SY_CALL_V1_0_SIZE, 48)

@@ -28,7 +28,7 @@ final class ModelCatalogTests: HubStandInTestCase {
     }
 
     func requireYard() throws {
-        guard FileManager.default.isExecutableFile(atPath: Build.yard.path) else { throw XCTSkip("Build yard first (scripts/build.sh).") }
+        try requireBuiltYard()
     }
 
     func sha256(_ url: URL) throws -> String {

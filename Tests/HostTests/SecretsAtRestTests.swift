@@ -79,7 +79,7 @@ final class SecretsAtRestTests: TemporaryDirectoryTestCase {
     }
 
     func testEverythingYardCreatesUnderItsHomeIsPrivate() throws {
-        guard FileManager.default.isExecutableFile(atPath: Build.yard.path) else { throw XCTSkip("Build yard first (scripts/build.sh).") }
+        try requireBuiltYard()
         let input = dir.appendingPathComponent("in.txt")
         try Data("hello".utf8).write(to: input)
         XCTAssertEqual(try yardReading("tok-secret-value", ["secrets", "set", "ECHO_TOKEN"]), 0)

@@ -23,7 +23,7 @@ enum Build {
 
 func requireStagedPlugins(file: StaticString = #filePath, line: UInt = #line) throws {
     guard FileManager.default.fileExists(atPath: Build.plugins.appendingPathComponent("echo/plugin.json").path) else {
-        throw XCTSkip("Run scripts/test.sh (it stages the plugins with scripts/build.sh first).")
+        throw YardError("BUILD_MISSING", "The bundled plugins are not staged.", remediation: "Run scripts/test.sh (it stages the plugins with scripts/build.sh first).")
     }
 }
 
@@ -32,6 +32,13 @@ func temporaryDirectory(_ label: String = #function) throws -> URL {
         .appendingPathComponent("yard-test-\(label.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString.prefix(8))")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
+}
+
+/// The built yard every CLI test runs: missing is a failure, not a skip.
+func requireBuiltYard() throws {
+    guard FileManager.default.isExecutableFile(atPath: Build.yard.path) else {
+        throw YardError("BUILD_MISSING", "\(Build.yard.path) is not built.", remediation: "Run scripts/test.sh (it builds yard and stages the plugins with scripts/build.sh).")
+    }
 }
 
 /// Copies a staged plugin into `dir/<name>` and lets the test edit its manifest.
@@ -64,7 +71,7 @@ func fixturePlugin(_ name: String, in dir: URL, folder: String? = nil, defines: 
     let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
                                 ["cc", "-std=c99", "-shared", "-fPIC", "-I", include.path] + flags + ["-o", library.path, source.path])
     // env answers 127 when there is no cc at all; any other failure is the fixture's.
-    if result.status == 127 { throw XCTSkip("no C compiler: \(result.stderr)") }
+    if result.status == 127 { throw YardError("DEPENDENCY_MISSING", "No C compiler: \(result.stderr)", remediation: "apt-get install -y gcc (.ci/run and scripts/demo.sh install it).") }
     guard result.status == 0 else {
         throw YardError("FIXTURE_BUILD_FAILED", "cc could not build \(name).c: \(result.stderr)", remediation: "Fix the fixture.")
     }

@@ -17,7 +17,7 @@ final class WebhookIntakeLimitTests: TemporaryDirectoryTestCase {
 
     override func setUpWithError() throws {
         try super.setUpWithError()
-        guard FileManager.default.isExecutableFile(atPath: Build.yard.path) else { throw XCTSkip("Build yard first (scripts/build.sh).") }
+        try requireBuiltYard()
         let process = Process()
         process.executableURL = Build.yard
         process.arguments = ["serve", "--port", "0", "--max-body-bytes", "4096", "--read-timeout-ms", "400"]
@@ -54,7 +54,7 @@ final class WebhookIntakeLimitTests: TemporaryDirectoryTestCase {
             let connected = withUnsafePointer(to: &address) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            guard connected == 0 else { throw XCTSkip("cannot connect to yard serve") }
+            guard connected == 0 else { throw YardError("SERVE_UNREACHABLE", "Cannot connect to yard serve (errno \(errno)).", remediation: "Run yard serve by hand to see why it does not listen.") }
             var timeout = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         }
