@@ -45,6 +45,9 @@ final class APIRoutes: @unchecked Sendable {
         api.get("artifacts/:sha256") { [self] request, context in try download(request, context) }
         api.get("credits") { [self] _, context in try credits(context) }
         api.get("credits/history") { [self] request, context in try history(request, context) }
+        registerBudgets(on: api)
+        registerStreams(on: api)
+        registerWebhookEndpoints(on: api)
     }
 
     // MARK: helpers
@@ -336,24 +339,24 @@ final class APIRoutes: @unchecked Sendable {
         return JSONResponse.make(Self.presetView(try loadPreset(context)))
     }
 
-    func planRequest(_ request: Request, _ context: APIRequestContext, account: String) async throws -> (PipelineDefinition, [String: JSONValue], PipelinePlan) {
+    func planRequest(_ request: Request, _ context: APIRequestContext, account: String) async throws -> (PipelineDefinition, [String: JSONValue], PipelinePlan, [String: JSONValue]) {
         let definition = try loadPreset(context)
         let body = try await jsonBody(request, context)
         let inputs = body["inputs"]?.objectValue ?? [:]
         try checkArtifacts(.object(inputs), account: account, field: "inputs")
         let plan = await PipelinePlanner(engine: engine, configs: server.configs).plan(definition, inputs: inputs, quality: body["quality"]?.stringValue)
-        return (definition, inputs, plan)
+        return (definition, inputs, plan, body)
     }
 
     func planPreset(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let token = try context.require(.read)
-        let (_, _, plan) = try await planRequest(request, context, account: token.account)
+        let (_, _, plan, _) = try await planRequest(request, context, account: token.account)
         return JSONResponse.make(JSONResponse.value(plan))
     }
 
     func runPreset(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let token = try context.require(.run)
-        let (definition, inputs, plan) = try await planRequest(request, context, account: token.account)
+        let (definition, inputs, plan, body) = try await planRequest(request, context, account: token.account)
         guard plan.ready else {
             let first = plan.findings.first { $0.severity == .error }
             let error = YardError(.init(rawValue: first?.code ?? "PIPELINE_INVALID"), first?.message ?? "The pipeline is not ready to run.",
@@ -365,8 +368,13 @@ final class APIRoutes: @unchecked Sendable {
         }
         let runner = try PipelineRunner(engine: engine, configs: server.configs)
         let prepared = PipelinePlanner.prepareInputs(definition, given: inputs).values
-        let run = try runner.create(definition, source: "preset:\(definition.id)", inputs: prepared, quality: plan.quality, noCache: false)
-        try store.own(.run, run.id, account: token.account)
+        // Owned before it exists, so its first step's first event already has an owner;
+        // billed to the token's account whichever process ends up driving it.
+        let runID = PipelineRunner.newRunID()
+        try store.own(.run, runID, account: token.account)
+        let billing = try runBilling(body: body, account: token.account, runID: runID)
+        let run = try runner.create(definition, source: "preset:\(definition.id)", inputs: prepared, quality: plan.quality, noCache: false,
+                                    billing: billing, id: runID)
         return JSONResponse.make(.object(["run": try runView(run.id, runner: runner), "plan": JSONResponse.value(plan)]), status: 201)
     }
 
@@ -534,19 +542,6 @@ final class APIRoutes: @unchecked Sendable {
 
     static func lastEventID(_ request: Request) -> Int64 {
         request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int64($0) } ?? request.uri.queryParameters.get("after").flatMap { Int64($0) } ?? 0
-    }
-
-    func streamJob(_ request: Request, _ context: APIRequestContext) throws -> Response {
-        let token = try context.require(.read)
-        let job = try ownedJob(parameter(context, "id"), token)
-        return EventStream.response(channel: context.channel, store: store, engine: engine, account: token.account, jobID: job.id, after: Self.lastEventID(request),
-                                    pollInterval: server.options.streamPollSeconds) { [self] in jobView($0, account: token.account) }
-    }
-
-    func streamAccount(_ request: Request, _ context: APIRequestContext) throws -> Response {
-        let token = try context.require(.read)
-        return EventStream.response(channel: context.channel, store: store, engine: engine, account: token.account, jobID: nil, after: Self.lastEventID(request),
-                                    pollInterval: server.options.streamPollSeconds) { [self] in jobView($0, account: token.account) }
     }
 
     // MARK: artifacts

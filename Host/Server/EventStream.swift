@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -6,14 +7,15 @@ import SwitchyardHost
 import ServiceLifecycle
 import SwitchyardJSON
 
-/// Server-Sent Events from the job event log. Each event's `id:` is its row
-/// id in the log, so a client that reconnects with `Last-Event-ID` gets
-/// exactly what it missed. A job's stream ends with a `job` event carrying
-/// the finished job; the account's stream runs until the client leaves.
+/// Server-Sent Events from the job event log, fed by the server's one
+/// `EventBroadcaster`. Each progress event's `id:` is its row id in the log,
+/// so a client that reconnects with `Last-Event-ID` gets exactly what it
+/// missed, across restarts. A job's stream ends at the event that finished
+/// the job, with a `job` event carrying the finished job; a run's stream
+/// carries its step jobs' events and a `run` event at each change of the
+/// run, and ends with the finished run; the account's stream runs until the
+/// client leaves.
 enum EventStream {
-    /// A comment line this often keeps proxies from closing a quiet stream.
-    static let heartbeatSeconds: Double = 5
-
     static func frame(id: Int64?, event: String, data: JSONValue) -> ByteBuffer {
         var text = ""
         if let id { text += "id: \(id)\n" }
@@ -21,38 +23,71 @@ enum EventStream {
         return ByteBuffer(string: text)
     }
 
-    static func response(channel: any Channel, store: APIStore, engine: JobEngine, account: String, jobID: String?, after: Int64, pollInterval: Double,
-                         view: @escaping @Sendable (JobRecord) -> JSONValue) -> Response {
+    static func progressView(_ live: LiveEvent) -> JSONValue {
+        guard let event = live.event, case .object(var view) = APIRoutes.eventView(event) else { return .null }
+        if let run = live.runID { view["run_id"] = .string(run) }
+        return .object(view)
+    }
+
+    /// - closing: for a job's or run's stream, the frame that ends it when the
+    ///   job or run is finished now (nil while it is not).
+    /// - runView: the data of a `run` frame.
+    static func response(channel: any Channel, broadcaster: EventBroadcaster, pool: DatabasePool, filter: StreamFilter, after: Int64,
+                         closing: @escaping @Sendable () throws -> (event: String, data: JSONValue)?,
+                         runView: @escaping @Sendable (String) throws -> JSONValue?) -> Response {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"]
+        let endsBySubject = filter.jobID != nil || filter.runID != nil
         let body = ResponseBody { writer in
             var last = after
-            var quiet: Double = 0
             // Written first, so a client knows the stream is open before any event.
             try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
-            // Until the job ends, the client leaves (its connection closes) or the server shuts down.
-            while !Task.isCancelled, channel.isActive, !Task.isShuttingDownGracefully {
-                let events = try store.events(account: account, jobID: jobID, afterID: last)
-                for event in events {
-                    try await writer.write(frame(id: event.id, event: "progress", data: APIRoutes.eventView(event)))
-                    last = max(last, event.id ?? last)
-                }
-                if let jobID, events.isEmpty, let job = try engine.store.job(id: jobID), job.phase.isTerminal {
-                    // Nothing after the last event, and the job is over: say how it ended, and close.
-                    if try store.events(account: account, jobID: jobID, afterID: last).isEmpty {
-                        try await writer.write(frame(id: nil, event: "job", data: view(job)))
-                        break
+
+            /// Writes one event; true when it ended the stream.
+            func send(_ live: LiveEvent) async throws -> Bool {
+                if let id = live.id {
+                    guard id > last else { return false }
+                    try await writer.write(frame(id: id, event: "progress", data: progressView(live)))
+                    last = id
+                    if filter.jobID != nil, live.endsJob, let end = try closing() {
+                        try await writer.write(frame(id: nil, event: end.event, data: end.data))
+                        return true
                     }
+                } else if let runID = live.runID {
+                    if filter.runID != nil, live.endsRun, let end = try closing() {
+                        try await writer.write(frame(id: nil, event: end.event, data: end.data))
+                        return true
+                    }
+                    if let view = try runView(runID) { try await writer.write(frame(id: nil, event: "run", data: view)) }
                 }
-                if events.isEmpty {
-                    quiet += pollInterval
-                    if quiet >= heartbeatSeconds {
+                return false
+            }
+
+            streaming: while true {
+                // Subscribed before the replay, so nothing falls between the two.
+                let subscription = broadcaster.subscribe(filter)
+                defer { subscription.end() }
+                var page: [LiveEvent]
+                repeat {
+                    let from = last
+                    page = try await pool.read { db in try EventBroadcaster.read(db, after: from, filter: filter, limit: 500) }
+                    for live in page where try await send(live) { break streaming }
+                } while page.count == 500
+                if endsBySubject, let end = try closing() {
+                    // Finished before (or without) an event that says so here.
+                    try await writer.write(frame(id: nil, event: end.event, data: end.data))
+                    break streaming
+                }
+                for await batch in subscription.batches {
+                    // Until the subject ends, the client leaves (its connection closes) or the server shuts down.
+                    if !channel.isActive || Task.isCancelled || Task.isShuttingDownGracefully { break streaming }
+                    if batch.isEmpty {
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                        quiet = 0
+                        continue
                     }
-                    try await Task.sleep(nanoseconds: UInt64(pollInterval * 1e9))
-                } else {
-                    quiet = 0
+                    for live in batch where try await send(live) { break streaming }
                 }
+                // The subscription ended: this client fell behind (catch up from the log and listen again), or the server stops.
+                guard subscription.overflowed, channel.isActive, !Task.isShuttingDownGracefully else { break }
             }
             try await writer.finish(nil)
         }

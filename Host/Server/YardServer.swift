@@ -28,6 +28,8 @@ public final class YardServer: @unchecked Sendable {
         public var outboxIntervalSeconds: Double = 30
         /// How often a live stream looks for new events.
         public var streamPollSeconds: Double = 0.25
+        /// How often finished work is turned into webhook deliveries and due deliveries are sent.
+        public var webhookIntervalSeconds: Double = 1
         public init() {}
     }
 
@@ -38,6 +40,10 @@ public final class YardServer: @unchecked Sendable {
     public let metrics = ServerMetrics()
     public let daemon: StoreDaemon?
     public let presets: PresetLibrary?
+    /// The one poller of the event log behind every live stream.
+    let broadcaster: EventBroadcaster
+    /// Outbound webhooks: endpoints, the durable outbox, the delivery log.
+    public let webhooks: WebhookOutbox
     let limiter: TokenRateLimiter
     public var log: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
 
@@ -48,6 +54,8 @@ public final class YardServer: @unchecked Sendable {
         self.configs = EngineConfigs(paths: engine.paths)
         self.presets = presets
         self.limiter = TokenRateLimiter(perSecond: options.rateLimitPerSecond, burst: options.rateLimitBurst)
+        self.broadcaster = EventBroadcaster(pool: store.pool, pollSeconds: options.streamPollSeconds)
+        self.webhooks = try WebhookOutbox(pool: store.pool)
         if options.drive {
             let daemon = StoreDaemon(engine: engine, configs: configs)
             daemon.outboxIntervalSeconds = options.outboxIntervalSeconds
@@ -119,6 +127,27 @@ public final class YardServer: @unchecked Sendable {
                            onServerRunning: { channel in onListening("http://\(host):\(channel.localAddress?.port ?? port)") }, logger: logger)
     }
 
+    /// Turns finished jobs and runs into webhook deliveries and sends what is
+    /// due, while this server drives the store (one sender per store, so no
+    /// delivery goes out twice from two servers).
+    func sendWebhooks() async {
+        webhooks.log = log
+        let routes = APIRoutes(server: self)
+        let runner = try? PipelineRunner(engine: engine, configs: configs)
+        while !Task.isCancelled {
+            if daemon?.isDriving == true {
+                do {
+                    try webhooks.enqueue(jobView: { routes.jobView($0, account: $1) },
+                                         runView: { id in try runner.map { try routes.runView(id, runner: $0) } })
+                    try await webhooks.deliverDue()
+                } catch {
+                    log("webhooks: \(YardError.describing(error).message)")
+                }
+            }
+            try? await Task.sleep(nanoseconds: UInt64(max(0.05, options.webhookIntervalSeconds) * 1e9))
+        }
+    }
+
     /// Serves, and drives the store, until cancelled; `onListening` gets the
     /// bound address (the port when 0 was asked for).
     public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
@@ -126,12 +155,16 @@ public final class YardServer: @unchecked Sendable {
         let daemon = self.daemon
         daemon?.log = log
         try await withThrowingTaskGroup(of: Void.self) { group in
-            if let daemon { group.addTask { await daemon.run() } }
+            if let daemon {
+                group.addTask { await daemon.run() }
+                group.addTask { [self] in await sendWebhooks() }
+            }
             group.addTask { try await app.runService() }
             // The server ending (a signal) ends the daemon too.
             _ = try await group.next()
             group.cancelAll()
         }
+        broadcaster.shutdown()
     }
 }
 

@@ -28,9 +28,23 @@ public struct PipelineRunRecord: Codable, Sendable, FetchableRecord, Persistable
     public var createdAt: Date
     public var updatedAt: Date
     public var finishedAt: Date?
+    /// Whose credits pay for the run's steps (nil: the ledger's default
+    /// account), kept with the run so whichever process drives it bills the same account.
+    public var billingAccount: String? = nil
+    /// Extra budgets every step counts against, as a JSON array of budget ids.
+    public var billingBudgetsJSON: String? = nil
+
+    /// The billing scope every step job of this run is submitted with.
+    public var billing: BillingScope? {
+        let budgets = billingBudgetsJSON.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
+        guard billingAccount != nil || !budgets.isEmpty else { return nil }
+        return BillingScope(account: billingAccount, budgets: budgets)
+    }
 
     enum CodingKeys: String, CodingKey, ColumnExpression {
         case id, source, quality, state
+        case billingAccount = "billing_account"
+        case billingBudgetsJSON = "billing_budgets_json"
         case pipelineID = "pipeline_id"
         case definitionJSON = "definition_json"
         case inputsJSON = "inputs_json"
@@ -167,6 +181,14 @@ public final class PipelineRunStore: @unchecked Sendable {
             t.column("outputs_json", .text).notNull()
             t.column("job_id", .text)
             t.column("created_at", .datetime).notNull()
+        }
+    }
+
+    /// Who pays for a run: added after runs shipped, so older runs have none (the default account).
+    static func addBilling(_ db: Database) throws {
+        try db.alter(table: "pipeline_run") { t in
+            t.add(column: "billing_account", .text)
+            t.add(column: "billing_budgets_json", .text)
         }
     }
 

@@ -36,14 +36,23 @@ public final class PipelineRunner: @unchecked Sendable {
 
     // MARK: starting
 
+    /// A fresh run id; a caller that must record something about the run
+    /// before any process can drive it (who owns it) takes one first.
+    public static func newRunID() -> String {
+        "run_" + String(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20))
+    }
+
     /// Records a new run (all steps pending) in one transaction. Inputs must
-    /// have passed `PipelinePlanner.prepareInputs`.
-    public func create(_ definition: PipelineDefinition, source: String, inputs: [String: JSONValue], quality: String?, noCache: Bool) throws -> PipelineRunRecord {
-        let id = "run_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+    /// have passed `PipelinePlanner.prepareInputs`. Every step job is billed
+    /// to `billing` (nil: the ledger's default account).
+    public func create(_ definition: PipelineDefinition, source: String, inputs: [String: JSONValue], quality: String?, noCache: Bool,
+                       billing: BillingScope? = nil, id: String = PipelineRunner.newRunID()) throws -> PipelineRunRecord {
         let now = Date()
         let run = PipelineRunRecord(id: String(id), pipelineID: definition.id, source: source, definitionJSON: Self.text(definition.document),
                                     inputsJSON: Self.text(.object(inputs)), quality: quality ?? definition.defaultQuality, noCache: noCache,
-                                    state: .running, outputsJSON: nil, errorJSON: nil, createdAt: now, updatedAt: now, finishedAt: nil)
+                                    state: .running, outputsJSON: nil, errorJSON: nil, createdAt: now, updatedAt: now, finishedAt: nil,
+                                    billingAccount: billing?.account,
+                                    billingBudgetsJSON: billing.flatMap { $0.budgets.isEmpty ? nil : (try? JSONEncoder().encode($0.budgets)).map { String(decoding: $0, as: UTF8.self) } })
         let steps = definition.steps.enumerated().map { i, step in
             PipelineStepRecord(runID: run.id, name: step.name, position: i, capability: step.capability, state: .pending, engine: nil, engineIndex: 0,
                                round: 0, jobID: nil, cacheHit: false, attemptsJSON: "[]", outputsJSON: nil, errorJSON: nil, estimateMinor: nil,
@@ -272,7 +281,8 @@ public final class PipelineRunner: @unchecked Sendable {
                 attempts.append(EngineAttempt(engine: choice.engine, ok: false, code: e.code.rawValue, message: e.message, remediation: e.remediation, charged: "no"))
                 continue
             }
-            let key = Self.cacheKey(pluginID: plugin.manifest.id, version: plugin.manifest.version, capability: step.capability, inputs: inputs, config: config)
+            let key = Self.cacheKey(pluginID: plugin.manifest.id, version: plugin.manifest.version, capability: step.capability, inputs: inputs, config: config,
+                                    account: run.billingAccount)
             if existing == nil, siblingFailure.isSet {
                 // The run fails anyway: no new job is bought for it.
                 let list = attemptsText(attempts)
@@ -308,7 +318,9 @@ public final class PipelineRunner: @unchecked Sendable {
                 job = existing
             } else {
                 do {
-                    job = try await engine.start(JobSpec(pluginID: choice.engine, capability: step.capability, inputs: inputs, config: config, idempotencyKey: row.idempotencyKey))
+                    var spec = JobSpec(pluginID: choice.engine, capability: step.capability, inputs: inputs, config: config, idempotencyKey: row.idempotencyKey)
+                    spec.billing = run.billing
+                    job = try await engine.start(spec)
                 } catch let refusal as JobEngine.Refusal {
                     let first = refusal.verdict.firstError
                     attempts.append(EngineAttempt(engine: choice.engine, ok: false, code: first?.code, message: first?.message, remediation: first?.remediation, charged: "no"))
@@ -366,9 +378,14 @@ public final class PipelineRunner: @unchecked Sendable {
 
     /// sha256 of the canonical (engine id, version, capability, inputs, seed,
     /// config). File inputs are artifact handles, i.e. sha256s of their bytes.
-    public static func cacheKey(pluginID: String, version: String, capability: String, inputs: [String: JSONValue], config: [String: JSONValue]) -> String {
-        let document: JSONValue = ["engine": .string(pluginID), "version": .string(version), "capability": .string(capability),
-                                   "inputs": .object(inputs.mapValues(canonicalFiles)), "seed": inputs["seed"] ?? .null, "config": .object(config)]
+    /// A run billed to an account only reuses that account's results: another
+    /// account's cached outputs are neither its to see nor its to get for free.
+    public static func cacheKey(pluginID: String, version: String, capability: String, inputs: [String: JSONValue], config: [String: JSONValue],
+                                account: String? = nil) -> String {
+        var members: [String: JSONValue] = ["engine": .string(pluginID), "version": .string(version), "capability": .string(capability),
+                                            "inputs": .object(inputs.mapValues(canonicalFiles)), "seed": inputs["seed"] ?? .null, "config": .object(config)]
+        if let account { members["account"] = .string(account) }
+        let document = JSONValue.object(members)
         return SHA256.hash(data: document.serialized()).map { String(format: "%02x", $0) }.joined()
     }
 

@@ -169,6 +169,7 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
                 t.column("balance_json", .text)
             }
         }
+        migrator.registerMigration("2026-12-02 pipeline_run.billing", migrate: PipelineRunStore.addBilling)
         return migrator
     }
 
