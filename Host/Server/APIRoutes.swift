@@ -344,7 +344,9 @@ final class APIRoutes: @unchecked Sendable {
         let body = try await jsonBody(request, context)
         let inputs = body["inputs"]?.objectValue ?? [:]
         try checkArtifacts(.object(inputs), account: account, field: "inputs")
-        let plan = await PipelinePlanner(engine: engine, configs: server.configs).plan(definition, inputs: inputs, quality: body["quality"]?.stringValue)
+        // Planned against the account's own credits, as the run would be billed.
+        let plan = await PipelinePlanner(engine: engine, configs: server.configs).plan(definition, inputs: inputs, quality: body["quality"]?.stringValue,
+                                                                                     billing: BillingScope(account: account, budgets: []))
         return (definition, inputs, plan, body)
     }
 

@@ -62,10 +62,15 @@ enum EventStream {
                 return false
             }
 
+            let current = CurrentSubscription()
+            try await withGracefulShutdownHandler {
             streaming: while true {
                 // Subscribed before the replay, so nothing falls between the two.
                 let subscription = broadcaster.subscribe(filter)
                 defer { subscription.end() }
+                guard current.set(subscription) else { break streaming }
+                // A client that hangs up ends its subscription at once, not at the next keep-alive.
+                channel.closeFuture.whenComplete { _ in subscription.end() }
                 var page: [LiveEvent]
                 repeat {
                     let from = last
@@ -77,7 +82,8 @@ enum EventStream {
                     try await writer.write(frame(id: nil, event: end.event, data: end.data))
                     break streaming
                 }
-                for await batch in subscription.batches {
+                let batches = subscription.batches
+                for await batch in batches {
                     // Until the subject ends, the client leaves (its connection closes) or the server shuts down.
                     if !channel.isActive || Task.isCancelled || Task.isShuttingDownGracefully { break streaming }
                     if batch.isEmpty {
@@ -89,8 +95,35 @@ enum EventStream {
                 // The subscription ended: this client fell behind (catch up from the log and listen again), or the server stops.
                 guard subscription.overflowed, channel.isActive, !Task.isShuttingDownGracefully else { break }
             }
+            } onGracefulShutdown: {
+                // The server is stopping: end the stream now, not at the next keep-alive.
+                current.stop()
+            }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
+    }
+}
+
+/// The subscription a stream listens on now, so a graceful shutdown can end it from outside.
+final class CurrentSubscription: @unchecked Sendable {
+    private let lock = NSLock()
+    private var subscription: EventBroadcaster.Subscription?
+    private var stopped = false
+
+    /// False once the server stops: the stream must not listen again.
+    func set(_ next: EventBroadcaster.Subscription) -> Bool {
+        lock.withLock {
+            subscription = next
+            return !stopped
+        }
+    }
+
+    func stop() {
+        let last = lock.withLock { () -> EventBroadcaster.Subscription? in
+            stopped = true
+            return subscription
+        }
+        last?.end()
     }
 }

@@ -37,6 +37,7 @@ final class ServerContractTests: ServerTestCase {
 
     func testEveryDocumentedOperationAnswersAsDocumented() async throws {
         let admin = try token("acme", .admin)
+        let webhooks = server.webhooks
         try await withServer { api in
             let served = try await api.call(.get, "/openapi.json")
             XCTAssertEqual(served.status, 200)
@@ -53,8 +54,8 @@ final class ServerContractTests: ServerTestCase {
             let digest = String(try XCTUnwrap(finished["outputs"]?["file"]?["artifact"]?.stringValue).dropFirst(7))
             let values = ["id": jobID, "name": "ugc-product-clip", "sha256": digest, "engine": "echo"]
             // Two endpoints: the walk deletes one before it reads the other's log.
-            let deleted = try server.webhooks.register(account: "acme", url: "http://127.0.0.1:9/deleted", events: []).endpoint.id
-            let logged = try server.webhooks.register(account: "acme", url: "http://127.0.0.1:9/logged", events: []).endpoint.id
+            let deleted = try webhooks.register(account: "acme", url: "http://127.0.0.1:9/deleted", events: []).endpoint.id
+            let logged = try webhooks.register(account: "acme", url: "http://127.0.0.1:9/logged", events: []).endpoint.id
             func fill(_ path: String) -> String {
                 var filled = path
                 for (name, value) in values { filled = filled.replacingOccurrences(of: "{\(name)}", with: value) }

@@ -70,7 +70,8 @@ public struct PipelinePlanner: Sendable {
         return .object(["artifact": .string("sha256:\(digest)"), "media_type": .string(mediaType), "size": .number(Double(bytes.count))])
     }
 
-    public func plan(_ definition: PipelineDefinition, inputs given: [String: JSONValue], quality: String? = nil) async -> PipelinePlan {
+    /// `billing` is whose credits and budgets the run would use: the funds checks are that account's.
+    public func plan(_ definition: PipelineDefinition, inputs given: [String: JSONValue], quality: String? = nil, billing: BillingScope? = nil) async -> PipelinePlan {
         let level = quality ?? definition.defaultQuality
         var (inputs, findings) = Self.prepareInputs(definition, given: given)
         if !PipelineDefinition.qualityLevels.contains(level) {
@@ -142,6 +143,7 @@ public struct PipelinePlanner: Sendable {
                 // findings on them aside and still checks secrets, config and health.
                 let deferred = fit.deferredFields.map { $0.replacingOccurrences(of: "$.steps.\(step.name).inputs", with: "$.inputs") }
                 var spec = JobSpec(pluginID: choice.engine, capability: step.capability, inputs: resolved, config: config)
+                spec.billing = billing
                 spec.deferredFields = deferred
                 let verdict = await engine.preflight(spec)
                 if let first = verdict.findings.first(where: { $0.severity == .error }) {
