@@ -4,7 +4,7 @@ the account's stream while submits arrive at RATE per second for SECONDS;
 reports p50/p99 latency of submits and of GET /api/v1/jobs, against the
 baseline of GET /healthz measured in the same run, and the server's RSS.
 
-Usage: scripts/bench-api.py [--clients 200] [--rate 100] [--seconds 30]
+Usage: scripts/bench-api.py [--clients 200] [--rate 100] [--seconds 30] [--stream /api/v1/events]
 Starts its own `yard serve --port 0` in a fresh $YARD_HOME (yard from
 .build/debug unless YARD is set), echo jobs only: nothing leaves loopback.
 """
@@ -42,6 +42,8 @@ def main():
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--stream", default="/api/v1/events", help="the SSE route every client listens on")
+    parser.add_argument("--workers", type=int, default=8, help="connections the submits are spread over")
     args = parser.parse_args()
     yard = os.environ.get("YARD", os.path.join(REPO, ".build/debug/yard"))
     home = tempfile.mkdtemp(prefix="yard-bench-api-")
@@ -59,7 +61,7 @@ def main():
 
         def sse_client():
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=args.seconds + 30)
-            conn.request("GET", "/api/v1/events/stream", headers=auth)
+            conn.request("GET", args.stream, headers=auth)
             response = conn.getresponse()
             assert response.status == 200, response.status
             sock = response.fp
@@ -107,7 +109,7 @@ def main():
                 next_at += interval
                 time.sleep(max(0, next_at - time.perf_counter()))
 
-        workers = 8
+        workers = args.workers
         deadline = time.perf_counter() + args.seconds
         threads = [threading.Thread(target=submitter, args=(workers,)) for _ in range(workers)]
         for thread in threads:
@@ -119,14 +121,21 @@ def main():
         stop.set()
         achieved = len(submit_latency) / args.seconds
         ms = lambda v: f"{v * 1000:.1f} ms"
-        print(f"SSE clients {args.clients}, submits asked {args.rate:.0f}/s, achieved {achieved:.1f}/s over {args.seconds:.0f} s; {errors[0]} failed submits")
+        print(f"SSE clients {args.clients} on {args.stream}, submits asked {args.rate:.0f}/s, achieved {achieved:.1f}/s over {args.seconds:.0f} s; {errors[0]} failed submits")
         print(f"POST /api/v1/jobs   p50 {ms(percentile(submit_latency, 50))}  p99 {ms(percentile(submit_latency, 99))}")
         print(f"GET  /api/v1/jobs   p50 {ms(percentile(list_latency, 50))}  p99 {ms(percentile(list_latency, 99))}")
         print(f"GET  /healthz       p50 {ms(percentile(health_latency, 50))}  p99 {ms(percentile(health_latency, 99))}  (baseline)")
         print(f"events delivered to SSE clients: {received[0]}; RSS {rss_start:.0f} MB at start, peak {peak:.0f} MB")
     finally:
         serve.terminate()
-        serve.wait(timeout=20)
+        try:
+            started = time.perf_counter()
+            serve.wait(timeout=20)
+            print(f"server stopped {time.perf_counter() - started:.1f} s after SIGTERM, with the SSE clients still connected")
+        except subprocess.TimeoutExpired:
+            print("server did not stop within 20 s of SIGTERM: killed")
+            serve.kill()
+            serve.wait()
 
 
 if __name__ == "__main__":

@@ -107,15 +107,27 @@ public final class APIStore: @unchecked Sendable {
         }
     }
 
-    /// The live token a bearer string names, or nil.
+    /// How stale `last_used_at` may get: a request only reads the token, and
+    /// writes its use at most this often (a write per request would queue
+    /// every API call behind the store's single writer).
+    static let lastUsedResolutionSeconds: TimeInterval = 60
+
+    /// The live token a bearer string names, or nil. Revocation takes effect
+    /// at once: every request reads the token's row.
     public func authenticate(_ bearer: String, now: Date = Date()) throws -> APIToken? {
         guard bearer.hasPrefix("yard_"), bearer.utf8.count <= 128 else { return nil }
         let digest = Self.digest(bearer)
-        return try pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM api_token WHERE token_sha256 = ? AND revoked_at IS NULL", arguments: [digest]) else { return nil }
-            try db.execute(sql: "UPDATE api_token SET last_used_at = ? WHERE token_sha256 = ?", arguments: [now, digest])
-            return Self.token(row)
+        guard let row = try pool.read({ db in
+            try Row.fetchOne(db, sql: "SELECT * FROM api_token WHERE token_sha256 = ? AND revoked_at IS NULL", arguments: [digest])
+        }) else { return nil }
+        var token = Self.token(row)
+        if token.lastUsedAt.map({ now.timeIntervalSince($0) >= Self.lastUsedResolutionSeconds }) ?? true {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE api_token SET last_used_at = ? WHERE token_sha256 = ?", arguments: [now, digest])
+            }
+            token.lastUsedAt = now
         }
+        return token
     }
 
     // MARK: ownership

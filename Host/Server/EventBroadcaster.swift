@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import NIOCore
 import SwitchyardHost
 import SwitchyardJSON
 
@@ -14,6 +15,8 @@ struct LiveEvent: Sendable {
     var event: JobEvent?
     /// A run's change: its state as the run table has it.
     var runState: String?
+    /// The progress frame, serialized once for every stream that carries it.
+    var frame: ByteBuffer?
 
     /// A state event that moved the job to a terminal phase.
     var endsJob: Bool {
@@ -137,9 +140,7 @@ final class EventBroadcaster: @unchecked Sendable {
             lock.withLock { pollCount += 1 }
             var batch: [LiveEvent] = []
             let (eventsAfter, mark) = (lastEventID, runMark)
-            if let read = try? await pool.read({ db in
-                (try Self.read(db, after: eventsAfter, filter: nil, limit: 2000), try Self.runChanges(db, since: mark))
-            }) {
+            if let read = try? Self.readBlocking(pool, after: eventsAfter, runsSince: mark) {
                 batch = read.0
                 let runs = read.1
                 for change in runs where !(change.mark == runMark && runsAtMark.contains(change.live.runID ?? "")) {
@@ -172,6 +173,18 @@ final class EventBroadcaster: @unchecked Sendable {
     }
 
     // MARK: reading the log
+
+    /// GRDB's blocking read, never its async one: an async read resumes on
+    /// the cooperative pool while the handlers' blocking reads may be waiting
+    /// there for a reader, and with a few hundred streams the two starve each
+    /// other (the server stopped answering at 200 clients).
+    static func readBlocking(_ pool: DatabasePool, after: Int64, runsSince mark: String) throws -> ([LiveEvent], [(mark: String, live: LiveEvent)]) {
+        try pool.read { db in (try read(db, after: after, filter: nil, limit: 2000), try runChanges(db, since: mark)) }
+    }
+
+    static func replayBlocking(_ pool: DatabasePool, after: Int64, filter: StreamFilter, limit: Int) throws -> [LiveEvent] {
+        try pool.read { db in try read(db, after: after, filter: filter, limit: limit) }
+    }
 
     /// The account a job belongs to: its own owner row, the owner of the run
     /// it is a step of (`pipeline/RUN/…` keys), or the account its API
@@ -207,7 +220,9 @@ final class EventBroadcaster: @unchecked Sendable {
         arguments.append(limit)
         return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments) ?? []).map { row in
             let event = try JobEvent(row: row)
-            return LiveEvent(id: event.id, account: row["account"], jobID: event.jobID, runID: row["run_id"], event: event, runState: nil)
+            var live = LiveEvent(id: event.id, account: row["account"], jobID: event.jobID, runID: row["run_id"], event: event, runState: nil)
+            live.frame = EventStream.frame(id: event.id, event: "progress", data: EventStream.progressView(live))
+            return live
         }
     }
 

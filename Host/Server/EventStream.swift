@@ -42,24 +42,37 @@ enum EventStream {
             // Written first, so a client knows the stream is open before any event.
             try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
 
-            /// Writes one event; true when it ended the stream.
-            func send(_ live: LiveEvent) async throws -> Bool {
-                if let id = live.id {
-                    guard id > last else { return false }
-                    try await writer.write(frame(id: id, event: "progress", data: progressView(live)))
-                    last = id
-                    if filter.jobID != nil, live.endsJob, let end = try closing() {
-                        try await writer.write(frame(id: nil, event: end.event, data: end.data))
-                        return true
+            /// Writes a batch of events in one write; true when it ended the stream.
+            func send(_ batch: [LiveEvent]) async throws -> Bool {
+                var out = ByteBuffer()
+                var ended = false
+                for live in batch {
+                    if let id = live.id {
+                        guard id > last else { continue }
+                        var shared = live.frame ?? frame(id: id, event: "progress", data: progressView(live))
+                        out.writeBuffer(&shared)
+                        last = id
+                        if filter.jobID != nil, live.endsJob, let end = try closing() {
+                            var closing = frame(id: nil, event: end.event, data: end.data)
+                            out.writeBuffer(&closing)
+                            ended = true
+                            break
+                        }
+                    } else if let runID = live.runID {
+                        if filter.runID != nil, live.endsRun, let end = try closing() {
+                            var closing = frame(id: nil, event: end.event, data: end.data)
+                            out.writeBuffer(&closing)
+                            ended = true
+                            break
+                        }
+                        if let view = try runView(runID) {
+                            var change = frame(id: nil, event: "run", data: view)
+                            out.writeBuffer(&change)
+                        }
                     }
-                } else if let runID = live.runID {
-                    if filter.runID != nil, live.endsRun, let end = try closing() {
-                        try await writer.write(frame(id: nil, event: end.event, data: end.data))
-                        return true
-                    }
-                    if let view = try runView(runID) { try await writer.write(frame(id: nil, event: "run", data: view)) }
                 }
-                return false
+                if out.readableBytes > 0 { try await writer.write(out) }
+                return ended
             }
 
             let current = CurrentSubscription()
@@ -74,8 +87,8 @@ enum EventStream {
                 var page: [LiveEvent]
                 repeat {
                     let from = last
-                    page = try await pool.read { db in try EventBroadcaster.read(db, after: from, filter: filter, limit: 500) }
-                    for live in page where try await send(live) { break streaming }
+                    page = try EventBroadcaster.replayBlocking(pool, after: from, filter: filter, limit: 500)
+                    if try await send(page) { break streaming }
                 } while page.count == 500
                 if endsBySubject, let end = try closing() {
                     // Finished before (or without) an event that says so here.
@@ -90,7 +103,7 @@ enum EventStream {
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                         continue
                     }
-                    for live in batch where try await send(live) { break streaming }
+                    if try await send(batch) { break streaming }
                 }
                 // The subscription ended: this client fell behind (catch up from the log and listen again), or the server stops.
                 guard subscription.overflowed, channel.isActive, !Task.isShuttingDownGracefully else { break }

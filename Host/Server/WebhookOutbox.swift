@@ -285,11 +285,9 @@ public final class WebhookOutbox: @unchecked Sendable {
         var attempts: Int
     }
 
-    /// Tries every delivery that is due now (at most `limit`, a few at once); answers how many were tried.
-    @discardableResult
-    public func deliverDue(limit: Int = 32) async throws -> Int {
-        let at = now()
-        let due = try await pool.read { db in
+    /// Blocking reads and writes only (see EventBroadcaster.readBlocking).
+    func dueDeliveries(at: Date, limit: Int) throws -> [Due] {
+        try pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT d.id, d.event_type, d.body, d.attempts, e.url, e.secret FROM api_webhook_delivery d
                 JOIN api_webhook_endpoint e ON e.id = d.endpoint_id
@@ -298,6 +296,13 @@ public final class WebhookOutbox: @unchecked Sendable {
                 Due(id: $0["id"], url: $0["url"], secret: $0["secret"], type: $0["event_type"], body: $0["body"], attempts: $0["attempts"])
             }
         }
+    }
+
+    /// Tries every delivery that is due now (at most `limit`, a few at once); answers how many were tried.
+    @discardableResult
+    public func deliverDue(limit: Int = 32) async throws -> Int {
+        let at = now()
+        let due = try dueDeliveries(at: at, limit: limit)
         await withTaskGroup(of: Void.self) { group in
             for (i, delivery) in due.enumerated() {
                 if i >= 8 { await group.next() }
@@ -305,6 +310,30 @@ public final class WebhookOutbox: @unchecked Sendable {
             }
         }
         return due.count
+    }
+
+    struct Recorded {
+        var delivery: String
+        var number: Int
+        var at: Date
+        var status: Int?
+        var error: String?
+        var ms: Int
+        var state: String
+        var next: Date?
+        var ok: Bool
+    }
+
+    /// One attempt into the log and the delivery's new state, in one transaction.
+    func record(_ r: Recorded) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO api_webhook_attempt (delivery_id, attempt, at, status, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [r.delivery, r.number, r.at, r.status, r.error, r.ms])
+            try db.execute(sql: """
+                UPDATE api_webhook_delivery SET attempts = ?, state = ?, next_attempt_at = ?, last_status = ?, last_error = ?, delivered_at = ?
+                WHERE id = ? AND state = 'pending'
+                """, arguments: [r.number, r.state, r.next, r.status, r.error, r.ok ? r.at : nil, r.delivery])
+        }
     }
 
     func attempt(_ delivery: Due) async {
@@ -339,14 +368,7 @@ public final class WebhookOutbox: @unchecked Sendable {
         if failure == nil && !ok { failure = "HTTP \(status ?? 0)" }
         let (answered, error) = (status, ok ? nil : failure)
         do {
-            try await pool.write { db in
-                try db.execute(sql: "INSERT OR IGNORE INTO api_webhook_attempt (delivery_id, attempt, at, status, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [delivery.id, number, at, answered, error, ms])
-                try db.execute(sql: """
-                    UPDATE api_webhook_delivery SET attempts = ?, state = ?, next_attempt_at = ?, last_status = ?, last_error = ?, delivered_at = ?
-                    WHERE id = ? AND state = 'pending'
-                    """, arguments: [number, state, next, answered, error, ok ? at : nil, delivery.id])
-            }
+            try record(Recorded(delivery: delivery.id, number: number, at: at, status: answered, error: error, ms: ms, state: state, next: next, ok: ok))
         } catch {
             log("webhook delivery \(delivery.id): could not record attempt \(number): \(YardError.describing(error).message)")
         }
