@@ -105,10 +105,13 @@ public enum JSONResponse {
         return value
     }
 
+    /// A value, so one is shared by every request: building an
+    /// ISO8601DateFormatter per timestamp (four per job view) was a large
+    /// part of a job list's cost in the load check.
+    static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
     public static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        timestampStyle.format(date)
     }
 
     public static func time(_ date: Date?) -> JSONValue { date.map { JSONValue.string(timestamp($0)) } ?? .null }
