@@ -53,7 +53,7 @@ extension JobEngine {
         case .timedOut: "plugin_timeout"
         case .outputInvalid: "plugin_output"
         }
-        try? store.appendEvent(jobID: jobID, kind: eventKind, message: "\(failure.code): \(message)", data: nil)
+        event(jobID, kind: eventKind, message: "\(failure.code): \(message)", data: nil)
     }
 
     static func failureMessage(_ failure: PluginCallFailure, kind: PluginCallKind, plugin: LoadedPlugin) -> String {
@@ -93,8 +93,8 @@ extension JobEngine {
                 if let ref = doc["ref"], !(ref is NSNull) {
                     let refText = text(ref).map(plugin.context.redact)
                     let when = now
-                    try? store.appendEvent(jobID: job.id, kind: "reconciled", message: "submit failed (\(failure.code)), but the provider has the job: polling it", data: refText)
-                    return try store.updateJob(id: job.id) { row in
+                    event(job.id, kind: "reconciled", message: "submit failed (\(failure.code)), but the provider has the job: polling it", data: refText)
+                    return try commit(job.id) { row in
                         row.refJSON = refText
                         row.phase = .queued
                         row.submittedAt = row.submittedAt ?? when
@@ -102,7 +102,7 @@ extension JobEngine {
                     }
                 }
                 if attempts < Self.quarantineAfterFailures {
-                    try? store.appendEvent(jobID: job.id, kind: "retry", message: "submit failed (\(failure.code)) and the provider confirms it never received the job: submitting again with the same idempotency key", data: nil)
+                    event(job.id, kind: "retry", message: "submit failed (\(failure.code)) and the provider confirms it never received the job: submitting again with the same idempotency key", data: nil)
                     return try await submit(job, plugin: plugin)
                 }
                 return try park(job, plugin: plugin, code: failure.code, charged: "no",
@@ -120,8 +120,8 @@ extension JobEngine {
         let errorText = text(error).map(plugin.context.redact)
         let note = plugin.context.redact(message)
         logger.error("job quarantined", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)", "code": "\(code)"])
-        try? store.appendEvent(jobID: job.id, kind: "quarantined", message: note, data: errorText)
-        return try store.updateJob(id: job.id) { row in
+        event(job.id, kind: "quarantined", message: note, data: errorText)
+        return try commit(job.id) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .needsAttention
             row.message = note

@@ -29,6 +29,8 @@ public final class JobEngine: @unchecked Sendable {
     public let artifacts: ArtifactDirectory
     public let clock: any HostClock
     let executor = PluginCallExecutor()
+    /// A job step's writes, held for the transaction that records its outcome.
+    let batch = JobWriteBatch()
     let logger = Logger(label: "switchyard.engine")
     let http: any HTTPTransport
     public let downloader: ArtifactDownloader
@@ -110,8 +112,8 @@ public final class JobEngine: @unchecked Sendable {
     // MARK: plugins
 
     func services() -> HostServiceSet {
-        HostServiceSet(log: StoreLogSink(store: store), clock: clock, http: http, secrets: secrets,
-                       artifacts: RecordingArtifactSink(directory: artifacts, store: store),
+        HostServiceSet(log: StoreLogSink(store: store, batch: batch), clock: clock, http: http, secrets: secrets,
+                       artifacts: RecordingArtifactSink(directory: artifacts, store: store, batch: batch),
                        kv: StoreKeyValueStore(store: store, clock: clock), crypto: true, process: processes)
     }
 
@@ -550,6 +552,10 @@ public final class JobEngine: @unchecked Sendable {
 
     func submit(_ job: JobRecord, plugin: LoadedPlugin) async throws -> JobRecord {
         let document: [String: Any] = ["capability": job.capability, "inputs": parse(job.inputsJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
+        return try await batchingWrites(job.id) { try await submitSteps(job, document: document, plugin: plugin) }
+    }
+
+    private func submitSteps(_ job: JobRecord, document: [String: Any], plugin: LoadedPlugin) async throws -> JobRecord {
         var attempt = 0
         while true {
             let result = await call(plugin, .submit, document, jobID: job.id)
@@ -562,7 +568,7 @@ public final class JobEngine: @unchecked Sendable {
                 let delay = clampPoll(doc["next_poll_after_ms"] as? Int)
                 let refText = text(ref).map(plugin.context.redact)
                 let when = now
-                let queued = try store.updateJob(id: job.id) { row in
+                let queued = try commit(job.id) { row in
                     row.refJSON = refText
                     row.phase = .queued
                     row.submittedAt = when
@@ -572,20 +578,20 @@ public final class JobEngine: @unchecked Sendable {
                 return queued
             }
             if result.isOK, let finished = doc["result"] as? [String: Any] {
-                try store.updateJob(id: job.id) { $0.submittedAt = Date() }
+                try commit(job.id) { $0.submittedAt = Date() }
                 return try await apply(pollDocument: finished, to: job.id, plugin: plugin)
             }
             let error = (doc["error"] as? [String: Any]) ?? ["code": "PLUGIN_INTERNAL", "message": "submit returned status \(result.status) without an error document", "retryable": false, "charged": "unknown"]
             let charged = error["charged"] as? String ?? "unknown"
             if error["retryable"] as? Bool == true, charged == "no", attempt < 3 {
                 attempt += 1
-                try? store.appendEvent(jobID: job.id, kind: "retry", message: "submit failed (\(error["code"] ?? "?")), retrying with the same idempotency key", data: text(error))
+                event(job.id, kind: "retry", message: "submit failed (\(error["code"] ?? "?")), retrying with the same idempotency key", data: text(error))
                 try await Task.sleep(nanoseconds: UInt64(backoffMs(attempt, retryAfter: error["retry_after_ms"] as? Int)) * 1_000_000)
                 continue
             }
             let phase: JobPhase = charged == "no" ? .failed : .needsAttention
             let errorText = text(error).map(plugin.context.redact)
-            return try store.updateJob(id: job.id) { row in
+            return try commit(job.id) { row in
                 row.phase = phase
                 row.errorJSON = errorText
                 row.finishedAt = Date()
@@ -628,19 +634,19 @@ public final class JobEngine: @unchecked Sendable {
             }
             let wait = (job.nextPollAt ?? now).timeIntervalSince(now)
             if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
-            let result = await call(plugin, .poll, refRequest(job), jobID: job.id)
-            if let parked = try quarantineIfRepeated(result, job: job, plugin: plugin, during: "polling") {
-                job = parked
-                onUpdate(JobUpdate(job: job, note: nil))
-                break
+            let polling = job
+            let (next, parked) = try await batchingWrites(jobID) { () async throws -> (JobRecord, Bool) in
+                let result = await call(plugin, .poll, refRequest(polling), jobID: jobID)
+                if let parked = try quarantineIfRepeated(result, job: polling, plugin: plugin, during: "polling") { return (parked, true) }
+                if result.isOK, let doc = result.json {
+                    if ["succeeded", "failed", "cancelled"].contains(doc["state"] as? String ?? "") { FaultInjection.point("before-final-store") }
+                    return (try await apply(pollDocument: doc, to: jobID, plugin: plugin), false)
+                }
+                return (try recordPollError(result, job: polling, plugin: plugin), false)
             }
-            if result.isOK, let doc = result.json {
-                if ["succeeded", "failed", "cancelled"].contains(doc["state"] as? String ?? "") { FaultInjection.point("before-final-store") }
-                job = try await apply(pollDocument: doc, to: jobID, plugin: plugin)
-            } else {
-                job = try recordPollError(result, job: job, plugin: plugin)
-            }
+            job = next
             onUpdate(JobUpdate(job: job, note: nil))
+            if parked { break }
         }
         return job
     }
@@ -655,7 +661,7 @@ public final class JobEngine: @unchecked Sendable {
         let charged = answer?["charged"] as? String ?? "unknown"
         let usageText = (answer?["usage"] as? [String: Any]).flatMap { text($0) }
         let outcomeText = answer.flatMap { text($0) }
-        try? store.appendEvent(jobID: job.id, kind: "cancel", message: "deadline passed; provider answered \(answer?["outcome"] as? String ?? "nothing (cancel failed)")", data: outcomeText)
+        event(job.id, kind: "cancel", message: "deadline passed; provider answered \(answer?["outcome"] as? String ?? "nothing (cancel failed)")", data: outcomeText)
         if answer?["outcome"] as? String == "already_finished" {
             // It ended just now: record how it really ended, not a timeout.
             let polled = await call(plugin, .poll, refRequest(job), jobID: job.id)
@@ -666,7 +672,7 @@ public final class JobEngine: @unchecked Sendable {
         let error: [String: Any] = ["charged": charged, "code": "ENGINE_TIMEOUT", "message": "The job ran past its deadline and was cancelled at the provider.",
                                     "remediation": "Raise the timeout or try a faster engine.", "retryable": true]
         let errorText = text(error)
-        return try store.updateJob(id: job.id) { row in
+        return try commit(job.id) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .failed
             row.finishedAt = Date()
@@ -683,17 +689,17 @@ public final class JobEngine: @unchecked Sendable {
         let errorText = text(error).map(plugin.context.redact)
         let code = error["code"] as? String ?? "?"
         let line = "\(code): \(plugin.context.redact(error["message"] as? String ?? ""))"
-        try? store.appendEvent(jobID: job.id, kind: "poll_error", message: line, data: errorText)
+        event(job.id, kind: "poll_error", message: line, data: errorText)
         logger.warning("poll failed", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)", "error": "\(line)", "attempt": "\(errors)"])
         if retryable && errors <= policy.maxConsecutiveErrors {
             let delay = backoffMs(errors, retryAfter: error["retry_after_ms"] as? Int)
             let when = now.addingTimeInterval(Double(delay) / 1000)
-            return try store.updateJob(id: job.id) { row in
+            return try commit(job.id) { row in
                 row.consecutiveErrors = errors
                 row.nextPollAt = when
             }
         }
-        return try store.updateJob(id: job.id) { row in
+        return try commit(job.id) { row in
             row.phase = .failed
             row.consecutiveErrors = errors
             row.errorJSON = errorText
@@ -735,7 +741,7 @@ public final class JobEngine: @unchecked Sendable {
         let delay = clampPoll(doc["next_poll_after_ms"] as? Int)
         let when = now
         let progress = doc["progress"] as? Double
-        return try store.updateJob(id: jobID) { row in
+        return try commit(jobID) { row in
             guard !row.phase.isTerminal else { return }
             row.pollCount += 1
             row.consecutiveErrors = 0
@@ -774,11 +780,11 @@ public final class JobEngine: @unchecked Sendable {
         let error = OutputContract.error(engine: plugin.manifest.id, capability: job.capability, violations: violations)
         let errorText = text(error).map(plugin.context.redact)
         let sample = text(Self.shortened(jsonValue(outputs))).map(plugin.context.redact)
-        try? store.appendEvent(jobID: job.id, kind: "output_contract", message: plugin.context.redact(error["message"] as? String ?? ""), data: sample)
+        event(job.id, kind: "output_contract", message: plugin.context.redact(error["message"] as? String ?? ""), data: sample)
         logger.error("outputs break the catalog contract", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)", "capability": "\(job.capability)",
                                                                       "field": "\(violations.first?.field ?? "$")"])
         let when = now
-        return try store.updateJob(id: job.id) { row in
+        return try commit(job.id) { row in
             guard !row.phase.isTerminal else { return }
             row.pollCount += 1
             row.phase = .failed
@@ -838,7 +844,7 @@ public final class JobEngine: @unchecked Sendable {
                 result = try await downloader.download(url: url, mediaType: declared, expectedSHA256: object["sha256"] as? String, expectedSize: object["size"] as? Int,
                                                        isAllowed: { context.isAllowed($0) })
             }
-            try? store.recordArtifact(ArtifactRecord(sha256: result.sha256, size: result.size, mediaType: MediaSniffer.normalize(result.mediaType), jobID: jobID,
+            recordArtifact(jobID: jobID, ArtifactRecord(sha256: result.sha256, size: result.size, mediaType: MediaSniffer.normalize(result.mediaType), jobID: jobID,
                                                      sourceURL: url.hasPrefix("data:") ? nil : url, createdAt: Date()))
             copy.removeValue(forKey: "url")
             copy.removeValue(forKey: "sha256")
@@ -894,18 +900,18 @@ public final class JobEngine: @unchecked Sendable {
                                     "remediation": broken ? "Report this to \(plugin.manifest.id)'s author; the job ran and its charge stands."
                                         : expired ? "The provider no longer keeps the result; run the job again." : "Check the network and the engine's allow-list, then `yard jobs resume`.",
                                     "retryable": !expired, "charged": "yes", "engine": plugin.manifest.id]
-        try? store.appendEvent(jobID: jobID, kind: "harvest_error", message: plugin.context.redact(failure), data: nil)
+        event(jobID, kind: "harvest_error", message: plugin.context.redact(failure), data: nil)
         logger.warning("output download failed", metadata: ["job": "\(jobID)", "error": "\(plugin.context.redact(failure))"])
         guard let job = try store.job(id: jobID) else { throw YardError.jobNotFound(jobID) }
         if !expired && job.consecutiveErrors < policy.maxConsecutiveErrors {
             let when = now.addingTimeInterval(Double(backoffMs(job.consecutiveErrors + 1, retryAfter: nil)) / 1000)
-            return try store.updateJob(id: jobID) { row in
+            return try commit(jobID) { row in
                 row.consecutiveErrors += 1
                 row.nextPollAt = when
             }
         }
         let errorText = text(error).map(plugin.context.redact)
-        return try store.updateJob(id: jobID) { row in
+        return try commit(jobID) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .failed
             row.errorJSON = errorText
@@ -923,19 +929,19 @@ public final class JobEngine: @unchecked Sendable {
             if let ref = doc["ref"], !(ref is NSNull) {
                 let refText = text(ref)
                 let when = now
-                try? store.appendEvent(jobID: job.id, kind: "reconciled", message: "found the job at the provider by its idempotency key", data: refText)
-                return try store.updateJob(id: job.id) { row in
+                event(job.id, kind: "reconciled", message: "found the job at the provider by its idempotency key", data: refText)
+                return try commit(job.id) { row in
                     row.refJSON = refText
                     row.phase = .queued
                     row.submittedAt = row.submittedAt ?? when
                     row.nextPollAt = when
                 }
             }
-            try? store.appendEvent(jobID: job.id, kind: "reconciled", message: "the provider never received the job; submitting it now", data: nil)
+            event(job.id, kind: "reconciled", message: "the provider never received the job; submitting it now", data: nil)
             return try await submit(job, plugin: plugin)
         }
         logger.error("job needs attention: submit unconfirmed after a crash", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)"])
-        return try store.updateJob(id: job.id) { row in
+        return try commit(job.id) { row in
             row.phase = .needsAttention
             row.message = "The host stopped while submitting, and \(plugin.manifest.id) cannot tell whether the provider received the job. It was not resubmitted, to avoid paying twice. Look for it in the provider's dashboard: if it is there, let it finish or cancel it there; if not, run the job again with a new --idempotency-key."
             row.errorJSON = #"{"charged":"unknown","code":"SUBMIT_UNCONFIRMED","message":"Submission not confirmed after a crash.","remediation":"Check the provider, then re-run with a new idempotency key if it has no such job.","retryable":false}"#
@@ -1037,9 +1043,9 @@ public final class JobEngine: @unchecked Sendable {
             throw YardError.jobNotFound(jobID)
         }
         if job.phase.isTerminal { return job }
-        try store.updateJob(id: jobID) { $0.cancelRequested = true }
+        try commit(jobID) { $0.cancelRequested = true }
         guard job.refJSON != nil else {
-            return try store.updateJob(id: jobID) { row in
+            return try commit(jobID) { row in
                 row.phase = .needsAttention
                 row.message = "Cancelled while submitting: the provider may have received the job."
                 row.cancelOutcomeJSON = #"{"charged":"unknown","outcome":"unknown"}"#
@@ -1052,19 +1058,19 @@ public final class JobEngine: @unchecked Sendable {
             // so it must not be shown as cancelled.
             let error = result.json?["error"] as? [String: Any]
             let reason = plugin.context.redact(error?["message"] as? String ?? "cancel failed (status \(result.status))")
-            try? store.appendEvent(jobID: jobID, kind: "cancel", message: "cancel failed: \(reason)", data: text(result.json))
+            event(jobID, kind: "cancel", message: "cancel failed: \(reason)", data: text(result.json))
             throw YardError("CANCEL_FAILED", "\(job.pluginID) could not cancel job \(jobID): \(reason)",
                             remediation: "The job is still \(job.phase.rawValue) at the provider; run `yard jobs cancel \(jobID)` again, or stop it in the provider's console.")
         }
         let outcome = result.json?["outcome"] as? String ?? "unknown"
         let outcomeText = text(result.json ?? ["outcome": "unknown", "charged": "unknown"])
-        try? store.appendEvent(jobID: jobID, kind: "cancel", message: "provider answered \(outcome)", data: outcomeText)
+        event(jobID, kind: "cancel", message: "provider answered \(outcome)", data: outcomeText)
         if outcome == "already_finished" {
             let polled = await call(plugin, .poll, refRequest(job), jobID: jobID)
             if polled.isOK, let doc = polled.json { return try await apply(pollDocument: doc, to: jobID, plugin: plugin) }
         }
         let usageText = (result.json?["usage"] as? [String: Any]).flatMap { text($0) }
-        return try store.updateJob(id: jobID) { row in
+        return try commit(jobID) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .cancelled
             row.message = nil
@@ -1076,22 +1082,32 @@ public final class JobEngine: @unchecked Sendable {
 }
 
 /// Job log lines from plugins go to the job's event stream (already redacted).
+/// A line logged during a job's step is held with the step's other writes (JobWriteBatch).
 struct StoreLogSink: HostLogSink {
     let store: any JobStore
+    var batch: JobWriteBatch?
     func record(pluginID: String, jobID: String?, level: Int32, message: String) {
         guard let jobID, !jobID.isEmpty else { return }
         let names = ["debug", "info", "warning", "error"]
-        try? store.appendEvent(jobID: jobID, kind: "log", message: "[\(names[Int(max(0, min(level, 3)))])] \(message)", data: nil)
+        let line = "[\(names[Int(max(0, min(level, 3)))])] \(message)"
+        if let batch, batch.hold(event: .init(kind: "log", message: line, data: nil, at: Date()), jobID: jobID) { return }
+        try? store.appendEvent(jobID: jobID, kind: "log", message: line, data: nil)
     }
 }
 
 /// Artifacts written by plugins are indexed in the store too.
+/// An artifact stored during a job's step is indexed with the step's other
+/// writes (JobWriteBatch); the file itself is in place before put returns.
 struct RecordingArtifactSink: ArtifactSink {
     let directory: ArtifactDirectory
     let store: any JobStore
-    func put(_ data: Data, mediaType: String) throws -> String {
+    var batch: JobWriteBatch?
+    func put(_ data: Data, mediaType: String) throws -> String { try put(data, mediaType: mediaType, jobID: nil) }
+    func put(_ data: Data, mediaType: String, jobID: String?) throws -> String {
         let digest = try directory.put(data, mediaType: mediaType)
-        try? store.recordArtifact(ArtifactRecord(sha256: digest, size: data.count, mediaType: mediaType, jobID: nil, sourceURL: nil, createdAt: Date()))
+        let record = ArtifactRecord(sha256: digest, size: data.count, mediaType: mediaType, jobID: nil, sourceURL: nil, createdAt: Date())
+        if let batch, let jobID, batch.hold(artifact: record, jobID: jobID) { return digest }
+        try? store.recordArtifact(record)
         return digest
     }
     func read(sha256: String) throws -> Data? { try directory.read(sha256: sha256) }

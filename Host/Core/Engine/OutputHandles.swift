@@ -41,11 +41,11 @@ extension JobEngine {
         let message = plugin.context.redact(refusal.message)
         let error: [String: Any] = ["code": refusal.code.rawValue, "message": message, "remediation": refusal.remediation,
                                     "field": refusal.field ?? "$.outputs", "retryable": false, "charged": "unknown"]
-        try? store.appendEvent(jobID: jobID, kind: "output_refused", message: "\(refusal.code.rawValue): \(message)", data: nil)
+        event(jobID, kind: "output_refused", message: "\(refusal.code.rawValue): \(message)", data: nil)
         logger.warning("outputs refused", metadata: ["job": "\(jobID)", "engine": "\(plugin.manifest.id)", "code": "\(refusal.code.rawValue)"])
         let errorText = text(error)
         let when = now
-        return try store.updateJob(id: jobID) { row in
+        return try commit(jobID) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .failed
             row.errorJSON = errorText

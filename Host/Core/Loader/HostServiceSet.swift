@@ -100,7 +100,13 @@ public struct EnvironmentSecrets: SecretSource {
 public protocol ArtifactSink: Sendable {
     /// Stores bytes, returns the hex sha256.
     func put(_ data: Data, mediaType: String) throws -> String
+    /// The same, for a call made for `jobID` (the engine indexes it with the job's step).
+    func put(_ data: Data, mediaType: String, jobID: String?) throws -> String
     func read(sha256: String) throws -> Data?
+}
+
+extension ArtifactSink {
+    public func put(_ data: Data, mediaType: String, jobID: String?) throws -> String { try put(data, mediaType: mediaType) }
 }
 
 public protocol PluginKeyValueStore: Sendable {
