@@ -768,7 +768,9 @@ public final class JobEngine: @unchecked Sendable {
             }
             if let job {
                 let declared = plugin.manifest.capabilities.first { $0.id == job.capability }
-                let violations = OutputContract(catalog: catalog, artifacts: artifacts).violations(.object(harvested), capability: job.capability, declared: declared)
+                let narrower = declared?.outputs.flatMap { try? compiledSchema("outputs:\(plugin.manifest.id):\(job.capability)", $0) }
+                let violations = OutputContract(catalog: catalog, artifacts: artifacts).violations(.object(harvested), capability: job.capability, declared: declared,
+                                                                                                compiled: narrower)
                 if !violations.isEmpty {
                     return try recordContractViolation(violations, outputs: harvested, job: job, plugin: plugin, usage: usageText)
                 }
