@@ -74,6 +74,8 @@ final class WebhookIntakeLimitTests: TemporaryDirectoryTestCase {
             while true {
                 let n = recv(fd, &buffer, buffer.count, 0)
                 if n == 0 { return (String(decoding: data, as: UTF8.self), true) }
+                // A signal (another test's child exiting) interrupts recv: that is not the server closing.
+                if n < 0 && errno == EINTR { continue }
                 if n < 0 { return (String(decoding: data, as: UTF8.self), false) }
                 data.append(contentsOf: buffer[0..<n])
             }
