@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPORT = os.path.join(REPO, ".build", "api-fuzz")
@@ -33,9 +34,11 @@ def main():
     if len(sys.argv) not in (2, 3):
         fail("usage: api-fuzz.py BIN_DIR [MAX_EXAMPLES]")
     yard = os.path.join(sys.argv[1], "yard")
-    examples = sys.argv[2] if len(sys.argv) == 3 else os.environ.get("API_FUZZ_EXAMPLES", "8")
-    schemathesis = shutil.which("schemathesis") or shutil.which("st")
-    if not schemathesis:
+    examples = sys.argv[2] if len(sys.argv) == 3 else os.environ.get("API_FUZZ_EXAMPLES", "25")
+    # The module of the python3 running this, wherever pip put its scripts.
+    try:
+        import schemathesis  # noqa: F401
+    except ImportError:
         fail("schemathesis is not installed (python3 -m pip install schemathesis; .ci/run installs it)")
     work = tempfile.mkdtemp(prefix="yard-fuzz-")
     home = os.path.join(work, "home")
@@ -73,7 +76,45 @@ def main():
                 base = match.group(1).decode() if match else None
         if base is None:
             fail(f"yard serve did not start: {buffer.decode(errors='replace')[-300:] or 'no output'}")
-        command = [schemathesis, "run", f"{base}/openapi.json", "--url", base,
+        # Real objects for the path parameters, so operations on a job, an artifact or an engine
+        # are exercised beyond their 404: a finished echo job and an uploaded image.
+        def call(method, path, body=None, content_type="application/json"):
+            request = urllib.request.Request(base + path, data=body, method=method,
+                                             headers={"Authorization": f"Bearer {token}", "Content-Type": content_type})
+            with urllib.request.urlopen(request, timeout=20) as answer:
+                return json.loads(answer.read())
+        job = call("POST", "/api/v1/jobs", json.dumps({"engine": "echo", "capability": "debug.echo", "inputs": {"text": "fuzz"}}).encode())["id"]
+        for _ in range(100):
+            if call("GET", f"/api/v1/jobs/{job}")["state"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.1)
+        with open(os.path.join(REPO, "Registry", "samples", "product.png"), "rb") as f:
+            image = call("POST", "/api/v1/artifacts", f.read(), "image/png")["artifact"][7:]
+        config = os.path.join(work, "schemathesis.toml")
+        with open(config, "w") as f:
+            f.write(f"""# Written by scripts/api-fuzz.py for one run.
+[[operations]]
+include-path-regex = '^/api/v1/jobs/\\{{id\\}}'
+parameters = {{ id = "{job}" }}
+max-stream-events = 20
+
+[[operations]]
+include-path-regex = '^/api/v1/artifacts/\\{{sha256\\}}'
+parameters = {{ sha256 = "{image}" }}
+
+[[operations]]
+include-path-regex = '^/api/v1/(engines|plugins)/\\{{id\\}}'
+parameters = {{ id = "echo" }}
+
+[[operations]]
+include-path-regex = '^/api/v1/capabilities/\\{{id\\}}'
+parameters = {{ id = "debug.echo" }}
+
+[[operations]]
+include-path-regex = '^/api/v1/presets/\\{{name\\}}'
+parameters = {{ name = "ugc-product-clip" }}
+""")
+        command = [sys.executable, "-m", "schemathesis.cli", "--config-file", config, "run", f"{base}/openapi.json", "--url", base,
                    "--header", f"Authorization: Bearer {token}",
                    "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
                    "--max-examples", str(examples), "--phases", "examples,coverage,fuzzing", "--workers", "2",
@@ -83,7 +124,8 @@ def main():
                    "--exclude-path", "/api/v1/events/stream",
                    "--report", "junit", "--report-dir", REPORT]
         print(f"api-fuzz: {examples} examples per operation against {base}", flush=True)
-        done = subprocess.run(command, env=dict(os.environ, SCHEMATHESIS_TELEMETRY="false"), text=True)
+        # In the work folder: schemathesis keeps a cache in its working directory.
+        done = subprocess.run(command, env=dict(os.environ, SCHEMATHESIS_TELEMETRY="false"), text=True, cwd=work)
         if serve.poll() is not None:
             fail(f"yard serve exited ({serve.returncode}) during the run; see {REPORT}/serve.log")
         refused = open(guard_log).read().strip() if os.path.exists(guard_log) else ""
