@@ -116,8 +116,11 @@ def main():
         print(f"browser-check: yard serve's log: {serve_log}")
         base = read_until(serve.stdout, r"(http://127\.0\.0\.1:\d+)", 30, "yard serve").group(1)
 
+        downloads = os.path.join(work, "downloads")
+        os.makedirs(downloads)
         options = webdriver.ChromeOptions()
         options.binary_location = shutil.which("chromium")
+        options.add_experimental_option("prefs", {"download.default_directory": downloads, "download.prompt_for_download": False})
         # CI runs as root, where Chromium's sandbox cannot start.
         for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1800",
                      "--autoplay-policy=no-user-gesture-required", "--no-first-run", "--disable-background-networking", "--disable-sync",
@@ -173,6 +176,18 @@ def main():
             fail(f"the healthcheck matrix does not show runpod ok: {health}")
         shot("02-connected")
 
+        # Export diagnostics: a download of the redacted bundle, with the key just stored nowhere in it.
+        driver.find_element(By.ID, "export-diagnostics").click()
+        wait(60).until(lambda d: d.find_element(By.ID, "diagnostics-status").text.startswith("Saved"))
+        bundle = wait(20).until(lambda d: [f for f in os.listdir(downloads) if f.startswith("yard-diagnostics-") and f.endswith(".json")])
+        with open(os.path.join(downloads, bundle[0])) as f:
+            text = f.read()
+        if RUNPOD_KEY in text or token in text:
+            fail("the diagnostics bundle holds a secret")
+        states = {s["name"]: s["state"] for s in json.loads(text)["secrets"]}
+        if states.get("RUNPOD_API_KEY") != "set (vault)":
+            fail(f"the diagnostics bundle does not say the key is set: {states}")
+
         # Presets: the UGC preset's form, a plan preview with each step's engine, then run.
         Select(driver.find_element(By.ID, "preset-select")).select_by_value("ugc-product-clip")
         wait(10).until(lambda d: d.find_elements(By.ID, "input-product_image"))
@@ -216,6 +231,14 @@ def main():
         if len(live_jobs) < 4:
             fail(f"the jobs table shows {len(live_jobs)} finished step jobs")
         shot("05-run-succeeded")
+
+        # Logs of the run's last job, from the jobs table.
+        export_job = driver.execute_script("""return [...document.querySelectorAll('#job-rows tr')].find(r => r.innerText.includes('video.export')).id.slice(4)""")
+        driver.find_element(By.CSS_SELECTOR, f"button[aria-label='Logs of {export_job}']").click()
+        wait(20).until(lambda d: "succeeded" in d.find_element(By.ID, "logs").text)
+        if driver.switch_to.active_element.get_attribute("id") != "logs-h":
+            fail("opening the logs does not move the focus to them")
+        driver.find_element(By.ID, "logs-close").click()
 
         # Gallery: the newest video is the exported clip; its poster loads, and it plays.
         video_card = wait(30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".gallery-item[data-kind=video]"))[0]
