@@ -70,6 +70,8 @@ def main():
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
         from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import Select, WebDriverWait
     except ImportError:
         fail("selenium is not installed (python3 -m pip install selenium; .ci/run installs it)")
@@ -131,7 +133,12 @@ def main():
         except Exception as error:  # the browser not starting fails the check
             fail(f"Chromium did not start: {str(error).splitlines()[0]}")
         driver.set_script_timeout(30)
-        wait = lambda seconds: WebDriverWait(driver, seconds, poll_frequency=0.2)
+        # The page re-renders rows and cards as work moves on: an element found a moment ago may be
+        # replaced, so each wait (and `act`, for clicks and typing) looks it up again until it holds.
+        wait = lambda seconds: WebDriverWait(driver, seconds, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,))
+
+        def act(action, seconds=10):
+            wait(seconds).until(lambda d: action() or True)
         shot = lambda name: driver.save_screenshot(os.path.join(SHOTS, name + ".png"))
 
         driver.get(base + "/")
@@ -147,8 +154,8 @@ def main():
             fail("the first Tab does not reach the skip link")
 
         # The token, once: it is kept in sessionStorage and the field is emptied.
-        driver.find_element(By.ID, "token").send_keys(token)
-        driver.find_element(By.ID, "token-use").click()
+        # Enter in the field submits it: the keyboard is enough.
+        driver.find_element(By.ID, "token").send_keys(token + Keys.ENTER)
         if driver.find_element(By.ID, "token").get_attribute("value") != "":
             fail("the token field still shows the token")
         if driver.execute_script("return sessionStorage.getItem('yard-token')") != token:
@@ -158,9 +165,9 @@ def main():
         key_field = wait(30).until(lambda d: d.find_element(By.ID, "secret-runpod-RUNPOD_API_KEY"))
         if key_field.get_attribute("type") != "password":
             fail("the key field is not masked")
-        key_field.send_keys(RUNPOD_KEY)
+        act(lambda: driver.find_element(By.ID, "secret-runpod-RUNPOD_API_KEY").send_keys(RUNPOD_KEY))
         shot("01-setup-hub")
-        driver.find_element(By.CSS_SELECTOR, "#provider-runpod button[type=submit]").click()
+        act(lambda: driver.find_element(By.CSS_SELECTOR, "#provider-runpod button[type=submit]").click())
         result = wait(30).until(lambda d: (t := d.find_element(By.ID, "connect-result-runpod").text) and t != "Testing…" and t)
         if not result.startswith("Connection OK"):
             fail(f"Test Connection on the stand-in: {result}")
@@ -205,6 +212,7 @@ def main():
         driver.find_element(By.ID, "run-button").click()
         run_row = wait(30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#run-rows tr"))[0]
         run_id = run_row.get_attribute("id")[4:]
+        driver.execute_script("document.getElementById('jobs').scrollIntoView()")
         # Progress: the run's steps advance (seen at least once part-way), then it succeeds.
         seen_progress, deadline = set(), time.time() + 240
         while time.time() < deadline:
@@ -234,23 +242,25 @@ def main():
 
         # Logs of the run's last job, from the jobs table.
         export_job = driver.execute_script("""return [...document.querySelectorAll('#job-rows tr')].find(r => r.innerText.includes('video.export')).id.slice(4)""")
-        driver.find_element(By.CSS_SELECTOR, f"button[aria-label='Logs of {export_job}']").click()
+        act(lambda: driver.find_element(By.CSS_SELECTOR, f"button[aria-label='Logs of {export_job}']").click())
         wait(20).until(lambda d: "succeeded" in d.find_element(By.ID, "logs").text)
         if driver.switch_to.active_element.get_attribute("id") != "logs-h":
             fail("opening the logs does not move the focus to them")
         driver.find_element(By.ID, "logs-close").click()
 
         # Gallery: the newest video is the exported clip; its poster loads, and it plays.
-        video_card = wait(30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".gallery-item[data-kind=video]"))[0]
-        wait(30).until(lambda d: d.execute_script("const i = arguments[0].querySelector('img.thumbnail'); return i && i.complete && i.naturalWidth > 0", video_card))
-        driver.execute_script("arguments[0].scrollIntoView()", video_card)
-        video_card.find_element(By.CSS_SELECTOR, "button.play").click()
-        duration = wait(60).until(lambda d: d.execute_script("""const v = arguments[0].querySelector('video');
-            return v && v.readyState >= 1 && v.duration > 0 ? v.duration : null""", video_card))
-        playing = driver.execute_async_script("""const v = arguments[0].querySelector('video'), done = arguments[arguments.length - 1];
-            v.muted = true; v.play().then(() => setTimeout(() => done(v.currentTime), 800)).catch(e => done('play failed: ' + e));""", video_card)
+        digest = wait(30).until(lambda d: d.execute_script("const c = document.querySelector('.gallery-item[data-kind=video]'); return c && c.dataset.artifact"))
+        card_css = f".gallery-item[data-artifact='{digest}']"
+        wait(30).until(lambda d: d.execute_script("const i = document.querySelector(arguments[0] + ' img.thumbnail'); return i && i.complete && i.naturalWidth > 0", card_css))
+        act(lambda: driver.execute_script("document.querySelector(arguments[0]).scrollIntoView()", card_css))
+        act(lambda: driver.find_element(By.CSS_SELECTOR, card_css + " button.play").send_keys(Keys.ENTER))
+        duration = wait(60).until(lambda d: d.execute_script("""const v = document.querySelector(arguments[0] + ' video');
+            return v && v.readyState >= 1 && v.duration > 0 ? v.duration : null""", card_css))
+        playing = driver.execute_async_script("""const v = document.querySelector(arguments[0] + ' video'), done = arguments[arguments.length - 1];
+            v.muted = true; v.play().then(() => setTimeout(() => done(v.currentTime), 800)).catch(e => done('play failed: ' + e));""", card_css)
         if not isinstance(playing, (int, float)) or playing <= 0:
             fail(f"the clip did not play: {playing}")
+        video_card = driver.find_element(By.CSS_SELECTOR, card_css)
         made_by = video_card.text
         if "made by job_" not in made_by:
             fail(f"the gallery item does not name its job: {made_by}")
