@@ -12,7 +12,8 @@ let package = Package(
         .executable(name: "yard-plugin-runner", targets: ["PluginRunner"]),
         .library(name: "SwitchyardPluginSDK", targets: ["SwitchyardPluginSDK"]),
         .library(name: "SwitchyardHost", targets: ["SwitchyardHost"]),
-        // Stand-ins and test helpers, for our tests and third-party adapter authors.
+        // Provider stand-ins, and test helpers, for our tests and third-party adapter authors.
+        .library(name: "SwitchyardStandIns", targets: ["SwitchyardStandIns"]),
         .library(name: "SwitchyardTesting", targets: ["SwitchyardTesting"]),
         // First-party plugins: each builds to its own shared object.
         .library(name: "SyEcho", type: .dynamic, targets: ["EchoPlugin"]),
@@ -87,20 +88,37 @@ let package = Package(
             // The ABI's document schemas (a link to PluginAPI/schemas), for the conformance kit.
             resources: [.embedInCode("Conformance/schemas/abi-v1.schema.json")]
         ),
+        // Provider stand-ins: loopback servers that answer as each provider does
+        // (PROVIDERS.md, recordings), with their media and recordings compiled in,
+        // so `yard standin …` works from an installed binary and adapter authors
+        // can test against them.
         .target(
-            name: "SwitchyardTesting",
+            name: "SwitchyardStandIns",
             dependencies: [
                 "SwitchyardHost",
+                "SwitchyardJSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            path: "Tests/Support",
-            // Real media the stand-ins answer with (tiny H.264 clips, an MP3), compiled in.
+            path: "Host/StandIns",
+            // Real media the stand-ins answer with (tiny H.264 clips, an MP3) and
+            // ComfyUI's recorded node catalogue, compiled in.
             resources: [.embedInCode("Media/clip-5s.mp4"), .embedInCode("Media/clip-6s.mp4"), .embedInCode("Media/clip-10s.mp4"),
-                        .embedInCode("Media/speech-3s.mp3")]
+                        .embedInCode("Media/speech-3s.mp3"), .embedInCode("Fixtures/comfyui-object_info.json")]
+        ),
+        // Test helpers for our tests and third-party adapter authors (the
+        // adapter test host, fuzz targets); re-exports the stand-ins.
+        .target(
+            name: "SwitchyardTesting",
+            dependencies: [
+                "SwitchyardHost",
+                "SwitchyardJSON",
+                "SwitchyardStandIns",
+            ],
+            path: "Tests/Support"
         ),
         // `yard serve` as a library: the HTTP API (/api/v1), its tokens and
         // tenancy, live progress, metrics, the webhook intake and the daemon
@@ -126,7 +144,7 @@ let package = Package(
             dependencies: [
                 "SwitchyardHost",
                 "SwitchyardServer",
-                "SwitchyardTesting",
+                "SwitchyardStandIns",
                 "SwitchyardJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),

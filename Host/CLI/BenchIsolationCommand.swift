@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwitchyardHost
-import SwitchyardTesting
+import SwitchyardStandIns
 
 extension PluginCommand {
     /// The cost of process isolation per call, against the same call in

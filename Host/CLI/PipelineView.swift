@@ -173,7 +173,7 @@ enum PipelineText {
         try OutputFiles.copy(run.outputsJSON, to: directory, artifacts: artifacts)
     }
 
-    static func fileExtension(_ mediaType: String?) -> String { PipelineOutputFiles.fileExtension(mediaType) }
+    static func fileExtension(_ mediaType: String?) -> String { OutputFiles.fileExtension(mediaType) }
 
     static func printPreset(_ preset: PipelineDefinition, library: PresetLibrary) {
         print("\(preset.id) — \(preset.title)")

@@ -1,7 +1,7 @@
 import Foundation
 import SwitchyardHost
 import SwitchyardJSON
-import SwitchyardTesting
+import SwitchyardStandIns
 
 /// The built-in stand-in each first-party engine is tested against by
 /// `yard plugin test ENGINE --standin`: started in this process, accepting

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import SwitchyardTesting
+import SwitchyardStandIns
 
 extension StandinCommand {
     struct ComfyUI: AsyncParsableCommand {
@@ -27,7 +27,7 @@ extension StandinCommand {
             }
             let standIn: ComfyUIStandIn
             do { standIn = try ComfyUIStandIn(objectInfo: catalogue, withModels: withModels && !noModels) } catch {
-                throw ValidationError("The recorded node catalogue (\(ComfyUIStandIn.recordedCatalogue.path)) is missing; pass --object-info FILE.")
+                throw ValidationError("The node catalogue is not a JSON object as /object_info answers it (\(error)); pass --object-info FILE.")
             }
             standIn.configure { faults in
                 faults.missingNodeClasses = Set(missingNodes)

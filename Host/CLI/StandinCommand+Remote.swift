@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwitchyardHost
-import SwitchyardTesting
+import SwitchyardStandIns
 
 extension StandinCommand {
     struct Kling: AsyncParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwitchyardHost
-import SwitchyardTesting
+import SwitchyardStandIns
 
 /// Provider stand-ins on loopback, to develop pipelines without spending money.
 struct StandinCommand: AsyncParsableCommand {

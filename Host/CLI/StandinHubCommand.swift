@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import SwitchyardTesting
+import SwitchyardStandIns
 
 extension StandinCommand {
     struct HuggingFace: AsyncParsableCommand {

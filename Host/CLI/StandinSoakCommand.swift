@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import SwitchyardHost
 import SwitchyardJSON
-import SwitchyardTesting
+import SwitchyardStandIns
 
 extension StandinCommand {
     /// The stand-ins scripts/soak.sh kills the host against: RunPod, Kling and

@@ -16,8 +16,7 @@ final class BillingCrashTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        stripe = StripeStandIn()
-        try await stripe.start()
+        stripe = try await started(StripeStandIn())
         let config = home.appendingPathComponent("config"), pricing = home.appendingPathComponent("pricing")
         for folder in [config, pricing] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
         try Data(#"{"default_mode":"platform","default_account":"acme","meter":{"plugin":"stripe-billing","event_name":"switchyard_usage_minor"}}"#.utf8)
@@ -27,11 +26,6 @@ final class BillingCrashTests: TemporaryDirectoryTestCase {
             .write(to: pricing.appendingPathComponent("echo.json"))
         XCTAssertEqual(try cli(["credits", "account", "acme", "--stripe-customer", "cus_ACME"]).status, 0)
         XCTAssertEqual(try cli(["credits", "grant", "--account", "acme", "--amount", "10.00"]).status, 0)
-    }
-
-    override func tearDown() async throws {
-        await stripe?.stop()
-        try await super.tearDown()
     }
 
     /// yard in a child process (the stand-in answers it from this process's event loops).

@@ -12,13 +12,7 @@ final class BillingTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        stripe = StripeStandIn()
-        try await stripe.start()
-    }
-
-    override func tearDown() async throws {
-        await stripe?.stop()
-        try await super.tearDown()
+        stripe = try await started(StripeStandIn())
     }
 
     /// `deliverAfterCommit` false: the test drives delivery itself, so no background run races it.

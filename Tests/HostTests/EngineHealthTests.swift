@@ -14,13 +14,7 @@ final class EngineHealthTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        runpod = RunPodStandIn()
-        try await runpod.start()
-    }
-
-    override func tearDown() async throws {
-        await runpod?.stop()
-        try await super.tearDown()
+        runpod = try await started(RunPodStandIn())
     }
 
     func engine(key: String? = nil, home: URL? = nil) throws -> JobEngine {

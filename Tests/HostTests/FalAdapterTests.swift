@@ -11,13 +11,7 @@ final class FalAdapterTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        standIn = FalStandIn()
-        try await standIn.start()
-    }
-
-    override func tearDown() async throws {
-        await standIn?.stop()
-        try await super.tearDown()
+        standIn = try await started(FalStandIn())
     }
 
     func makeEngine(key: String? = nil, catalog: CapabilityCatalog? = nil) throws -> JobEngine {
@@ -180,19 +174,13 @@ final class FalCatalogShapeTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        standIn = FalStandIn()
-        try await standIn.start()
+        standIn = try await started(FalStandIn())
         let plugins = dir.appendingPathComponent("plugins")
         try copyPlugin("fal", to: plugins)
         engine = try makeTestEngine(home: dir.appendingPathComponent("home"), plugins: plugins, secrets: ["FAL_KEY": standIn.key],
                                     http: BlockingHTTPTransport(defaultTimeoutMs: 5_000))
         engine.policy.minPollMs = 1
         engine.policy.maxPollMs = 5
-    }
-
-    override func tearDown() async throws {
-        await standIn?.stop()
-        try await super.tearDown()
     }
 
     func run(_ capability: String, _ inputs: [String: JSONValue], file: StaticString = #filePath, line: UInt = #line) async throws -> JSONValue {

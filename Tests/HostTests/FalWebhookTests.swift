@@ -25,17 +25,10 @@ final class FalWebhookTests: TemporaryDirectoryTestCase {
         try await super.setUp()
         try prepareDirectory()
         // fal's clock follows wall time (the default): the plugin checks timestamps against the host's.
-        standIn = FalStandIn()
-        try await standIn.start()
+        standIn = try await started(FalStandIn())
         let script = receiverScript
         receiver = ScriptedHTTPServer { _ in .init(status: script.next()) }
         try await receiver.start()
-    }
-
-    override func tearDown() async throws {
-        await standIn?.stop()
-        await receiver?.stop()
-        try await super.tearDown()
     }
 
     func makeEngine() throws -> JobEngine {

@@ -105,10 +105,10 @@ final class HostilePathTests: HubStandInTestCase {
         let good: JSONValue = ["artifact": .string("sha256:\(digest)"), "media_type": "text/plain"]
         let out = dir.appendingPathComponent("out")
         let traversal = String(repeating: "../", count: 3) + "outside/victim"
-        XCTAssertRefusal(.nameInvalid) { _ = try PipelineOutputFiles.copy(self.run(outputs: ["a": good, traversal: good]), to: out, artifacts: store) }
-        XCTAssertRefusal(.nameInvalid) { _ = try PipelineOutputFiles.copy(self.run(outputs: ["a": good, "/abs/olute": good]), to: out, artifacts: store) }
+        XCTAssertRefusal(.nameInvalid) { _ = try OutputFiles.copy(self.run(outputs: ["a": good, traversal: good]).outputsJSON, to: out, artifacts: store) }
+        XCTAssertRefusal(.nameInvalid) { _ = try OutputFiles.copy(self.run(outputs: ["a": good, "/abs/olute": good]).outputsJSON, to: out, artifacts: store) }
         XCTAssertRefusal(.artifactHandleInvalid) {
-            _ = try PipelineOutputFiles.copy(self.run(outputs: ["a": good, "b": ["artifact": .string("sha256:../../../outside/victim.txt")]]), to: out, artifacts: store)
+            _ = try OutputFiles.copy(self.run(outputs: ["a": good, "b": ["artifact": .string("sha256:../../../outside/victim.txt")]]).outputsJSON, to: out, artifacts: store)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("a.txt").path), "nothing is copied when one output is refused")
         XCTAssertEqual(try String(contentsOf: victim, encoding: .utf8), "do not touch")
@@ -120,7 +120,7 @@ final class HostilePathTests: HubStandInTestCase {
         let out = dir.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(at: out.appendingPathComponent("clip.txt"), withDestinationURL: victim)
-        let copied = try PipelineOutputFiles.copy(run(outputs: ["clip": ["artifact": .string("sha256:\(digest)"), "media_type": "text/plain"]]), to: out, artifacts: store)
+        let copied = try OutputFiles.copy(run(outputs: ["clip": ["artifact": .string("sha256:\(digest)"), "media_type": "text/plain"]]).outputsJSON, to: out, artifacts: store)
         XCTAssertEqual(copied["clip"], out.appendingPathComponent("clip.txt").path)
         XCTAssertEqual(try String(contentsOf: victim, encoding: .utf8), "do not touch")
         XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("clip.txt"), encoding: .utf8), "the real clip")

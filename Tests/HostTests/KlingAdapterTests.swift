@@ -14,13 +14,7 @@ final class KlingAdapterTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        standIn = KlingStandIn()
-        try await standIn.start()
-    }
-
-    override func tearDown() async throws {
-        await standIn?.stop()
-        try await super.tearDown()
+        standIn = try await started(KlingStandIn())
     }
 
     /// An engine whose clock is `clock` (the host's notion of now, which the adapter signs tokens with).
@@ -145,8 +139,7 @@ final class KlingAdapterTests: TemporaryDirectoryTestCase {
         // The host and Kling share one clock here: no skew, only time passing.
         let now = VirtualClock(startUnixMs: Int64(Date().timeIntervalSince1970 * 1000))
         await standIn.stop()
-        standIn = KlingStandIn(authClock: now)
-        try await standIn.start()
+        standIn = try await started(KlingStandIn(authClock: now))
         let engine = try makeEngine(clock: now)
         let first = try await run(engine, text())
         XCTAssertEqual(first.phase, .succeeded, first.errorJSON ?? "")

@@ -14,13 +14,7 @@ final class ModalAdapterTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        standIn = ModalStandIn()
-        try await standIn.start()
-    }
-
-    override func tearDown() async throws {
-        await standIn?.stop()
-        try await super.tearDown()
+        standIn = try await started(ModalStandIn())
     }
 
     func makeEngine(secrets: [String: String]? = nil) throws -> JobEngine {

@@ -402,13 +402,8 @@ class HubStandInTestCase: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        hub = HubStandIn()
+        let hub = HubStandIn()
         hub.addSampleRepos()
-        try await hub.start()
-    }
-
-    override func tearDown() async throws {
-        await hub?.stop()
-        try await super.tearDown()
+        self.hub = try await started(hub)
     }
 }

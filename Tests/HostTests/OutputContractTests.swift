@@ -116,19 +116,13 @@ final class WorkerOutputTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        standIn = RunPodStandIn()
-        try await standIn.start()
+        standIn = try await started(RunPodStandIn())
         let plugins = dir.appendingPathComponent("plugins")
         try copyPlugin("runpod", to: plugins)
         engine = try makeTestEngine(home: dir.appendingPathComponent("home"), plugins: plugins, secrets: ["RUNPOD_API_KEY": standIn.apiKey],
                                     http: BlockingHTTPTransport(defaultTimeoutMs: 5_000))
         engine.policy.minPollMs = 1
         engine.policy.maxPollMs = 5
-    }
-
-    override func tearDown() async throws {
-        await standIn?.stop()
-        try await super.tearDown()
     }
 
     func run(_ capability: String, _ inputs: [String: JSONValue], config extra: [String: JSONValue] = [:]) async throws -> JobRecord {

@@ -15,13 +15,7 @@ final class ParkedJobTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        runpod = RunPodStandIn()
-        try await runpod.start()
-    }
-
-    override func tearDown() async throws {
-        await runpod?.stop()
-        try await super.tearDown()
+        runpod = try await started(RunPodStandIn())
     }
 
     func engine(_ plugin: String = "runpod", secrets: [String: String] = [:]) throws -> (JobEngine, JobLedger) {

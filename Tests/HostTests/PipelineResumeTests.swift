@@ -17,19 +17,13 @@ final class PipelineResumeTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        kling = KlingStandIn()
-        try await kling.start()
+        kling = try await started(KlingStandIn())
         try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
         try copyPlugin("echo", to: plugins)
         try copyPlugin("kling", to: plugins)
         let config = home.appendingPathComponent("config")
         try FileManager.default.createDirectory(at: config, withIntermediateDirectories: true)
         try Data(#"{"base_url":"\#(kling.baseURL)"}"#.utf8).write(to: config.appendingPathComponent("kling.json"))
-    }
-
-    override func tearDown() async throws {
-        await kling?.stop()
-        try await super.tearDown()
     }
 
     func engine() throws -> JobEngine {

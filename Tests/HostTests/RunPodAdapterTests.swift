@@ -13,14 +13,8 @@ final class RunPodAdapterTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        standIn = RunPodStandIn()
-        try await standIn.start()
+        standIn = try await started(RunPodStandIn())
         engine = try makeEngine(key: standIn.apiKey)
-    }
-
-    override func tearDown() async throws {
-        await standIn?.stop()
-        try await super.tearDown()
     }
 
     func makeEngine(key: String) throws -> JobEngine {

@@ -14,13 +14,7 @@ final class RunPodDeployTests: TemporaryDirectoryTestCase {
     override func setUp() async throws {
         try await super.setUp()
         try prepareDirectory()
-        standIn = RunPodStandIn()
-        try await standIn.start()
-    }
-
-    override func tearDown() async throws {
-        await standIn?.stop()
-        try await super.tearDown()
+        standIn = try await started(RunPodStandIn())
     }
 
     func makeEngine() throws -> JobEngine {

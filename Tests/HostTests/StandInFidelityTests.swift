@@ -40,11 +40,8 @@ final class RunPodStandInFidelityTests: StandInFidelityTestCase {
     let clock = VirtualClock(startUnixMs: 1_767_225_600_000)
 
     override func setUp() async throws {
-        standIn = RunPodStandIn(clock: clock)
-        try await standIn.start()
+        standIn = try await started(RunPodStandIn(clock: clock))
     }
-
-    override func tearDown() async throws { await standIn?.stop() }
 
     var auth: [String: String] { ["authorization": "Bearer \(standIn.apiKey)", "content-type": "application/json"] }
     func url(_ path: String) -> String { "\(standIn.baseURL)/\(standIn.endpointID)/\(path)" }
@@ -125,11 +122,8 @@ final class FalStandInFidelityTests: StandInFidelityTestCase {
     let clock = VirtualClock(startUnixMs: 1_767_225_600_000)
 
     override func setUp() async throws {
-        standIn = FalStandIn(clock: clock)
-        try await standIn.start()
+        standIn = try await started(FalStandIn(clock: clock))
     }
-
-    override func tearDown() async throws { await standIn?.stop() }
 
     var auth: [String: String] { ["authorization": "Key \(standIn.key)", "content-type": "application/json"] }
 
@@ -173,11 +167,8 @@ final class KlingStandInFidelityTests: StandInFidelityTestCase {
     let clock = VirtualClock(startUnixMs: Int64(Date().timeIntervalSince1970 * 1000))
 
     override func setUp() async throws {
-        standIn = KlingStandIn(clock: clock)
-        try await standIn.start()
+        standIn = try await started(KlingStandIn(clock: clock))
     }
-
-    override func tearDown() async throws { await standIn?.stop() }
 
     func token(_ access: String, _ secret: String, exp: Int = 1800) -> String {
         let now = Int(Date().timeIntervalSince1970)
@@ -225,11 +216,8 @@ final class ModalStandInFidelityTests: StandInFidelityTestCase {
     let clock = VirtualClock(startUnixMs: 1_767_225_600_000)
 
     override func setUp() async throws {
-        standIn = ModalStandIn(clock: clock)
-        try await standIn.start()
+        standIn = try await started(ModalStandIn(clock: clock))
     }
-
-    override func tearDown() async throws { await standIn?.stop() }
 
     var auth: [String: String] { ["modal-key": standIn.key, "modal-secret": standIn.secret, "content-type": "application/json"] }
 
@@ -255,11 +243,8 @@ final class StripeStandInFidelityTests: StandInFidelityTestCase {
     var standIn: StripeStandIn!
 
     override func setUp() async throws {
-        standIn = StripeStandIn()
-        try await standIn.start()
+        standIn = try await started(StripeStandIn())
     }
-
-    override func tearDown() async throws { await standIn?.stop() }
 
     func post(_ path: String, _ form: String, key: String? = UUID().uuidString) throws -> HostHTTPResponse {
         var headers = ["authorization": "Bearer \(standIn.apiKey)", "content-type": "application/x-www-form-urlencoded"]

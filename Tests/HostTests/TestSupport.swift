@@ -1,4 +1,5 @@
 import Foundation
+import SwitchyardTesting
 import SwitchyardJSON
 import XCTest
 @testable import SwitchyardHost
@@ -209,6 +210,25 @@ class TemporaryDirectoryTestCase: XCTestCase {
         let refused = NetworkGuard.violations
         if !refused.isEmpty { XCTFail("the test tried to reach hosts outside loopback: \(refused.joined(separator: "; "))") }
         if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+}
+
+/// A stand-in server a test starts on loopback.
+protocol LoopbackStandIn: AnyObject, Sendable {
+    func start(port: Int) async throws
+    func stop() async
+}
+
+extension ProviderStandIn: LoopbackStandIn {}
+extension HubStandIn: LoopbackStandIn {}
+
+extension XCTestCase {
+    /// Starts `standIn` on a free loopback port and stops it when the test
+    /// ends, whatever the test replaced it with in the meantime.
+    func started<S: LoopbackStandIn>(_ standIn: S) async throws -> S {
+        try await standIn.start(port: 0)
+        addTeardownBlock { await standIn.stop() }
+        return standIn
     }
 }
 

@@ -118,26 +118,25 @@ public final class ComfyUIStandIn: ProviderStandIn, @unchecked Sendable {
     private var log: [String] = []
 
     /// `objectInfo`: a node catalogue as `/object_info` answers it (default: the
-    /// trimmed catalogue recorded from a real server, Tests/Fixtures/comfyui).
+    /// trimmed catalogue recorded from a real server, `recordedCatalogue`).
     public init(objectInfo: [String: Any]? = nil, withModels: Bool = false, clock: any AdjustableClock = WallClock()) throws {
         if withModels { installed = Self.sampleModels }
         if let objectInfo {
             catalogue = objectInfo
         } else {
-            let data = try Data(contentsOf: Self.recordedCatalogue)
-            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: Self.recordedCatalogue.path])
+            guard let object = try JSONSerialization.jsonObject(with: Self.recordedCatalogue) as? [String: Any] else {
+                throw CocoaError(.fileReadCorruptFile)
             }
             catalogue = object
         }
         super.init(clock: clock)
     }
 
-    /// Tests/Fixtures/comfyui/object_info.json in this source tree.
-    public static var recordedCatalogue: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/comfyui/object_info.json")
-    }
+    /// The node catalogue a fresh ComfyUI 0.3.64 answered on `/object_info`,
+    /// trimmed to the nodes the adapter's workflows use; compiled into the
+    /// binary (Fixtures/comfyui-object_info.json), so `yard standin comfyui`
+    /// works from an installed `yard` without the source tree.
+    public static var recordedCatalogue: Data { Data(PackageResources.comfyui_object_info_json) }
 
     public var baseURL: String { server.baseURL }
     public func configure(_ change: (inout Faults) -> Void) { lock.withLock { change(&faults) } }
