@@ -24,6 +24,8 @@ public final class ArtifactPreviews: @unchecked Sendable {
 
     let engine: JobEngine
     let pool: DatabasePool
+    /// ffmpeg runs at most this many at once: a gallery asks for every preview together.
+    let slots = PreviewSlots(count: 2)
 
     /// The demuxer ffmpeg must use for each media type it previews.
     static let demuxers: [String: String] = [
@@ -94,6 +96,10 @@ public final class ArtifactPreviews: @unchecked Sendable {
             throw APIError("DEPENDENCY_MISSING", "ffmpeg is not installed on this host (not found on PATH); thumbnails and posters need it.",
                            remediation: "Install it: \(HostProcessService.installCommand(for: "ffmpeg")), then ask again.", status: 503)
         }
+        await slots.acquire()
+        defer { Task { await slots.release() } }
+        // Another request may have made it while this one waited.
+        if let preview = try cached(digest), let data = try engine.artifacts.read(sha256: preview) { return data }
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("yard-preview-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
@@ -140,7 +146,7 @@ public final class ArtifactPreviews: @unchecked Sendable {
         // Never the server's environment: it may hold secrets.
         process.environment = ["PATH": searchPath, "LANG": "C"]
         // A file, not a pipe: nothing here blocks a thread reading it while ffmpeg runs.
-        FileManager.default.createFile(atPath: errorLog.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorLog.path, contents: nil)
         let errors = try FileHandle(forWritingTo: errorLog)
         defer { try? errors.close() }
         process.standardError = errors
@@ -178,5 +184,22 @@ public final class ArtifactPreviews: @unchecked Sendable {
                                                    .cacheControl: "private, max-age=31536000, immutable"],
                             body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
+    }
+}
+
+/// A counting semaphore for async callers.
+actor PreviewSlots {
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(count: Int) { free = count }
+
+    func acquire() async {
+        if free > 0 { free -= 1; return }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
     }
 }
