@@ -225,6 +225,7 @@ let package = Package(
             publicHeadersPath: "."
         ),
         .testTarget(name: "JSONTests", dependencies: ["SwitchyardJSON"], path: "Tests/JSONTests"),
+        .testTarget(name: "PluginSDKTests", dependencies: ["SwitchyardPluginSDK"], path: "Tests/PluginSDKTests"),
         .testTarget(
             name: "HostTests",
             dependencies: ["SwitchyardHost", "SwitchyardTesting", "SwitchyardServer", .product(name: "ZIPFoundation", package: "ZIPFoundation"),

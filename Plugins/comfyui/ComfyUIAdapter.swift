@@ -125,10 +125,10 @@ struct ComfyUIAdapter: EngineAdapter {
             throw error
         }
         if response.status == 400 { throw PromptRefusal.error(response, graph: graph) }
-        guard (200..<300).contains(response.status), let answer = try? response.decodeJSON([String: JSONValue].self),
+        guard response.isSuccess, let answer = try? response.decodeJSON([String: JSONValue].self),
               answer["prompt_id"]?.stringValue != nil else {
             if try server.knows(id) { return accepted() }
-            throw (200..<300).contains(response.status)
+            throw response.isSuccess
                 ? PluginError(code: "ENGINE_ERROR", message: "ComfyUI's /prompt answer is not the expected JSON.", remediation: "Retried automatically.", retryable: true, charged: .no)
                 : ComfyUIServer.unavailable(response, "/prompt")
         }
@@ -148,7 +148,7 @@ struct ComfyUIAdapter: EngineAdapter {
             data = try context.readArtifact(handle)
         } else if let url = binding.file["url"]?.stringValue {
             let response = try context.http(HTTPRequest(method: "GET", url: url))
-            guard (200..<300).contains(response.status) else {
+            guard response.isSuccess else {
                 throw PluginError(code: "CONTRACT_MISMATCH", message: "Fetching the input \(url) answered HTTP \(response.status).",
                                   remediation: "Pass a reachable URL, or the file itself (--input name=@file).", field: binding.field)
             }
@@ -278,14 +278,14 @@ struct ComfyUIAdapter: EngineAdapter {
         if queue.pending.contains(id) {
             // ComfyUI answers 200 with an empty body.
             let deleted = try server.post("queue", json: ["delete": [.string(id)]])
-            guard (200..<300).contains(deleted.status) else { throw ComfyUIServer.unavailable(deleted, "/queue") }
+            guard deleted.isSuccess else { throw ComfyUIServer.unavailable(deleted, "/queue") }
             queue = try server.queue()
             // It may have started between the two calls.
             if !queue.running.contains(id) { return CancelResult(outcome: .cancelledInQueue, charged: .no, message: "removed from ComfyUI's queue") }
         }
         if queue.running.contains(id) {
             let response = try server.post("interrupt", json: ["prompt_id": .string(id)])
-            guard (200..<300).contains(response.status) else { throw ComfyUIServer.unavailable(response, "/interrupt") }
+            guard response.isSuccess else { throw ComfyUIServer.unavailable(response, "/interrupt") }
             return CancelResult(outcome: .cancelledRunning, charged: .no, message: Self.interruptNote)
         }
         if try server.history(id) != nil { return CancelResult(outcome: .alreadyFinished, charged: .no) }
@@ -297,7 +297,7 @@ struct ComfyUIAdapter: EngineAdapter {
             let config = try ComfyUIConfig(request.config)
             let server = ComfyUIServer(config: config, context: context)
             let response = try server.get("system_stats", timeoutMs: 5_000)
-            guard (200..<300).contains(response.status), let stats = try? response.decodeJSON([String: JSONValue].self) else {
+            guard response.isSuccess, let stats = try? response.decodeJSON([String: JSONValue].self) else {
                 return HealthReport(status: .degraded, message: "ComfyUI answered /system_stats with HTTP \(response.status)", details: ["code": "ENGINE_UNAVAILABLE"])
             }
             var details: [String: JSONValue] = ["comfyui_version": stats["system"]?["comfyui_version"] ?? .null]

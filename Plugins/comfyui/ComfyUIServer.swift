@@ -34,7 +34,7 @@ struct ComfyUIServer {
 
     /// A 2xx JSON object, or a retryable error (5xx, a cut-off or malformed body).
     func json(_ response: HTTPResponse, what: String) throws -> [String: JSONValue] {
-        guard (200..<300).contains(response.status) else { throw Self.unavailable(response, what) }
+        guard response.isSuccess else { throw Self.unavailable(response, what) }
         guard let object = try? response.decodeJSON([String: JSONValue].self) else {
             throw PluginError(code: "ENGINE_ERROR", message: "ComfyUI's answer to \(what) is not a JSON object.",
                               remediation: "Retried automatically.", retryable: true, charged: .no)
@@ -111,7 +111,7 @@ struct ComfyUIServer {
                                  URLQueryItem(name: "type", value: file["type"]?.stringValue ?? "output")]
         let response = try send(HTTPRequest(method: "GET", url: config.url("view") + (components.percentEncodedQuery.map { "?\($0)" } ?? "")))
         if response.status == 404 { return nil }
-        guard (200..<300).contains(response.status) else { throw Self.unavailable(response, "/view") }
+        guard response.isSuccess else { throw Self.unavailable(response, "/view") }
         return response.body
     }
 }

@@ -171,7 +171,7 @@ struct FalAdapter: EngineAdapter {
                                remediation: "Run the job again; Switchyard downloads results as soon as they finish.", charged: .unknown)
         case 429:
             return PluginError(code: "RATE_LIMITED", message: "Over fal's concurrency limit.", remediation: "The host retries later.",
-                               retryable: true, charged: .no, retryAfterMs: response.headers["retry-after"].flatMap(Int.init).map { $0 * 1000 } ?? 1000)
+                               retryable: true, charged: .no, retryAfterMs: response.retryAfterMs() ?? 1000)
         default:
             let retryable = errorType.map { $0.hasPrefix("runner_") || $0 == "request_timeout" || $0 == "startup_timeout" } ?? (response.status >= 500)
             let code = errorType == "request_timeout" || errorType == "startup_timeout" ? "ENGINE_TIMEOUT" : "ENGINE_UNAVAILABLE"
@@ -187,7 +187,7 @@ struct FalAdapter: EngineAdapter {
             if token == nil {
                 let answer = try context.http(HTTPRequest(method: "POST", url: "\(config.restURL)/storage/auth/token?storage_type=fal-cdn-v3",
                                                           headers: try key(context), body: "{}"))
-                guard (200..<300).contains(answer.status), let doc = try? answer.decodeJSON([String: JSONValue].self),
+                guard answer.isSuccess, let doc = try? answer.decodeJSON([String: JSONValue].self),
                       let t = doc["token"]?.stringValue, let type = doc["token_type"]?.stringValue, let base = doc["base_url"]?.stringValue else {
                     throw failure(answer)
                 }
@@ -198,7 +198,7 @@ struct FalAdapter: EngineAdapter {
             let answer = try context.http(HTTPRequest(method: "POST", url: "\(base)/files/upload",
                                                       headers: ["authorization": "\(type) \(t)", "x-fal-file-name": String(handle.suffix(16)),
                                                                 "content-type": mediaType ?? "application/octet-stream"], bodyData: bytes))
-            guard (200..<300).contains(answer.status), let url = (try? answer.decodeJSON([String: JSONValue].self))?["access_url"]?.stringValue else {
+            guard answer.isSuccess, let url = (try? answer.decodeJSON([String: JSONValue].self))?["access_url"]?.stringValue else {
                 throw failure(answer)
             }
             return .string(url)
@@ -225,7 +225,7 @@ struct FalAdapter: EngineAdapter {
         }
         let response = try context.http(HTTPRequest(method: "POST", url: url, headers: try key(context),
                                                     bodyData: try JSONEncoder().encode(inputs)))
-        guard (200..<300).contains(response.status) else { throw failure(response) }
+        guard response.isSuccess else { throw failure(response) }
         guard let answer = try? response.decodeJSON([String: JSONValue].self), let id = answer["request_id"]?.stringValue,
               let statusURL = answer["status_url"]?.stringValue, let responseURL = answer["response_url"]?.stringValue else {
             throw PluginError(code: "ENGINE_ERROR", message: "fal's submit answer lacks request_id or its URLs.", remediation: "Report this.", charged: .unknown)
@@ -245,7 +245,7 @@ struct FalAdapter: EngineAdapter {
             return PollResult(state: .failed, error: PluginError(code: "RESULT_EXPIRED", message: "fal no longer knows this request.",
                                                                  remediation: "Run the job again.", charged: .unknown))
         }
-        guard (200..<300).contains(response.status) else { throw failure(response) }
+        guard response.isSuccess else { throw failure(response) }
         guard let status = try? response.decodeJSON([String: JSONValue].self) else {
             throw PluginError(code: "ENGINE_ERROR", message: "fal's status answer is not JSON.", remediation: "Retried automatically.", retryable: true)
         }
@@ -258,7 +258,7 @@ struct FalAdapter: EngineAdapter {
         case "COMPLETED":
             if status["error_type"]?.stringValue == "request_cancelled" { return PollResult(state: .cancelled, message: "cancelled at fal") }
             let result = try context.http(HTTPRequest(method: "GET", url: responseURL, headers: headers))
-            guard (200..<300).contains(result.status) else {
+            guard result.isSuccess else {
                 let error = failure(result)
                 return PollResult(state: .failed, error: PluginError(code: error.code, message: error.message, remediation: error.remediation,
                                                                      field: error.field, retryable: false, charged: .unknown))
@@ -297,7 +297,7 @@ struct FalAdapter: EngineAdapter {
         let wasQueued = before?["status"]?.stringValue == "IN_QUEUE"
         let response = try context.http(HTTPRequest(method: "PUT", url: cancelURL, headers: headers))
         switch response.status {
-        case 200..<300:
+        case HTTPStatusClass.success:
             // A queued request never ran; a running one may still finish and be billed.
             return wasQueued ? CancelResult(outcome: .cancelledInQueue, charged: .no)
                              : CancelResult(outcome: .cancelledRunning, charged: .unknown, message: "fal may finish and bill a request that was already running")
@@ -320,7 +320,7 @@ struct FalAdapter: EngineAdapter {
             let probe = "\(config.queueURL)/\(config.model)/requests/00000000-0000-4000-8000-000000000000/status"
             let response = try context.http(HTTPRequest(method: "GET", url: probe, headers: headers, timeoutMs: 10_000))
             switch response.status {
-            case 200..<300, 404:
+            case HTTPStatusClass.success, 404:
                 return HealthReport(status: .ok, message: "queue reachable; key accepted", details: ["read": .string("GET …/requests/{unknown}/status → \(response.status)")])
             case 429:
                 return HealthReport(status: .degraded, message: "over fal's concurrency limit", details: ["code": "RATE_LIMITED"])
@@ -345,7 +345,7 @@ struct FalAdapter: EngineAdapter {
             throw PluginError(code: "AUTH_FAILED", message: "fal's key may not read billing (HTTP 403).",
                               remediation: "Use a key with billing read access (the BILLING, READONLY or FULL preset in fal.ai/dashboard/keys) to see the balance.")
         }
-        guard (200..<300).contains(response.status) else { throw failure(response) }
+        guard response.isSuccess else { throw failure(response) }
         guard let credits = (try? response.decodeJSON([String: JSONValue].self))?["credits"],
               let balance = credits["current_balance"]?.doubleValue ?? credits["current_balance"]?.stringValue.flatMap(Double.init), balance.isFinite else {
             throw PluginError(code: "ENGINE_ERROR", message: "fal's billing answer has no credits.current_balance.", remediation: "Retry later.")

@@ -85,7 +85,7 @@ extension FalAdapter {
     func webhookKeys(url: String, refresh: Bool, context: HostContext) throws -> [Data] {
         if !refresh, let cached = try context.kvGet(Self.jwksCacheKey), let keys = Self.okpKeys(cached), !keys.isEmpty { return keys }
         let response = try context.http(HTTPRequest(method: "GET", url: url, headers: ["accept": "application/json"]))
-        guard (200..<300).contains(response.status), let keys = Self.okpKeys(response.body), !keys.isEmpty else {
+        guard response.isSuccess, let keys = Self.okpKeys(response.body), !keys.isEmpty else {
             throw PluginError(code: "ENGINE_UNAVAILABLE", message: "Could not read fal's webhook keys from \(url) (HTTP \(response.status)).",
                               remediation: "fal redelivers for two hours; check the network or webhook_jwks_url.", retryable: true)
         }

@@ -97,7 +97,7 @@ struct HuggingFaceAdapter: EngineAdapter {
                                remediation: "Check the repo id (owner/name as in the model page's URL).", field: field)
         case 429:
             return PluginError(code: "RATE_LIMITED", message: "Hugging Face rate-limited the request.", remediation: "The host retries after Retry-After.",
-                               retryable: true, charged: .no, retryAfterMs: Int((response.headers["retry-after"].flatMap(Double.init) ?? 1) * 1000))
+                               retryable: true, charged: .no, retryAfterMs: response.retryAfterMs() ?? 1000)
         default:
             return PluginError(code: "ENGINE_UNAVAILABLE", message: "Hugging Face answered HTTP \(response.status): \(text)",
                                remediation: "Retried automatically; check status.huggingface.co.", retryable: response.status >= 500, charged: .no)
@@ -166,7 +166,7 @@ struct HuggingFaceAdapter: EngineAdapter {
             return PollResult(state: .queued, progress: 0, message: "model loading, about \(Int(estimate.rounded(.up))) s",
                               nextPollAfterMs: max(100, min(Int(estimate * 1000), 30_000)))
         }
-        guard (200..<300).contains(response.status) else { throw failure(response, repo: model, field: "$.inputs.model") }
+        guard response.isSuccess else { throw failure(response, repo: model, field: "$.inputs.model") }
         let type = response.headers["content-type"]?.split(separator: ";").first.map(String.init) ?? "image/png"
         guard type.hasPrefix("image/"), !response.body.isEmpty else {
             throw PluginError(code: "ENGINE_ERROR", message: "\(model) answered \(type), not an image.",

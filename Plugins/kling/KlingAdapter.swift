@@ -158,7 +158,7 @@ struct KlingAdapter: EngineAdapter {
     /// Kling's business codes on stable host codes.
     func failure(_ answer: Answer) -> PluginError {
         let detail = "Kling \(answer.code.map(String.init) ?? "HTTP \(answer.response.status)"): \(answer.message.isEmpty ? String(decoding: answer.response.body.prefix(200), as: UTF8.self) : answer.message)"
-        let retryAfter = answer.response.headers["retry-after"].flatMap(Int.init).map { $0 * 1000 }
+        let retryAfter = answer.response.retryAfterMs()
         switch answer.code {
         case .some(1000...1004), .some(1100), .some(1103), .some(1304):
             return PluginError(code: "AUTH_FAILED", message: "Kling refused the credentials (\(detail)).",

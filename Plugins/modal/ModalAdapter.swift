@@ -105,7 +105,7 @@ struct ModalAdapter: EngineAdapter {
                                remediation: "Check config.app_url and that Registry/modal/switchyard_app.py is deployed (`modal app list`).", field: "$.config.app_url")
         case 429:
             return PluginError(code: "RATE_LIMITED", message: "Modal rate limit reached.", remediation: "Retried automatically.", retryable: true, charged: .no,
-                               retryAfterMs: response.headers["retry-after"].flatMap(Int.init).map { $0 * 1000 } ?? 2000)
+                               retryAfterMs: response.retryAfterMs() ?? 2000)
         default:
             return PluginError(code: "ENGINE_UNAVAILABLE", message: "Modal answered HTTP \(response.status): \(text)",
                                remediation: "Retried automatically; check the app in the Modal dashboard.", retryable: true, charged: submitting ? .unknown : .no)
@@ -128,7 +128,7 @@ struct ModalAdapter: EngineAdapter {
         let response: HTTPResponse
         do {
             response = try send("POST", "\(config.appURL)/spawn", body: try spawnBody(request, config: config), context: context)
-            guard (200..<300).contains(response.status) else { throw failure(response, submitting: true) }
+            guard response.isSuccess else { throw failure(response, submitting: true) }
         } catch var error as PluginError where error.retryable && request.job != nil {
             // The app answers a repeated idempotency key with the call it already
             // spawned, so retrying a spawn whose fate is unknown cannot pay twice.
@@ -153,7 +153,7 @@ struct ModalAdapter: EngineAdapter {
         let key = job.idempotencyKey.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? job.idempotencyKey
         let response = try send("GET", "\(config.appURL)/calls/\(key)", context: context)
         if response.status == 404, (try? response.decodeJSON([String: JSONValue].self))?["detail"] != nil { return nil }
-        guard (200..<300).contains(response.status), let id = (try? response.decodeJSON([String: JSONValue].self))?["call_id"]?.stringValue else {
+        guard response.isSuccess, let id = (try? response.decodeJSON([String: JSONValue].self))?["call_id"]?.stringValue else {
             throw failure(response, submitting: false)
         }
         return ["call_id": .string(id)]
@@ -192,7 +192,7 @@ struct ModalAdapter: EngineAdapter {
         case (410, _), (404, "NOT_FOUND"):
             return failed("RESULT_EXPIRED", "Modal no longer has this call's result (kept 7 days): \(error)",
                           "Run the job again; Switchyard stores results as soon as they finish.", charged: .unknown)
-        case (200..<300, _):
+        case (HTTPStatusClass.success, _):
             throw PluginError(code: "ENGINE_ERROR", message: "The Modal app answered an unknown status \(status ?? "(none)").", remediation: "Retried automatically.", retryable: true)
         default:
             throw failure(response, submitting: false)
@@ -229,7 +229,7 @@ struct ModalAdapter: EngineAdapter {
         guard let id = request.ref["call_id"]?.stringValue else { return CancelResult(outcome: .notFound, charged: .no) }
         let response = try send("POST", "\(config.appURL)/cancel/\(id)", context: context)
         if response.status == 404 { return CancelResult(outcome: .notFound, charged: .unknown) }
-        guard (200..<300).contains(response.status), let answer = try? response.decodeJSON([String: JSONValue].self) else {
+        guard response.isSuccess, let answer = try? response.decodeJSON([String: JSONValue].self) else {
             throw failure(response, submitting: false)
         }
         switch answer["status"]?.stringValue {
@@ -251,7 +251,7 @@ struct ModalAdapter: EngineAdapter {
         do {
             let config = try Config(request.config)
             let response = try send("GET", "\(config.appURL)/health", context: context)
-            guard (200..<300).contains(response.status), let answer = try? response.decodeJSON([String: JSONValue].self) else {
+            guard response.isSuccess, let answer = try? response.decodeJSON([String: JSONValue].self) else {
                 let error = failure(response, submitting: false)
                 return HealthReport(status: .offline, message: error.message,
                                     details: ["code": .string(error.code == "ENGINE_UNAVAILABLE" ? "ENGINE_OFFLINE" : error.code)])

@@ -119,7 +119,7 @@ struct RunPodAdapter: EngineAdapter {
             return PluginError(code: "AUTH_FAILED", message: "RunPod refused the API key (HTTP \(response.status)).",
                                remediation: "Check RUNPOD_API_KEY (`yard secrets set RUNPOD_API_KEY`) and that it can access this endpoint.")
         case 429:
-            let after = response.headers["retry-after"].flatMap(Int.init).map { $0 * 1000 } ?? 2000
+            let after = response.retryAfterMs() ?? 2000
             return PluginError(code: "RATE_LIMITED", message: "RunPod rate limit reached.", remediation: "The host retries after the delay RunPod asked for.",
                                retryable: true, charged: .no, retryAfterMs: after)
         case 400, 413, 422:
@@ -147,7 +147,7 @@ struct RunPodAdapter: EngineAdapter {
                               remediation: "Pass large files as URLs, or smaller files.", field: "$.inputs")
         }
         let response = try context.http(HTTPRequest(method: "POST", url: config.url("run"), headers: try headers(context), bodyData: payload))
-        guard (200..<300).contains(response.status) else { throw failure(response, submitting: true) }
+        guard response.isSuccess else { throw failure(response, submitting: true) }
         guard let answer = try? response.decodeJSON([String: JSONValue].self), let id = answer["id"]?.stringValue else {
             throw PluginError(code: "ENGINE_ERROR", message: "RunPod's /run answer has no job id.", remediation: "Check the endpoint in the RunPod console.", charged: .unknown)
         }
@@ -182,7 +182,7 @@ struct RunPodAdapter: EngineAdapter {
         if response.status == 404 {
             return PollResult(state: .failed, error: failure(response, submitting: false))
         }
-        guard (200..<300).contains(response.status) else { throw failure(response, submitting: false) }
+        guard response.isSuccess else { throw failure(response, submitting: false) }
         guard let answer = try? response.decodeJSON([String: JSONValue].self) else {
             throw PluginError(code: "ENGINE_ERROR", message: "RunPod's status answer is not JSON.", remediation: "Retried automatically.", retryable: true)
         }
@@ -259,7 +259,7 @@ struct RunPodAdapter: EngineAdapter {
             return CancelResult(outcome: .alreadyFinished, charged: .yes, usage: usedBefore)
         }
         let response = try context.http(HTTPRequest(method: "POST", url: config.url("cancel/\(id)"), headers: headers))
-        guard (200..<300).contains(response.status) else { throw failure(response, submitting: false) }
+        guard response.isSuccess else { throw failure(response, submitting: false) }
         if previous == "IN_QUEUE" {
             // It may have been taken by a worker between the two calls: /status says what it used.
             let after = (try? context.http(HTTPRequest(method: "GET", url: config.url("status/\(id)"), headers: headers))).flatMap { try? $0.decodeJSON([String: JSONValue].self) }
@@ -282,7 +282,7 @@ struct RunPodAdapter: EngineAdapter {
             if request.config["endpoint_id"] == nil {
                 // No endpoint yet (e.g. before endpoint.deploy): the account's REST API is what must answer.
                 let response = try context.http(HTTPRequest(method: "GET", url: "\(restURL(request.config))/endpoints", headers: try headers(context), timeoutMs: 10_000))
-                guard (200..<300).contains(response.status) else {
+                guard response.isSuccess else {
                     let failure = failure(response, submitting: false)
                     return HealthReport(status: .offline, message: failure.message, details: ["code": .string(failure.code == "ENGINE_UNAVAILABLE" ? "ENGINE_OFFLINE" : failure.code)])
                 }
@@ -290,7 +290,7 @@ struct RunPodAdapter: EngineAdapter {
             }
             let config = try Config(request.config)
             let response = try context.http(HTTPRequest(method: "GET", url: config.url("health"), headers: try headers(context), timeoutMs: 10_000))
-            guard (200..<300).contains(response.status), let answer = try? response.decodeJSON([String: JSONValue].self) else {
+            guard response.isSuccess, let answer = try? response.decodeJSON([String: JSONValue].self) else {
                 let failure = failure(response, submitting: false)
                 // Rate limited means up and busy; a refused key is the user's to fix, not an outage.
                 return HealthReport(status: response.status == 429 ? .degraded : .offline, message: failure.message,
@@ -315,7 +315,7 @@ struct RunPodAdapter: EngineAdapter {
         let url = request.config["graphql_url"]?.stringValue ?? Self.defaultGraphQLURL
         let body = try JSONEncoder().encode(["query": "query { myself { clientBalance } }"])
         let response = try context.http(HTTPRequest(method: "POST", url: url, headers: try headers(context), bodyData: body, timeoutMs: 10_000))
-        guard (200..<300).contains(response.status) else { throw failure(response, submitting: false) }
+        guard response.isSuccess else { throw failure(response, submitting: false) }
         guard let answer = try? response.decodeJSON([String: JSONValue].self) else {
             throw PluginError(code: "ENGINE_ERROR", message: "RunPod's GraphQL answer is not JSON.", remediation: "Retry later.", retryable: true)
         }

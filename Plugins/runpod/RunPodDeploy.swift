@@ -78,13 +78,13 @@ extension RunPodAdapter {
     func findOrCreate(_ kind: String, name: String, body: [String: JSONValue], base: String, headers: [String: String],
                       context: HostContext) throws -> [String: JSONValue] {
         let listing = try context.http(HTTPRequest(method: "GET", url: "\(base)/\(kind)", headers: headers))
-        guard (200..<300).contains(listing.status) else { throw restError(listing, "list \(kind)") }
+        guard listing.isSuccess else { throw restError(listing, "list \(kind)") }
         if let existing = (try? listing.decodeJSON([[String: JSONValue]].self))?.first(where: { $0["name"]?.stringValue == name }) {
             context.log(.info, "runpod: reusing \(kind) \(name) (\(existing["id"]?.stringValue ?? "?"))")
             return existing
         }
         let created = try context.http(HTTPRequest(method: "POST", url: "\(base)/\(kind)", headers: headers, bodyData: try JSONEncoder().encode(body)))
-        guard (200..<300).contains(created.status), let object = try? created.decodeJSON([String: JSONValue].self), object["id"]?.stringValue != nil else {
+        guard created.isSuccess, let object = try? created.decodeJSON([String: JSONValue].self), object["id"]?.stringValue != nil else {
             throw restError(created, "create \(kind) \(name)")
         }
         return object
@@ -127,7 +127,7 @@ extension RunPodAdapter {
         config["endpoint_id"] = .string(endpointID)
         let response = try context.http(HTTPRequest(method: "GET", url: try Config(config).url("health"), headers: try headers(context)))
         if response.status == 404 { return PollResult(state: .running, progress: 0.5, message: "endpoint \(endpointID) is provisioning", nextPollAfterMs: 5000) }
-        guard (200..<300).contains(response.status), let health = try? response.decodeJSON([String: JSONValue].self) else {
+        guard response.isSuccess, let health = try? response.decodeJSON([String: JSONValue].self) else {
             throw failure(response, submitting: false)
         }
         var outputs: [String: JSONValue] = [
@@ -143,7 +143,7 @@ extension RunPodAdapter {
         guard let endpointID = request.ref["endpoint_id"]?.stringValue else { return CancelResult(outcome: .notFound, charged: .no) }
         let response = try context.http(HTTPRequest(method: "DELETE", url: "\(restURL(request.config))/endpoints/\(endpointID)", headers: try headers(context)))
         if response.status == 404 { return CancelResult(outcome: .notFound, charged: .no) }
-        guard (200..<300).contains(response.status) else { throw restError(response, "delete endpoint \(endpointID)") }
+        guard response.isSuccess else { throw restError(response, "delete endpoint \(endpointID)") }
         return CancelResult(outcome: .cancelledRunning, charged: .no, message: "endpoint \(endpointID) deleted; its template is kept")
     }
 

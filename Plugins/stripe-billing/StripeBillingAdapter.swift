@@ -87,7 +87,7 @@ struct StripeBillingAdapter: EngineAdapter {
             "identifier": .string(event.identifier), "event_name": .string(event.eventName), "customer_id": .string(event.customer),
             "value": .number(Double(event.value)), "timestamp": .string(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(event.timestamp)))),
         ])
-        if (200..<300).contains(response.status) { return .finished(done) }
+        if response.isSuccess { return .finished(done) }
         let error = (try? response.decodeJSON([String: JSONValue].self))?["error"]
         let message = error?["message"]?.stringValue ?? String(decoding: response.body.prefix(200), as: UTF8.self)
         let shouldRetry = response.headers["stripe-should-retry"]
@@ -101,7 +101,7 @@ struct StripeBillingAdapter: EngineAdapter {
                               remediation: "Check STRIPE_API_KEY (`yard secrets set STRIPE_API_KEY`); it needs meter event write access.")
         case 429:
             throw PluginError(code: "RATE_LIMITED", message: "Stripe rate limit: \(message)", remediation: "Retried after a delay.",
-                              retryable: shouldRetry != "false", charged: .no, retryAfterMs: response.headers["retry-after"].flatMap(Int.init).map { $0 * 1000 } ?? 1000)
+                              retryable: shouldRetry != "false", charged: .no, retryAfterMs: response.retryAfterMs() ?? 1000)
         case 500...:
             throw PluginError(code: "ENGINE_UNAVAILABLE", message: "Stripe answered HTTP \(response.status): \(message)",
                               remediation: shouldRetry == "false" ? "Stripe said not to retry this request; check its status page." : "Retried with the same Idempotency-Key.",
@@ -144,7 +144,7 @@ struct StripeBillingAdapter: EngineAdapter {
             let error = (try? response.decodeJSON([String: JSONValue].self))?["error"]
             let message = error?["message"]?.stringValue ?? String(decoding: response.body.prefix(200), as: UTF8.self)
             switch response.status {
-            case 200..<300:
+            case HTTPStatusClass.success:
                 let meters = (try? response.decodeJSON([String: JSONValue].self))?["data"]?.arrayValue?.count ?? 0
                 return HealthReport(status: .ok, message: "key accepted (billing meters readable\(meters == 0 ? "; no meter yet: create one for the event name in billing.json" : ""))",
                                     details: ["read": "GET /v1/billing/meters → 200"])
@@ -175,7 +175,7 @@ struct StripeBillingAdapter: EngineAdapter {
         let query = "customer=\(MeterEvent.encode(customer))&filter%5Btype%5D=applicability_scope&filter%5Bapplicability_scope%5D%5Bprice_type%5D=metered"
         let response = try context.http(HTTPRequest(method: "GET", url: "\(base(request.config))/v1/billing/credit_balance_summary?\(query)", headers: try readHeaders(context), timeoutMs: 10_000))
         let answer = try? response.decodeJSON([String: JSONValue].self)
-        guard (200..<300).contains(response.status) else {
+        guard response.isSuccess else {
             let message = answer?["error"]?["message"]?.stringValue ?? "HTTP \(response.status)"
             throw PluginError(code: response.status == 401 || response.status == 403 ? "AUTH_FAILED" : "ENGINE_ERROR",
                               message: "Stripe did not give the credit balance: \(message)", remediation: "Check STRIPE_API_KEY and customer_id.")

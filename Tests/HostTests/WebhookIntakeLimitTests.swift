@@ -55,7 +55,7 @@ final class WebhookIntakeLimitTests: TemporaryDirectoryTestCase {
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
             guard connected == 0 else { throw YardError("SERVE_UNREACHABLE", "Cannot connect to yard serve (errno \(errno)).", remediation: "Run yard serve by hand to see why it does not listen.") }
-            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            var timeout = timeval(tv_sec: 15, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         }
 
@@ -67,7 +67,7 @@ final class WebhookIntakeLimitTests: TemporaryDirectoryTestCase {
             return bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
         }
 
-        /// Everything the server sends until it closes the connection (or 5 s pass).
+        /// Everything the server sends until it closes the connection (or 15 s pass: a loaded 2-core machine can starve the server for seconds).
         func readUntilClosed() -> (text: String, closed: Bool) {
             var data = Data()
             var buffer = [UInt8](repeating: 0, count: 4096)
@@ -120,7 +120,7 @@ final class WebhookIntakeLimitTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(text.contains("WEBHOOK_TIMEOUT"), text)
         XCTAssertTrue(closed)
         XCTAssertGreaterThanOrEqual(elapsed, 0.3)
-        XCTAssertLessThan(elapsed, 4)
+        XCTAssertLessThan(elapsed, 12, "answered by the 400 ms read timeout, not by the client giving up")
         XCTAssertTrue(try healthy())
     }
 

@@ -1,5 +1,6 @@
 import CPluginAPI
 import Foundation
+import SwitchyardJSON
 
 /// Crashes and missed deadlines per job, counted in this host process. A job
 /// whose plugin fails on it again and again is quarantined (needs_attention)
@@ -53,7 +54,7 @@ extension JobEngine {
         case .timedOut: "plugin_timeout"
         case .outputInvalid: "plugin_output"
         }
-        try? store.appendEvent(jobID: jobID, kind: eventKind, message: "\(failure.code): \(message)", data: nil)
+        event(jobID, kind: eventKind, message: "\(failure.code): \(message)", data: nil)
     }
 
     static func failureMessage(_ failure: PluginCallFailure, kind: PluginCallKind, plugin: LoadedPlugin) -> String {
@@ -71,8 +72,7 @@ extension JobEngine {
     func quarantineIfRepeated(_ result: PluginCallResult, job: JobRecord, plugin: LoadedPlugin, during activity: String) throws -> JobRecord? {
         guard let failure = result.failure, quarantine.count(job.id) >= Self.quarantineAfterFailures else { return nil }
         let count = quarantine.count(job.id)
-        let error = result.json?["error"] as? [String: Any]
-        let last = plugin.context.redact(error?["message"] as? String ?? failure.code)
+        let last = plugin.context.redact(result.answer?["error"]?["message"]?.stringValue ?? failure.code)
         return try park(job, plugin: plugin, code: failure.code, charged: "unknown",
                         message: "Quarantined: \(plugin.manifest.id) failed \(count) times while \(activity) this job (last: \(last)). Other jobs, resumes and the server go on. The job may still be running, and billing, at the provider; its ref is kept.",
                         remediation: "Update the plugin or report it to its author (`yard plugin test \(plugin.manifest.id)` reproduces most faults). Check the job in the provider's console and cancel it there if it still runs; re-run with a new idempotency key once the plugin is fixed.")
@@ -84,17 +84,15 @@ extension JobEngine {
     /// never resubmitted on a guess.
     func submitUnconfirmed(_ job: JobRecord, plugin: LoadedPlugin, result: PluginCallResult) async throws -> JobRecord {
         let failure = result.failure ?? .crashed("unknown")
-        let error = result.json?["error"] as? [String: Any]
-        let reason = plugin.context.redact(error?["message"] as? String ?? failure.code)
+        let reason = plugin.context.redact(result.answer?["error"]?["message"]?.stringValue ?? failure.code)
         let attempts = quarantine.count(job.id)
         if plugin.hasExtension(SY_EXTENSION_RECONCILE) {
-            let request: [String: Any] = ["capability": job.capability, "inputs": parse(job.inputsJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
-            if let answer = await callExtension(plugin, SY_EXTENSION_RECONCILE, request, jobID: job.id), answer.isOK, let doc = answer.json {
-                if let ref = doc["ref"], !(ref is NSNull) {
+            if let answer = await callExtension(plugin, SY_EXTENSION_RECONCILE, jobRequest(job), jobID: job.id), answer.isOK, let doc = answer.answer {
+                if let ref = doc["ref"], !ref.isNull {
                     let refText = text(ref).map(plugin.context.redact)
                     let when = now
-                    try? store.appendEvent(jobID: job.id, kind: "reconciled", message: "submit failed (\(failure.code)), but the provider has the job: polling it", data: refText)
-                    return try store.updateJob(id: job.id) { row in
+                    event(job.id, kind: "reconciled", message: "submit failed (\(failure.code)), but the provider has the job: polling it", data: refText)
+                    return try commit(job.id) { row in
                         row.refJSON = refText
                         row.phase = .queued
                         row.submittedAt = row.submittedAt ?? when
@@ -102,7 +100,7 @@ extension JobEngine {
                     }
                 }
                 if attempts < Self.quarantineAfterFailures {
-                    try? store.appendEvent(jobID: job.id, kind: "retry", message: "submit failed (\(failure.code)) and the provider confirms it never received the job: submitting again with the same idempotency key", data: nil)
+                    event(job.id, kind: "retry", message: "submit failed (\(failure.code)) and the provider confirms it never received the job: submitting again with the same idempotency key", data: nil)
                     return try await submit(job, plugin: plugin)
                 }
                 return try park(job, plugin: plugin, code: failure.code, charged: "no",
@@ -116,17 +114,18 @@ extension JobEngine {
     }
 
     func park(_ job: JobRecord, plugin: LoadedPlugin, code: String, charged: String, message: String, remediation: String) throws -> JobRecord {
-        let error: [String: Any] = ["code": code, "message": message, "remediation": remediation, "retryable": false, "charged": charged]
+        let error: JSONValue = ["code": .string(code), "message": .string(message), "remediation": .string(remediation), "retryable": false, "charged": .string(charged)]
         let errorText = text(error).map(plugin.context.redact)
         let note = plugin.context.redact(message)
+        let when = now
         logger.error("job quarantined", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)", "code": "\(code)"])
-        try? store.appendEvent(jobID: job.id, kind: "quarantined", message: note, data: errorText)
-        return try store.updateJob(id: job.id) { row in
+        event(job.id, kind: "quarantined", message: note, data: errorText)
+        return try commit(job.id) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .needsAttention
             row.message = note
             row.errorJSON = errorText
-            row.finishedAt = Date()
+            row.finishedAt = when
         }
     }
 }

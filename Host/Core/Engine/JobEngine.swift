@@ -29,6 +29,8 @@ public final class JobEngine: @unchecked Sendable {
     public let artifacts: ArtifactDirectory
     public let clock: any HostClock
     let executor = PluginCallExecutor()
+    /// A job step's writes, held for the transaction that records its outcome.
+    let batch = JobWriteBatch()
     let logger = Logger(label: "switchyard.engine")
     let http: any HTTPTransport
     public let downloader: ArtifactDownloader
@@ -107,11 +109,18 @@ public final class JobEngine: @unchecked Sendable {
 
     var now: Date { Date(timeIntervalSince1970: Double(clock.nowUnixMs()) / 1000) }
 
+    /// Waits on the engine's clock: a SleepingClock (SystemClock, a test's
+    /// ManualClock) decides what waiting means; any other clock is waited on in real time.
+    func sleep(ms: Int) async throws {
+        if let clock = clock as? any SleepingClock { return try await clock.sleep(ms: ms) }
+        try await Task.sleep(nanoseconds: UInt64(max(0, ms)) * 1_000_000)
+    }
+
     // MARK: plugins
 
     func services() -> HostServiceSet {
-        HostServiceSet(log: StoreLogSink(store: store), clock: clock, http: http, secrets: secrets,
-                       artifacts: RecordingArtifactSink(directory: artifacts, store: store),
+        HostServiceSet(log: StoreLogSink(store: store, batch: batch), clock: clock, http: http, secrets: secrets,
+                       artifacts: RecordingArtifactSink(directory: artifacts, store: store, batch: batch),
                        kv: StoreKeyValueStore(store: store, clock: clock), crypto: true, process: processes)
     }
 
@@ -151,9 +160,13 @@ public final class JobEngine: @unchecked Sendable {
     /// document comes back as a failed result with the host's own error
     /// document (PLUGIN_CRASHED, PLUGIN_TIMEOUT, PLUGIN_OUTPUT_INVALID).
     func call(_ plugin: LoadedPlugin, _ operation: PluginOperation, _ document: [String: Any], jobID: String?) async -> PluginCallResult {
+        await call(plugin, operation, jsonValue(document), jobID: jobID)
+    }
+
+    func call(_ plugin: LoadedPlugin, _ operation: PluginOperation, _ document: JSONValue, jobID: String?) async -> PluginCallResult {
         let gate = gate(plugin.manifest.id)
         await gate.acquire()
-        let body = jsonValue(document).serialized()
+        let body = document.serialized()
         let started = ContinuousClock.now
         let result = await plugin.perform(.operation(operation), request: body, jobID: jobID, executor: executor)
         pluginCallObserver?(plugin.manifest.id, operation.rawValue, ContinuousClock.now - started, result.isOK)
@@ -170,8 +183,12 @@ public final class JobEngine: @unchecked Sendable {
     /// worker pool and the same concurrency limit as the job model's calls, so
     /// a burst of webhooks cannot run more calls at once than max_concurrency.
     func callExtension(_ plugin: LoadedPlugin, _ id: String, _ document: [String: Any], jobID: String?) async -> PluginCallResult? {
+        await callExtension(plugin, id, jsonValue(document), jobID: jobID)
+    }
+
+    func callExtension(_ plugin: LoadedPlugin, _ id: String, _ document: JSONValue, jobID: String?) async -> PluginCallResult? {
         guard plugin.hasExtension(id) else { return nil }
-        let body = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
+        let body = document.serialized()
         let gate = gate(plugin.manifest.id)
         await gate.acquire()
         let started = ContinuousClock.now
@@ -293,17 +310,19 @@ public final class JobEngine: @unchecked Sendable {
         verdict.stepsPassed.append("secrets")
 
         // 5. The plugin's own judgement (no network).
-        let validated = await call(plugin, .validate, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil)
-        if validated.failure != nil, let error = validated.json?["error"] as? [String: Any] {
-            return refuse("validate", error["code"] as? String ?? "PLUGIN_CRASHED", error["message"] as? String ?? "", error["remediation"] as? String ?? "")
+        let request: JSONValue = ["capability": .string(spec.capability), "inputs": inputs, "config": .object(spec.config)]
+        let validated = await call(plugin, .validate, request, jobID: nil)
+        if validated.failure != nil, let error = validated.answer?["error"], error.objectValue != nil {
+            return refuse("validate", error["code"]?.stringValue ?? "PLUGIN_CRASHED", error["message"]?.stringValue ?? "", error["remediation"]?.stringValue ?? "")
         }
-        guard validated.isOK, let diagnostics = validated.json?["diagnostics"] as? [[String: Any]] else {
+        guard validated.isOK, let listed = validated.answer?["diagnostics"]?.arrayValue, case let diagnostics = listed.compactMap(\.objectValue),
+              diagnostics.count == listed.count else {
             return refuse("validate", "PLUGIN_INTERNAL", "\(manifest.id)'s validate failed (status \(validated.status)).", "Run `yard plugin test \(manifest.id)` and report the result to its author.")
         }
         verdict.findings += sift(diagnostics.map { d in
-            PreflightFinding(step: "validate", code: d["code"] as? String ?? "CONTRACT_MISMATCH",
-                             message: plugin.context.redact(d["message"] as? String ?? ""), remediation: d["remediation"] as? String ?? "",
-                             field: d["field"] as? String, severity: (d["severity"] as? String) == "warning" ? .warning : .error)
+            PreflightFinding(step: "validate", code: d["code"]?.stringValue ?? "CONTRACT_MISMATCH",
+                             message: plugin.context.redact(d["message"]?.stringValue ?? ""), remediation: d["remediation"]?.stringValue ?? "",
+                             field: d["field"]?.stringValue, severity: d["severity"]?.stringValue == "warning" ? .warning : .error)
         })
         if !verdict.ok { return verdict }
         verdict.stepsPassed.append("validate")
@@ -318,13 +337,13 @@ public final class JobEngine: @unchecked Sendable {
 
         // 7. Cost estimate: the ledger's hook (the credits work reserves it).
         let estimate = plugin.hasExtension(SY_EXTENSION_ESTIMATE)
-            ? await callExtension(plugin, SY_EXTENSION_ESTIMATE, ["capability": spec.capability, "inputs": jsonObject(inputs), "config": jsonObject(.object(spec.config))], jobID: nil)
+            ? await callExtension(plugin, SY_EXTENSION_ESTIMATE, request, jobID: nil)
             : nil
-        if let estimate, estimate.failure != nil, let error = estimate.json?["error"] as? [String: Any] {
-            return refuse("estimate", error["code"] as? String ?? "PLUGIN_CRASHED", error["message"] as? String ?? "", error["remediation"] as? String ?? "")
+        if let estimate, estimate.failure != nil, let error = estimate.answer?["error"], error.objectValue != nil {
+            return refuse("estimate", error["code"]?.stringValue ?? "PLUGIN_CRASHED", error["message"]?.stringValue ?? "", error["remediation"]?.stringValue ?? "")
         }
-        if let estimate, estimate.isOK, let doc = estimate.json, let amount = doc["amount_minor"] as? Int {
-            verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: doc["currency"] as? String ?? "USD", basis: doc["basis"] as? String ?? "")
+        if let estimate, estimate.isOK, let doc = estimate.answer, let amount = doc["amount_minor"]?.intValue {
+            verdict.estimate = CostEstimateInfo(amountMinor: amount, currency: doc["currency"]?.stringValue ?? "USD", basis: doc["basis"]?.stringValue ?? "")
         }
         // The price rule (price files, then the manifest) follows the inputs that change the price.
         let prices = ledger?.prices ?? PriceBook(directories: [])
@@ -421,21 +440,22 @@ public final class JobEngine: @unchecked Sendable {
         if let cached = try? store.health(cacheKey: key), now.timeIntervalSince(cached.checkedAt) < maxAge, !wantsBalance || cached.balanceJSON != nil {
             return cached
         }
-        let result = await call(plugin, .health, ["config": jsonObject(.object(config))], jobID: nil)
+        let result = await call(plugin, .health, ["config": .object(config)] as JSONValue, jobID: nil)
         var balanceText: String?
         if wantsBalance {
-            let answer = await callExtension(plugin, SY_EXTENSION_BALANCE, ["config": jsonObject(.object(config))], jobID: nil)
-            let doc: Any = answer.flatMap { $0.json.map { $0 as Any } } ?? ["error": ["code": "PLUGIN_INTERNAL", "message": "balance returned no document"]]
+            let answer = await callExtension(plugin, SY_EXTENSION_BALANCE, ["config": .object(config)] as JSONValue, jobID: nil)
+            let doc: JSONValue = answer?.answer ?? ["error": ["code": "PLUGIN_INTERNAL", "message": "balance returned no document"]]
             balanceText = text(doc).map(plugin.context.redact)
         }
-        let details = result.json?["details"] as? [String: Any]
-        let error = result.json?["error"] as? [String: Any]
+        let answer = result.answer
+        let details = answer?["details"]
+        let error = answer?["error"]
         let record = EngineHealthRecord(pluginID: plugin.manifest.id,
-                                        status: result.isOK ? (result.json?["status"] as? String ?? "offline") : "offline",
-                                        message: (result.json?["message"] as? String).map(plugin.context.redact)
-                                            ?? (error?["message"] as? String).map(plugin.context.redact),
+                                        status: result.isOK ? (answer?["status"]?.stringValue ?? "offline") : "offline",
+                                        message: answer?["message"]?.stringValue.map(plugin.context.redact)
+                                            ?? error?["message"]?.stringValue.map(plugin.context.redact),
                                         checkedAt: now,
-                                        code: result.failure?.code ?? details?["code"] as? String ?? error?["code"] as? String,
+                                        code: result.failure?.code ?? details?["code"]?.stringValue ?? error?["code"]?.stringValue,
                                         pluginVersion: plugin.manifest.version, configDigest: configDigest, secretFingerprint: fingerprint,
                                         balanceJSON: balanceText)
         try? store.saveHealth(record)
@@ -530,26 +550,40 @@ public final class JobEngine: @unchecked Sendable {
         }
     }
 
-    func jobDocument(_ job: JobRecord) -> [String: Any] {
-        ["id": job.id, "idempotency_key": job.idempotencyKey, "attempt": job.attempt, "capability": job.capability]
+    /// The `job` member of a job's requests (docs/abi.md, Common members).
+    func jobDocument(_ job: JobRecord) -> JSONValue {
+        ["id": .string(job.id), "idempotency_key": .string(job.idempotencyKey), "attempt": .number(Double(job.attempt)), "capability": .string(job.capability)]
     }
 
     /// The request of poll and cancel for a stored job.
-    func refRequest(_ job: JobRecord) -> [String: Any] {
+    func refRequest(_ job: JobRecord) -> JSONValue {
         ["ref": parse(job.refJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
     }
 
-    func parse(_ json: String?) -> Any {
-        json.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8), options: [.fragmentsAllowed]) } ?? NSNull()
+    /// The request of submit and reconcile for a stored job.
+    func jobRequest(_ job: JobRecord) -> JSONValue {
+        ["capability": .string(job.capability), "inputs": parse(job.inputsJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
     }
 
-    func text(_ object: Any?) -> String? {
-        guard let object, !(object is NSNull) else { return nil }
-        return String(decoding: jsonValue(object).serialized(), as: UTF8.self)
+    /// A stored JSON column; null when absent or unreadable.
+    func parse(_ json: String?) -> JSONValue {
+        json.flatMap { try? JSONValue(parsing: $0) } ?? .null
     }
+
+    /// A document as stored in a JSON column (sorted keys); nil for null or absent.
+    func text(_ value: JSONValue?) -> String? {
+        guard let value, !value.isNull else { return nil }
+        return String(decoding: value.serialized(), as: UTF8.self)
+    }
+
+    func text(_ object: [String: Any]?) -> String? { object.flatMap { text(jsonValue($0)) } }
 
     func submit(_ job: JobRecord, plugin: LoadedPlugin) async throws -> JobRecord {
-        let document: [String: Any] = ["capability": job.capability, "inputs": parse(job.inputsJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
+        let document = jobRequest(job)
+        return try await batchingWrites(job.id) { try await submitSteps(job, document: document, plugin: plugin) }
+    }
+
+    private func submitSteps(_ job: JobRecord, document: JSONValue, plugin: LoadedPlugin) async throws -> JobRecord {
         var attempt = 0
         while true {
             let result = await call(plugin, .submit, document, jobID: job.id)
@@ -557,12 +591,12 @@ public final class JobEngine: @unchecked Sendable {
             if let failure = result.failure, failure.mayHaveReachedProvider {
                 return try await submitUnconfirmed(job, plugin: plugin, result: result)
             }
-            let doc = result.json ?? [:]
-            if result.isOK, let ref = doc["ref"], !(ref is NSNull) {
-                let delay = clampPoll(doc["next_poll_after_ms"] as? Int)
+            let doc = result.answer ?? [:]
+            if result.isOK, let ref = doc["ref"], !ref.isNull {
+                let delay = clampPoll(doc["next_poll_after_ms"]?.intValue)
                 let refText = text(ref).map(plugin.context.redact)
                 let when = now
-                let queued = try store.updateJob(id: job.id) { row in
+                let queued = try commit(job.id) { row in
                     row.refJSON = refText
                     row.phase = .queued
                     row.submittedAt = when
@@ -571,24 +605,27 @@ public final class JobEngine: @unchecked Sendable {
                 FaultInjection.point("after-ref-stored")
                 return queued
             }
-            if result.isOK, let finished = doc["result"] as? [String: Any] {
-                try store.updateJob(id: job.id) { $0.submittedAt = Date() }
-                return try await apply(pollDocument: finished, to: job.id, plugin: plugin)
+            if result.isOK, let finished = doc["result"], finished.objectValue != nil {
+                let submittedAt = now
+                try commit(job.id) { $0.submittedAt = submittedAt }
+                return try await apply(answer: finished, to: job.id, plugin: plugin)
             }
-            let error = (doc["error"] as? [String: Any]) ?? ["code": "PLUGIN_INTERNAL", "message": "submit returned status \(result.status) without an error document", "retryable": false, "charged": "unknown"]
-            let charged = error["charged"] as? String ?? "unknown"
-            if error["retryable"] as? Bool == true, charged == "no", attempt < 3 {
+            let error = doc["error"].flatMap { $0.objectValue != nil ? $0 : nil }
+                ?? ["code": "PLUGIN_INTERNAL", "message": .string("submit returned status \(result.status) without an error document"), "retryable": false, "charged": "unknown"]
+            let charged = error["charged"]?.stringValue ?? "unknown"
+            if error["retryable"]?.boolValue == true, charged == "no", attempt < 3 {
                 attempt += 1
-                try? store.appendEvent(jobID: job.id, kind: "retry", message: "submit failed (\(error["code"] ?? "?")), retrying with the same idempotency key", data: text(error))
-                try await Task.sleep(nanoseconds: UInt64(backoffMs(attempt, retryAfter: error["retry_after_ms"] as? Int)) * 1_000_000)
+                event(job.id, kind: "retry", message: "submit failed (\(error["code"]?.stringValue ?? "?")), retrying with the same idempotency key", data: text(error))
+                try await sleep(ms: backoffMs(attempt, retryAfter: error["retry_after_ms"]?.intValue))
                 continue
             }
             let phase: JobPhase = charged == "no" ? .failed : .needsAttention
             let errorText = text(error).map(plugin.context.redact)
-            return try store.updateJob(id: job.id) { row in
+            let finishedAt = now
+            return try commit(job.id) { row in
                 row.phase = phase
                 row.errorJSON = errorText
-                row.finishedAt = Date()
+                row.finishedAt = finishedAt
                 if phase == .needsAttention {
                     row.message = "The submit failed in a way that leaves open whether the provider started the job. Look for it in the provider's dashboard before running it again with a new --idempotency-key."
                 }
@@ -615,7 +652,7 @@ public final class JobEngine: @unchecked Sendable {
         let plugin = try self.plugin(job.pluginID)
         // Another process is submitting this job right now: wait for its ref rather than guess.
         while job.phase == .submitting, StoreLock.isHeld(paths.claimFile(jobID)) {
-            try await Task.sleep(nanoseconds: 200_000_000)
+            try await sleep(ms: 200)
             job = try store.job(id: jobID) ?? job
         }
         if job.phase == .submitting { job = try await reconcile(job, plugin: plugin) }
@@ -627,20 +664,20 @@ public final class JobEngine: @unchecked Sendable {
                 break
             }
             let wait = (job.nextPollAt ?? now).timeIntervalSince(now)
-            if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
-            let result = await call(plugin, .poll, refRequest(job), jobID: job.id)
-            if let parked = try quarantineIfRepeated(result, job: job, plugin: plugin, during: "polling") {
-                job = parked
-                onUpdate(JobUpdate(job: job, note: nil))
-                break
+            if wait > 0 { try await sleep(ms: Int((wait * 1000).rounded(.up))) }
+            let polling = job
+            let (next, parked) = try await batchingWrites(jobID) { () async throws -> (JobRecord, Bool) in
+                let result = await call(plugin, .poll, refRequest(polling), jobID: jobID)
+                if let parked = try quarantineIfRepeated(result, job: polling, plugin: plugin, during: "polling") { return (parked, true) }
+                if result.isOK, let doc = result.answer {
+                    if ["succeeded", "failed", "cancelled"].contains(doc["state"]?.stringValue ?? "") { FaultInjection.point("before-final-store") }
+                    return (try await apply(answer: doc, to: jobID, plugin: plugin), false)
+                }
+                return (try recordPollError(result, job: polling, plugin: plugin), false)
             }
-            if result.isOK, let doc = result.json {
-                if ["succeeded", "failed", "cancelled"].contains(doc["state"] as? String ?? "") { FaultInjection.point("before-final-store") }
-                job = try await apply(pollDocument: doc, to: jobID, plugin: plugin)
-            } else {
-                job = try recordPollError(result, job: job, plugin: plugin)
-            }
+            job = next
             onUpdate(JobUpdate(job: job, note: nil))
+            if parked { break }
         }
         return job
     }
@@ -651,25 +688,26 @@ public final class JobEngine: @unchecked Sendable {
     /// running is settled from the time it used.
     func stopAtDeadline(_ job: JobRecord, plugin: LoadedPlugin) async throws -> JobRecord {
         let result = await call(plugin, .cancel, refRequest(job), jobID: job.id)
-        let answer = result.isOK ? result.json : nil
-        let charged = answer?["charged"] as? String ?? "unknown"
-        let usageText = (answer?["usage"] as? [String: Any]).flatMap { text($0) }
+        let answer = result.isOK ? result.answer : nil
+        let charged = answer?["charged"]?.stringValue ?? "unknown"
+        let usageText = answer?["usage"].flatMap { $0.objectValue != nil ? text($0) : nil }
         let outcomeText = answer.flatMap { text($0) }
-        try? store.appendEvent(jobID: job.id, kind: "cancel", message: "deadline passed; provider answered \(answer?["outcome"] as? String ?? "nothing (cancel failed)")", data: outcomeText)
-        if answer?["outcome"] as? String == "already_finished" {
+        event(job.id, kind: "cancel", message: "deadline passed; provider answered \(answer?["outcome"]?.stringValue ?? "nothing (cancel failed)")", data: outcomeText)
+        if answer?["outcome"]?.stringValue == "already_finished" {
             // It ended just now: record how it really ended, not a timeout.
             let polled = await call(plugin, .poll, refRequest(job), jobID: job.id)
-            if polled.isOK, let doc = polled.json, ["succeeded", "failed", "cancelled"].contains(doc["state"] as? String ?? "") {
-                return try await apply(pollDocument: doc, to: job.id, plugin: plugin)
+            if polled.isOK, let doc = polled.answer, ["succeeded", "failed", "cancelled"].contains(doc["state"]?.stringValue ?? "") {
+                return try await apply(answer: doc, to: job.id, plugin: plugin)
             }
         }
-        let error: [String: Any] = ["charged": charged, "code": "ENGINE_TIMEOUT", "message": "The job ran past its deadline and was cancelled at the provider.",
-                                    "remediation": "Raise the timeout or try a faster engine.", "retryable": true]
+        let error: JSONValue = ["charged": .string(charged), "code": "ENGINE_TIMEOUT", "message": "The job ran past its deadline and was cancelled at the provider.",
+                                "remediation": "Raise the timeout or try a faster engine.", "retryable": true]
         let errorText = text(error)
-        return try store.updateJob(id: job.id) { row in
+        let finishedAt = now
+        return try commit(job.id) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .failed
-            row.finishedAt = Date()
+            row.finishedAt = finishedAt
             row.errorJSON = errorText
             if let outcomeText { row.cancelOutcomeJSON = outcomeText }
             if let usageText { row.usageJSON = usageText }
@@ -677,27 +715,29 @@ public final class JobEngine: @unchecked Sendable {
     }
 
     func recordPollError(_ result: PluginCallResult, job: JobRecord, plugin: LoadedPlugin) throws -> JobRecord {
-        let error = (result.json?["error"] as? [String: Any]) ?? ["code": "PLUGIN_INTERNAL", "message": "poll returned status \(result.status)", "retryable": true, "charged": "unknown"]
-        let retryable = error["retryable"] as? Bool ?? false
+        let error = result.answer?["error"].flatMap { $0.objectValue != nil ? $0 : nil }
+            ?? ["code": "PLUGIN_INTERNAL", "message": .string("poll returned status \(result.status)"), "retryable": true, "charged": "unknown"]
+        let retryable = error["retryable"]?.boolValue ?? false
         let errors = job.consecutiveErrors + 1
         let errorText = text(error).map(plugin.context.redact)
-        let code = error["code"] as? String ?? "?"
-        let line = "\(code): \(plugin.context.redact(error["message"] as? String ?? ""))"
-        try? store.appendEvent(jobID: job.id, kind: "poll_error", message: line, data: errorText)
+        let code = error["code"]?.stringValue ?? "?"
+        let line = "\(code): \(plugin.context.redact(error["message"]?.stringValue ?? ""))"
+        event(job.id, kind: "poll_error", message: line, data: errorText)
         logger.warning("poll failed", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)", "error": "\(line)", "attempt": "\(errors)"])
         if retryable && errors <= policy.maxConsecutiveErrors {
-            let delay = backoffMs(errors, retryAfter: error["retry_after_ms"] as? Int)
+            let delay = backoffMs(errors, retryAfter: error["retry_after_ms"]?.intValue)
             let when = now.addingTimeInterval(Double(delay) / 1000)
-            return try store.updateJob(id: job.id) { row in
+            return try commit(job.id) { row in
                 row.consecutiveErrors = errors
                 row.nextPollAt = when
             }
         }
-        return try store.updateJob(id: job.id) { row in
+        let finishedAt = now
+        return try commit(job.id) { row in
             row.phase = .failed
             row.consecutiveErrors = errors
             row.errorJSON = errorText
-            row.finishedAt = Date()
+            row.finishedAt = finishedAt
         }
     }
 
@@ -707,10 +747,16 @@ public final class JobEngine: @unchecked Sendable {
     /// contract: a job whose outputs break it fails OUTPUT_CONTRACT_VIOLATION
     /// (charged: it ran), and its outputs never reach the next step.
     func apply(pollDocument doc: [String: Any], to jobID: String, plugin: LoadedPlugin) async throws -> JobRecord {
-        let state = doc["state"] as? String ?? ""
+        try await apply(answer: jsonValue(doc), to: jobID, plugin: plugin)
+    }
+
+    /// The poll answer as the SDK writes it (PollResult): state, progress,
+    /// message, outputs, error, usage, next_poll_after_ms.
+    func apply(answer doc: JSONValue, to jobID: String, plugin: LoadedPlugin) async throws -> JobRecord {
+        let state = doc["state"]?.stringValue ?? ""
         var harvestedText: String?
-        let usageText = (doc["usage"] as? [String: Any]).flatMap { $0.isEmpty ? nil : text($0) }
-        if state == "succeeded", let outputs = doc["outputs"] as? [String: Any] {
+        let usageText = doc["usage"]?.objectValue.flatMap { $0.isEmpty ? nil : text(.object($0)) }
+        if state == "succeeded", let outputs = doc["outputs"]?.objectValue {
             let job = try store.job(id: jobID)
             if job?.phase.isTerminal == true, let job { return job }
             let harvested = await harvest(await materializeModel(outputs, jobID: jobID, plugin: plugin), jobID: jobID, plugin: plugin)
@@ -722,20 +768,22 @@ public final class JobEngine: @unchecked Sendable {
             }
             if let job {
                 let declared = plugin.manifest.capabilities.first { $0.id == job.capability }
-                let violations = OutputContract(catalog: catalog, artifacts: artifacts).violations(jsonValue(harvested), capability: job.capability, declared: declared)
+                let narrower = declared?.outputs.flatMap { try? compiledSchema("outputs:\(plugin.manifest.id):\(job.capability)", $0) }
+                let violations = OutputContract(catalog: catalog, artifacts: artifacts).violations(.object(harvested), capability: job.capability, declared: declared,
+                                                                                                compiled: narrower)
                 if !violations.isEmpty {
                     return try recordContractViolation(violations, outputs: harvested, job: job, plugin: plugin, usage: usageText)
                 }
             }
-            harvestedText = text(harvested).map(plugin.context.redact)
+            harvestedText = text(.object(harvested)).map(plugin.context.redact)
         }
         let outputsText = harvestedText
         let errorText = text(doc["error"]).map(plugin.context.redact)
-        let message = (doc["message"] as? String).map(plugin.context.redact)
-        let delay = clampPoll(doc["next_poll_after_ms"] as? Int)
+        let message = doc["message"]?.stringValue.map(plugin.context.redact)
+        let delay = clampPoll(doc["next_poll_after_ms"]?.intValue)
         let when = now
-        let progress = doc["progress"] as? Double
-        return try store.updateJob(id: jobID) { row in
+        let progress = doc["progress"]?.doubleValue
+        return try commit(jobID) { row in
             guard !row.phase.isTerminal else { return }
             row.pollCount += 1
             row.consecutiveErrors = 0
@@ -770,15 +818,15 @@ public final class JobEngine: @unchecked Sendable {
     /// Fails a finished job whose outputs broke the contract. The outputs are
     /// not stored (nothing may pass them on); a shortened copy goes to the
     /// job's events so the plugin's author can see what came back.
-    func recordContractViolation(_ violations: [OutputContract.Violation], outputs: [String: Any], job: JobRecord, plugin: LoadedPlugin, usage: String?) throws -> JobRecord {
+    func recordContractViolation(_ violations: [OutputContract.Violation], outputs: [String: JSONValue], job: JobRecord, plugin: LoadedPlugin, usage: String?) throws -> JobRecord {
         let error = OutputContract.error(engine: plugin.manifest.id, capability: job.capability, violations: violations)
         let errorText = text(error).map(plugin.context.redact)
-        let sample = text(Self.shortened(jsonValue(outputs))).map(plugin.context.redact)
-        try? store.appendEvent(jobID: job.id, kind: "output_contract", message: plugin.context.redact(error["message"] as? String ?? ""), data: sample)
+        let sample = text(Self.shortened(.object(outputs))).map(plugin.context.redact)
+        event(job.id, kind: "output_contract", message: plugin.context.redact(error["message"] as? String ?? ""), data: sample)
         logger.error("outputs break the catalog contract", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)", "capability": "\(job.capability)",
                                                                       "field": "\(violations.first?.field ?? "$")"])
         let when = now
-        return try store.updateJob(id: job.id) { row in
+        return try commit(job.id) { row in
             guard !row.phase.isTerminal else { return }
             row.pollCount += 1
             row.phase = .failed
@@ -802,58 +850,59 @@ public final class JobEngine: @unchecked Sendable {
     /// Downloads every {"url": …} file of the outputs, at any depth, into the
     /// artifact store before the provider's retention ends (a `data:` URL is
     /// stored from its own bytes); the row then names artifacts, not URLs.
-    func harvest(_ outputs: [String: Any], jobID: String, plugin: LoadedPlugin) async -> [String: Any] {
-        var result: [String: Any] = [:]
+    func harvest(_ outputs: [String: JSONValue], jobID: String, plugin: LoadedPlugin) async -> [String: JSONValue] {
+        var result: [String: JSONValue] = [:]
         for (key, value) in outputs { result[key] = await harvestValue(value, jobID: jobID, plugin: plugin, depth: 0) }
         return result
     }
 
-    func harvestValue(_ value: Any, jobID: String, plugin: LoadedPlugin, depth: Int) async -> Any {
+    func harvestValue(_ value: JSONValue, jobID: String, plugin: LoadedPlugin, depth: Int) async -> JSONValue {
         guard depth < 32 else { return value }
-        if let object = value as? [String: Any] {
-            if object["url"] is String, object["artifact"] == nil { return await harvestOne(object, jobID: jobID, plugin: plugin) }
-            var copy: [String: Any] = [:]
+        switch value {
+        case .object(let object):
+            if object["url"]?.stringValue != nil, object["artifact"] == nil { return .object(await harvestOne(object, jobID: jobID, plugin: plugin)) }
+            var copy: [String: JSONValue] = [:]
             for (key, member) in object { copy[key] = await harvestValue(member, jobID: jobID, plugin: plugin, depth: depth + 1) }
-            return copy
-        }
-        if let array = value as? [Any] {
-            var items: [Any] = []
+            return .object(copy)
+        case .array(let array):
+            var items: [JSONValue] = []
             for item in array { items.append(await harvestValue(item, jobID: jobID, plugin: plugin, depth: depth + 1)) }
-            return items
+            return .array(items)
+        default:
+            return value
         }
-        return value
     }
 
-    func harvestOne(_ object: [String: Any], jobID: String, plugin: LoadedPlugin) async -> [String: Any] {
-        guard let url = object["url"] as? String else { return object }
+    func harvestOne(_ object: [String: JSONValue], jobID: String, plugin: LoadedPlugin) async -> [String: JSONValue] {
+        guard let url = object["url"]?.stringValue else { return object }
         var copy = object
         copy.removeValue(forKey: "content_type")
-        let declared = (object["media_type"] as? String ?? object["content_type"] as? String).map(MediaSniffer.normalize)
+        let declared = (object["media_type"]?.stringValue ?? object["content_type"]?.stringValue).map(MediaSniffer.normalize)
         do {
             let result: ArtifactDownloader.Result
             if url.hasPrefix("data:") {
                 result = try storeDataURL(url, mediaType: declared)
             } else {
                 let context = plugin.context
-                result = try await downloader.download(url: url, mediaType: declared, expectedSHA256: object["sha256"] as? String, expectedSize: object["size"] as? Int,
+                result = try await downloader.download(url: url, mediaType: declared, expectedSHA256: object["sha256"]?.stringValue, expectedSize: object["size"]?.intValue,
                                                        isAllowed: { context.isAllowed($0) })
             }
-            try? store.recordArtifact(ArtifactRecord(sha256: result.sha256, size: result.size, mediaType: MediaSniffer.normalize(result.mediaType), jobID: jobID,
+            recordArtifact(jobID: jobID, ArtifactRecord(sha256: result.sha256, size: result.size, mediaType: MediaSniffer.normalize(result.mediaType), jobID: jobID,
                                                      sourceURL: url.hasPrefix("data:") ? nil : url, createdAt: Date()))
             copy.removeValue(forKey: "url")
             copy.removeValue(forKey: "sha256")
-            copy["artifact"] = "sha256:\(result.sha256)"
-            copy["size"] = result.size
+            copy["artifact"] = .string("sha256:\(result.sha256)")
+            copy["size"] = .number(Double(result.size))
             var type = MediaSniffer.normalize(result.mediaType)
             // A CDN that labels everything octet-stream: the bytes say what the file is.
             if type == "application/octet-stream" || type == "binary/octet-stream",
                let head = FileHandle(forReadingAtPath: artifacts.path(for: result.sha256).path).map({ h in defer { try? h.close() }; return (try? h.read(upToCount: 64)) ?? Data() }),
                let sniffed = MediaSniffer.sniff(head) { type = sniffed }
-            copy["media_type"] = type
+            copy["media_type"] = .string(type)
         } catch let error as YardError {
-            copy["harvest_error"] = "\(error.code.rawValue): \(error.message)"
+            copy["harvest_error"] = .string("\(error.code.rawValue): \(error.message)")
         } catch {
-            copy["harvest_error"] = "download failed: \(error)"
+            copy["harvest_error"] = .string("download failed: \(error)")
         }
         return copy
     }
@@ -871,17 +920,17 @@ public final class JobEngine: @unchecked Sendable {
     }
 
     /// The first harvest error among the outputs, at any depth, if any.
-    static func harvestFailure(_ outputs: [String: Any]) -> String? {
-        func find(_ value: Any, depth: Int) -> String? {
+    static func harvestFailure(_ outputs: [String: JSONValue]) -> String? {
+        func find(_ value: JSONValue, depth: Int) -> String? {
             guard depth < 32 else { return nil }
-            if let object = value as? [String: Any] {
-                if let error = object["harvest_error"] as? String { return error }
+            if let object = value.objectValue {
+                if let error = object["harvest_error"]?.stringValue { return error }
                 for member in object.values { if let error = find(member, depth: depth + 1) { return error } }
             }
-            for item in (value as? [Any]) ?? [] { if let error = find(item, depth: depth + 1) { return error } }
+            for item in value.arrayValue ?? [] { if let error = find(item, depth: depth + 1) { return error } }
             return nil
         }
-        return find(outputs, depth: 0)
+        return find(.object(outputs), depth: 0)
     }
 
     /// An expired result fails the job (the provider billed it, the output is
@@ -890,26 +939,27 @@ public final class JobEngine: @unchecked Sendable {
         // Gone at the provider, or a file the outputs name in a form no retry can fetch: the job fails now.
         let broken = failure.hasPrefix("OUTPUT_CONTRACT_VIOLATION")
         let expired = failure.hasPrefix("RESULT_EXPIRED") || broken
-        let error: [String: Any] = ["code": broken ? "OUTPUT_CONTRACT_VIOLATION" : expired ? "RESULT_EXPIRED" : "HARVEST_FAILED", "message": failure,
-                                    "remediation": broken ? "Report this to \(plugin.manifest.id)'s author; the job ran and its charge stands."
-                                        : expired ? "The provider no longer keeps the result; run the job again." : "Check the network and the engine's allow-list, then `yard jobs resume`.",
-                                    "retryable": !expired, "charged": "yes", "engine": plugin.manifest.id]
-        try? store.appendEvent(jobID: jobID, kind: "harvest_error", message: plugin.context.redact(failure), data: nil)
+        let error: JSONValue = ["code": .string(broken ? "OUTPUT_CONTRACT_VIOLATION" : expired ? "RESULT_EXPIRED" : "HARVEST_FAILED"), "message": .string(failure),
+                                "remediation": .string(broken ? "Report this to \(plugin.manifest.id)'s author; the job ran and its charge stands."
+                                    : expired ? "The provider no longer keeps the result; run the job again." : "Check the network and the engine's allow-list, then `yard jobs resume`."),
+                                "retryable": .bool(!expired), "charged": "yes", "engine": .string(plugin.manifest.id)]
+        event(jobID, kind: "harvest_error", message: plugin.context.redact(failure), data: nil)
         logger.warning("output download failed", metadata: ["job": "\(jobID)", "error": "\(plugin.context.redact(failure))"])
         guard let job = try store.job(id: jobID) else { throw YardError.jobNotFound(jobID) }
         if !expired && job.consecutiveErrors < policy.maxConsecutiveErrors {
             let when = now.addingTimeInterval(Double(backoffMs(job.consecutiveErrors + 1, retryAfter: nil)) / 1000)
-            return try store.updateJob(id: jobID) { row in
+            return try commit(jobID) { row in
                 row.consecutiveErrors += 1
                 row.nextPollAt = when
             }
         }
         let errorText = text(error).map(plugin.context.redact)
-        return try store.updateJob(id: jobID) { row in
+        let finishedAt = now
+        return try commit(jobID) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .failed
             row.errorJSON = errorText
-            row.finishedAt = Date()
+            row.finishedAt = finishedAt
         }
     }
 
@@ -918,24 +968,23 @@ public final class JobEngine: @unchecked Sendable {
     /// A job left in `submitting` after a crash: the provider may or may not
     /// have it. Ask the plugin (sy.reconcile/1); without an answer, park it.
     func reconcile(_ job: JobRecord, plugin: LoadedPlugin) async throws -> JobRecord {
-        let request: [String: Any] = ["capability": job.capability, "inputs": parse(job.inputsJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
-        if let answer = await callExtension(plugin, SY_EXTENSION_RECONCILE, request, jobID: job.id), answer.isOK, let doc = answer.json {
-            if let ref = doc["ref"], !(ref is NSNull) {
+        if let answer = await callExtension(plugin, SY_EXTENSION_RECONCILE, jobRequest(job), jobID: job.id), answer.isOK, let doc = answer.answer {
+            if let ref = doc["ref"], !ref.isNull {
                 let refText = text(ref)
                 let when = now
-                try? store.appendEvent(jobID: job.id, kind: "reconciled", message: "found the job at the provider by its idempotency key", data: refText)
-                return try store.updateJob(id: job.id) { row in
+                event(job.id, kind: "reconciled", message: "found the job at the provider by its idempotency key", data: refText)
+                return try commit(job.id) { row in
                     row.refJSON = refText
                     row.phase = .queued
                     row.submittedAt = row.submittedAt ?? when
                     row.nextPollAt = when
                 }
             }
-            try? store.appendEvent(jobID: job.id, kind: "reconciled", message: "the provider never received the job; submitting it now", data: nil)
+            event(job.id, kind: "reconciled", message: "the provider never received the job; submitting it now", data: nil)
             return try await submit(job, plugin: plugin)
         }
         logger.error("job needs attention: submit unconfirmed after a crash", metadata: ["job": "\(job.id)", "engine": "\(plugin.manifest.id)"])
-        return try store.updateJob(id: job.id) { row in
+        return try commit(job.id) { row in
             row.phase = .needsAttention
             row.message = "The host stopped while submitting, and \(plugin.manifest.id) cannot tell whether the provider received the job. It was not resubmitted, to avoid paying twice. Look for it in the provider's dashboard: if it is there, let it finish or cancel it there; if not, run the job again with a new --idempotency-key."
             row.errorJSON = #"{"charged":"unknown","code":"SUBMIT_UNCONFIRMED","message":"Submission not confirmed after a crash.","remediation":"Check the provider, then re-run with a new idempotency key if it has no such job.","retryable":false}"#
@@ -976,10 +1025,9 @@ public final class JobEngine: @unchecked Sendable {
         for job in parked {
             let plugin = try? self.plugin(job.pluginID)
             if let plugin, plugin.hasExtension(SY_EXTENSION_RECONCILE) {
-                let request: [String: Any] = ["capability": job.capability, "inputs": parse(job.inputsJSON), "config": parse(job.configJSON), "job": jobDocument(job)]
-                if let answer = await callExtension(plugin, SY_EXTENSION_RECONCILE, request, jobID: job.id), answer.isOK, let doc = answer.json, doc.keys.contains("ref") {
+                if let answer = await callExtension(plugin, SY_EXTENSION_RECONCILE, jobRequest(job), jobID: job.id), answer.isOK, let doc = answer.answer, doc["ref"] != nil {
                     let resolution: ParkedResolution
-                    if let ref = doc["ref"], !(ref is NSNull), let refText = text(ref).map(plugin.context.redact) {
+                    if let ref = doc["ref"], !ref.isNull, let refText = text(ref).map(plugin.context.redact) {
                         resolution = .submitted(ref: refText)
                     } else {
                         resolution = .notSubmitted
@@ -1037,9 +1085,9 @@ public final class JobEngine: @unchecked Sendable {
             throw YardError.jobNotFound(jobID)
         }
         if job.phase.isTerminal { return job }
-        try store.updateJob(id: jobID) { $0.cancelRequested = true }
+        try commit(jobID) { $0.cancelRequested = true }
         guard job.refJSON != nil else {
-            return try store.updateJob(id: jobID) { row in
+            return try commit(jobID) { row in
                 row.phase = .needsAttention
                 row.message = "Cancelled while submitting: the provider may have received the job."
                 row.cancelOutcomeJSON = #"{"charged":"unknown","outcome":"unknown"}"#
@@ -1050,48 +1098,59 @@ public final class JobEngine: @unchecked Sendable {
         guard result.isOK else {
             // The provider did not confirm: the job may still be running (and billing),
             // so it must not be shown as cancelled.
-            let error = result.json?["error"] as? [String: Any]
-            let reason = plugin.context.redact(error?["message"] as? String ?? "cancel failed (status \(result.status))")
-            try? store.appendEvent(jobID: jobID, kind: "cancel", message: "cancel failed: \(reason)", data: text(result.json))
+            let error = result.answer?["error"]
+            let reason = plugin.context.redact(error?["message"]?.stringValue ?? "cancel failed (status \(result.status))")
+            event(jobID, kind: "cancel", message: "cancel failed: \(reason)", data: text(result.answer))
             throw YardError("CANCEL_FAILED", "\(job.pluginID) could not cancel job \(jobID): \(reason)",
                             remediation: "The job is still \(job.phase.rawValue) at the provider; run `yard jobs cancel \(jobID)` again, or stop it in the provider's console.")
         }
-        let outcome = result.json?["outcome"] as? String ?? "unknown"
-        let outcomeText = text(result.json ?? ["outcome": "unknown", "charged": "unknown"])
-        try? store.appendEvent(jobID: jobID, kind: "cancel", message: "provider answered \(outcome)", data: outcomeText)
+        let outcome = result.answer?["outcome"]?.stringValue ?? "unknown"
+        let outcomeText = text(result.answer ?? ["outcome": "unknown", "charged": "unknown"])
+        event(jobID, kind: "cancel", message: "provider answered \(outcome)", data: outcomeText)
         if outcome == "already_finished" {
             let polled = await call(plugin, .poll, refRequest(job), jobID: jobID)
-            if polled.isOK, let doc = polled.json { return try await apply(pollDocument: doc, to: jobID, plugin: plugin) }
+            if polled.isOK, let doc = polled.answer { return try await apply(answer: doc, to: jobID, plugin: plugin) }
         }
-        let usageText = (result.json?["usage"] as? [String: Any]).flatMap { text($0) }
-        return try store.updateJob(id: jobID) { row in
+        let usageText = result.answer?["usage"].flatMap { $0.objectValue != nil ? text($0) : nil }
+        let finishedAt = now
+        return try commit(jobID) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .cancelled
             row.message = nil
             row.cancelOutcomeJSON = outcomeText
             if let usageText { row.usageJSON = usageText }
-            row.finishedAt = Date()
+            row.finishedAt = finishedAt
         }
     }
 }
 
 /// Job log lines from plugins go to the job's event stream (already redacted).
+/// A line logged during a job's step is held with the step's other writes (JobWriteBatch).
 struct StoreLogSink: HostLogSink {
     let store: any JobStore
+    var batch: JobWriteBatch?
     func record(pluginID: String, jobID: String?, level: Int32, message: String) {
         guard let jobID, !jobID.isEmpty else { return }
         let names = ["debug", "info", "warning", "error"]
-        try? store.appendEvent(jobID: jobID, kind: "log", message: "[\(names[Int(max(0, min(level, 3)))])] \(message)", data: nil)
+        let line = "[\(names[Int(max(0, min(level, 3)))])] \(message)"
+        if let batch, batch.hold(event: .init(kind: "log", message: line, data: nil, at: Date()), jobID: jobID) { return }
+        try? store.appendEvent(jobID: jobID, kind: "log", message: line, data: nil)
     }
 }
 
 /// Artifacts written by plugins are indexed in the store too.
+/// An artifact stored during a job's step is indexed with the step's other
+/// writes (JobWriteBatch); the file itself is in place before put returns.
 struct RecordingArtifactSink: ArtifactSink {
     let directory: ArtifactDirectory
     let store: any JobStore
-    func put(_ data: Data, mediaType: String) throws -> String {
+    var batch: JobWriteBatch?
+    func put(_ data: Data, mediaType: String) throws -> String { try put(data, mediaType: mediaType, jobID: nil) }
+    func put(_ data: Data, mediaType: String, jobID: String?) throws -> String {
         let digest = try directory.put(data, mediaType: mediaType)
-        try? store.recordArtifact(ArtifactRecord(sha256: digest, size: data.count, mediaType: mediaType, jobID: nil, sourceURL: nil, createdAt: Date()))
+        let record = ArtifactRecord(sha256: digest, size: data.count, mediaType: mediaType, jobID: nil, sourceURL: nil, createdAt: Date())
+        if let batch, let jobID, batch.hold(artifact: record, jobID: jobID) { return digest }
+        try? store.recordArtifact(record)
         return digest
     }
     func read(sha256: String) throws -> Data? { try directory.read(sha256: sha256) }

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchyardJSON
 
 extension JobEngine {
     /// A `model.download` result is a plan: the plugin resolved the files
@@ -8,27 +9,27 @@ extension JobEngine {
     /// the result then names the absolute directory. A failure leaves the
     /// `.part` files and marks the outputs for a retry on the poll schedule,
     /// which resumes them.
-    func materializeModel(_ outputs: [String: Any], jobID: String, plugin: LoadedPlugin) async -> [String: Any] {
-        guard let files = outputs["files"] as? [[String: Any]], files.contains(where: { $0["url"] is String }),
-              let vendor = outputs["vendor"] as? String, let repo = outputs["repo"] as? String, let revision = outputs["revision"] as? String,
+    func materializeModel(_ outputs: [String: JSONValue], jobID: String, plugin: LoadedPlugin) async -> [String: JSONValue] {
+        guard let listed = outputs["files"]?.arrayValue, case let files = listed.compactMap(\.objectValue), files.count == listed.count, files.contains(where: { $0["url"]?.stringValue != nil }),
+              let vendor = outputs["vendor"]?.stringValue, let repo = outputs["repo"]?.stringValue, let revision = outputs["revision"]?.stringValue,
               (try? store.job(id: jobID))??.capability == "model.download" else { return outputs }
-        func failed(_ message: String) -> [String: Any] {
+        func failed(_ message: String) -> [String: JSONValue] {
             var copy = outputs
-            copy["files"] = [["harvest_error": message]]
+            copy["files"] = [["harvest_error": .string(message)]]
             return copy
         }
         guard let sqlite = store as? SQLiteJobStore else { return failed("MODEL_STORE_UNAVAILABLE: the model catalog needs the SQLite store") }
         // Only a secret the plugin declares may authorise its downloads.
-        let secretName = outputs["auth_secret"] as? String
+        let secretName = outputs["auth_secret"]?.stringValue
         let token = secretName.flatMap { name in plugin.manifest.secrets.contains { $0.name == name } ? secrets.value(of: name) : nil }
         let planned: [ModelPlan.File] = files.compactMap { file in
-            guard let path = file["path"] as? String, ModelSourceResolver.isSafeRelativePath(path), let url = file["url"] as? String else { return nil }
-            return ModelPlan.File(path: path, size: file["size"] as? Int, sha256: (file["sha256"] as? String)?.lowercased(), gitOID: file["git_oid"] as? String, url: url)
+            guard let path = file["path"]?.stringValue, ModelSourceResolver.isSafeRelativePath(path), let url = file["url"]?.stringValue else { return nil }
+            return ModelPlan.File(path: path, size: file["size"]?.intValue, sha256: file["sha256"]?.stringValue?.lowercased(), gitOID: file["git_oid"]?.stringValue, url: url)
         }
         guard planned.count == files.count else { return failed("CONTRACT_MISMATCH: \(plugin.manifest.id) returned a file path that would leave its model directory") }
-        let type = outputs["type"] as? String
-            ?? ModelSourceResolver.hubType(pipelineTag: outputs["pipeline_tag"] as? String, tags: outputs["tags"] as? [String] ?? [], files: planned.map(\.path))
-        let plan = ModelPlan(vendor: vendor, repo: repo, revision: revision, type: type, license: outputs["license"] as? String, files: planned,
+        let type = outputs["type"]?.stringValue
+            ?? ModelSourceResolver.hubType(pipelineTag: outputs["pipeline_tag"]?.stringValue, tags: outputs["tags"]?.arrayValue?.compactMap(\.stringValue) ?? [], files: planned.map(\.path))
+        let plan = ModelPlan(vendor: vendor, repo: repo, revision: revision, type: type, license: outputs["license"]?.stringValue, files: planned,
                              authorization: token.flatMap { $0.isEmpty ? nil : "Bearer \($0)" })
         let downloader = ModelDownloader(catalog: ModelCatalog(store: sqlite, root: ModelCatalog.root(of: paths)), allowPrivateRedirects: self.downloader.allowPrivateRedirects)
         let context = plugin.context
@@ -45,12 +46,12 @@ extension JobEngine {
                 }
             })
             try? store.appendEvent(jobID: jobID, kind: "model", message: "\(record.id)@\(record.revision.prefix(12)): \(record.files.count) files verified in \(record.path)", data: nil)
-            return ["path": record.path, "revision": record.revision, "total_bytes": record.totalBytes,
-                    "files": record.files.map { file -> [String: Any] in
-                        var entry: [String: Any] = ["path": file.path, "size": file.size]
-                        if let sha256 = file.sha256 { entry["sha256"] = sha256 }
-                        return entry
-                    }]
+            return ["path": .string(record.path), "revision": .string(record.revision), "total_bytes": .number(Double(record.totalBytes)),
+                    "files": .array(record.files.map { file -> JSONValue in
+                        var entry: [String: JSONValue] = ["path": .string(file.path), "size": .number(Double(file.size))]
+                        if let sha256 = file.sha256 { entry["sha256"] = .string(sha256) }
+                        return .object(entry)
+                    })]
         } catch let error as YardError {
             return failed("\(error.code.rawValue): \(error.message)")
         } catch {

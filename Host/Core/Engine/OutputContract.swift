@@ -26,7 +26,8 @@ public struct OutputContract: Sendable {
     }
 
     /// Every way `outputs` breaks the contract of `capability` as `declared` narrows it.
-    public func violations(_ outputs: JSONValue, capability: String, declared: PluginManifest.Capability?) -> [Violation] {
+    /// `compiled` is `declared.outputs` already compiled (the engine caches it per engine and capability).
+    public func violations(_ outputs: JSONValue, capability: String, declared: PluginManifest.Capability?, compiled narrowerSchema: JSONSchema? = nil) -> [Violation] {
         var found: [Violation] = []
         let size = outputs.serialized().count
         if size > maxOutputBytes {
@@ -34,7 +35,7 @@ public struct OutputContract: Sendable {
         }
         guard let entry = catalog.entries[capability], let schema = entry.output else { return found }
         found += schema.validate(outputs).map { Violation(field: $0.path, message: $0.message) }
-        if let narrower = declared?.outputs, let compiled = try? JSONSchema(narrower) {
+        if let narrower = declared?.outputs, let compiled = narrowerSchema ?? (try? JSONSchema(narrower)) {
             found += compiled.validate(outputs).map { Violation(field: $0.path, message: "\($0.message) (the engine's declared outputs)") }
         }
         found += fileViolations(outputs, schema: schema.document, root: schema.document, field: "$")

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchyardJSON
 import Logging
 
 extension JobEngine {
@@ -7,12 +8,12 @@ extension JobEngine {
     /// store. Outputs are hostile input: a handle like
     /// "sha256:../../../../etc/passwd" would otherwise become a path when the
     /// output is copied to --output-dir or fed to the next step.
-    func artifactHandleRefusal(in outputs: [String: Any]) -> YardError? {
-        func check(_ value: Any, field: String) -> YardError? {
-            if let object = value as? [String: Any] {
+    func artifactHandleRefusal(in outputs: [String: JSONValue]) -> YardError? {
+        func check(_ value: JSONValue, field: String) -> YardError? {
+            if let object = value.objectValue {
                 if let handle = object["artifact"] {
-                    guard let text = handle as? String, let digest = ArtifactDirectory.digest(ofHandle: text) else {
-                        return ArtifactDirectory.invalidHandle((handle as? String) ?? "\(handle)", field: field)
+                    guard let text = handle.stringValue, let digest = ArtifactDirectory.digest(ofHandle: text) else {
+                        return ArtifactDirectory.invalidHandle(String(decoding: handle.serialized(), as: UTF8.self), field: field)
                     }
                     guard FileManager.default.fileExists(atPath: artifacts.path(for: digest).path) else {
                         return YardError(.artifactHandleInvalid, "\(field) names artifact sha256:\(digest.prefix(12))…, which is not in this host's store.",
@@ -22,7 +23,7 @@ extension JobEngine {
                 for (key, member) in object where key != "artifact" {
                     if let refusal = check(member, field: "\(field).\(key)") { return refusal }
                 }
-            } else if let array = value as? [Any] {
+            } else if let array = value.arrayValue {
                 for (i, item) in array.enumerated() {
                     if let refusal = check(item, field: "\(field)[\(i)]") { return refusal }
                 }
@@ -39,13 +40,13 @@ extension JobEngine {
     /// work, so the charge is unknown rather than no.
     func recordOutputRefusal(_ refusal: YardError, jobID: String, plugin: LoadedPlugin) throws -> JobRecord {
         let message = plugin.context.redact(refusal.message)
-        let error: [String: Any] = ["code": refusal.code.rawValue, "message": message, "remediation": refusal.remediation,
-                                    "field": refusal.field ?? "$.outputs", "retryable": false, "charged": "unknown"]
-        try? store.appendEvent(jobID: jobID, kind: "output_refused", message: "\(refusal.code.rawValue): \(message)", data: nil)
+        let error: JSONValue = ["code": .string(refusal.code.rawValue), "message": .string(message), "remediation": .string(refusal.remediation),
+                                "field": .string(refusal.field ?? "$.outputs"), "retryable": false, "charged": "unknown"]
+        event(jobID, kind: "output_refused", message: "\(refusal.code.rawValue): \(message)", data: nil)
         logger.warning("outputs refused", metadata: ["job": "\(jobID)", "engine": "\(plugin.manifest.id)", "code": "\(refusal.code.rawValue)"])
         let errorText = text(error)
         let when = now
-        return try store.updateJob(id: jobID) { row in
+        return try commit(jobID) { row in
             guard !row.phase.isTerminal else { return }
             row.phase = .failed
             row.errorJSON = errorText

@@ -21,11 +21,12 @@ public final class PluginCallExecutor: Sendable {
     /// Like `run`, but answers `onTimeout` once `timeoutMs` have passed. The
     /// work cannot be stopped (it is code in this process): it goes on on its
     /// thread and its late result is dropped.
-    public func run<T: Sendable>(timeoutMs: Int, onTimeout: T, _ work: @escaping @Sendable () -> T) async -> T {
+    /// `onTimeout` is built only when the deadline passes: most calls never need it.
+    public func run<T: Sendable>(timeoutMs: Int, onTimeout: @autoclosure @escaping @Sendable () -> T, _ work: @escaping @Sendable () -> T) async -> T {
         let once = ResumeOnce<T>()
         return await withCheckedContinuation { continuation in
             once.set(continuation)
-            let deadline = CallDeadlines.shared.schedule(afterMs: timeoutMs) { once.resume(onTimeout) }
+            let deadline = CallDeadlines.shared.schedule(afterMs: timeoutMs) { once.resume(onTimeout()) }
             queue.async {
                 let value = work()
                 CallDeadlines.shared.cancel(deadline)

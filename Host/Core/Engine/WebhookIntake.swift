@@ -39,7 +39,7 @@ extension JobEngine {
         }
         let plugin = try plugin(pluginID)
         let lowered = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })
-        let request: [String: Any] = ["headers": lowered, "body_base64": body.base64EncodedString(), "config": jsonObject(.object(config))]
+        let request: JSONValue = ["headers": .object(lowered.mapValues(JSONValue.string)), "body_base64": .string(body.base64EncodedString()), "config": .object(config)]
         guard let result = await callExtension(plugin, SY_EXTENSION_WEBHOOK, request, jobID: nil) else {
             throw YardError("WEBHOOK_UNSUPPORTED", "Engine \(pluginID) does not take webhooks (it lacks \(SY_EXTENSION_WEBHOOK)).",
                             remediation: "Leave webhooks off for this engine; the host polls it.")
@@ -47,25 +47,28 @@ extension JobEngine {
         if result.failure != nil {
             // The plugin crashed, hung or answered garbage: nothing was verified or
             // applied, and the provider retries on a 5xx.
-            let error = result.json?["error"] as? [String: Any]
-            throw YardError(YardError.Code(rawValue: error?["code"] as? String ?? "PLUGIN_CRASHED"),
-                            plugin.context.redact("Engine \(pluginID) could not check the delivery: \(error?["message"] as? String ?? "its plugin failed")."),
-                            remediation: error?["remediation"] as? String ?? "Run `yard plugin test \(pluginID)`.")
+            let error = result.answer?["error"]
+            throw YardError(YardError.Code(rawValue: error?["code"]?.stringValue ?? "PLUGIN_CRASHED"),
+                            plugin.context.redact("Engine \(pluginID) could not check the delivery: \(error?["message"]?.stringValue ?? "its plugin failed")."),
+                            remediation: error?["remediation"]?.stringValue ?? "Run `yard plugin test \(pluginID)`.")
         }
-        guard result.isOK, let answer = result.json, let match = answer["match"] as? [String: Any], !match.isEmpty,
-              let update = answer["update"] as? [String: Any] else {
-            let error = result.json?["error"] as? [String: Any]
+        guard result.isOK, let answer = result.answer, let match = answer["match"]?.objectValue, !match.isEmpty,
+              let update = answer["update"], update.objectValue != nil else {
+            let error = result.answer?["error"]
             throw YardError("WEBHOOK_REJECTED",
-                            plugin.context.redact("Engine \(pluginID) refused the delivery: \(error?["message"] as? String ?? "no reason given")."),
-                            remediation: error?["remediation"] as? String ?? "Only the provider's signed deliveries are accepted.")
+                            plugin.context.redact("Engine \(pluginID) refused the delivery: \(error?["message"]?.stringValue ?? "no reason given")."),
+                            remediation: error?["remediation"]?.stringValue ?? "Only the provider's signed deliveries are accepted.")
         }
         let members = match.compactMapValues { value -> String? in
-            if let text = value as? String { return text }
-            if let number = value as? NSNumber { return number.stringValue }
-            return nil
+            switch value {
+            case .string(let text): return text
+            case .number(let n): return n.rounded() == n && abs(n) < 9e15 ? String(Int(n)) : String(n)
+            case .bool(let b): return b ? "1" : "0"
+            default: return nil
+            }
         }
-        let dedupeKey = answer["dedupe_key"] as? String
-            ?? String(decoding: jsonValue(["match": match, "state": update["state"] ?? ""]).serialized(), as: UTF8.self)
+        let dedupeKey = answer["dedupe_key"]?.stringValue
+            ?? String(decoding: JSONValue.object(["match": .object(match), "state": update["state"] ?? ""]).serialized(), as: UTF8.self)
         if try store.webhookDelivery(pluginID: pluginID, dedupeKey: dedupeKey) != nil {
             return WebhookOutcome(kind: .duplicate)
         }
@@ -78,19 +81,19 @@ extension JobEngine {
             try store.recordWebhookDelivery(.init(pluginID: pluginID, dedupeKey: dedupeKey, jobID: job.id, outcome: "stale", receivedAt: now))
             return WebhookOutcome(kind: .stale, jobID: job.id, phase: job.phase.rawValue)
         }
-        try store.appendEvent(jobID: job.id, kind: "webhook", message: "delivery from \(pluginID): \(update["state"] as? String ?? "?")", data: nil)
+        try store.appendEvent(jobID: job.id, kind: "webhook", message: "delivery from \(pluginID): \(update["state"]?.stringValue ?? "?")", data: nil)
         var document = update
-        if answer["poll"] as? Bool == true {
+        if answer["poll"]?.boolValue == true {
             // The plugin asks for a poll with the job's own ref (which says how to map its outputs).
             let polled = await call(plugin, .poll, refRequest(job), jobID: job.id)
-            guard polled.isOK, let doc = polled.json else {
+            guard polled.isOK, let doc = polled.answer else {
                 _ = try recordPollError(polled, job: job, plugin: plugin)
                 try store.recordWebhookDelivery(.init(pluginID: pluginID, dedupeKey: dedupeKey, jobID: job.id, outcome: "applied", receivedAt: now))
                 return WebhookOutcome(kind: .applied, jobID: job.id, phase: (try store.job(id: job.id))?.phase.rawValue)
             }
             document = doc
         }
-        let updated = try await apply(pollDocument: document, to: job.id, plugin: plugin)
+        let updated = try await apply(answer: document, to: job.id, plugin: plugin)
         // Recorded after the update is stored: a crash in between means the
         // provider's retry is applied again, which the no-regress rule makes harmless.
         try store.recordWebhookDelivery(.init(pluginID: pluginID, dedupeKey: dedupeKey, jobID: job.id, outcome: "applied", receivedAt: now))

@@ -19,6 +19,54 @@ public struct SystemClock: HostClock {
     public func monotonicNs() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds) }
 }
 
+/// A clock the engine also waits on (its poll schedule, backoff, and
+/// waiting for another process's submit): injected, so a test moves time
+/// instead of sleeping through it. A clock that is not one of these is
+/// waited on in real time.
+public protocol SleepingClock: HostClock {
+    /// Returns once `ms` milliseconds of this clock's time have passed.
+    func sleep(ms: Int) async throws
+}
+
+extension SystemClock: SleepingClock {
+    public func sleep(ms: Int) async throws { try await Task.sleep(nanoseconds: UInt64(max(0, ms)) * 1_000_000) }
+}
+
+/// Virtual time that passes only when a test says so: `sleep` waits until
+/// `advance` has moved the clock past the sleeper's wake-up time, so a
+/// minute-long Retry-After costs the test nothing.
+public final class ManualClock: SleepingClock, @unchecked Sendable {
+    private let lock = NSLock()
+    private var nowMs: Int64
+    private var sleepers: [(wakeMs: Int64, continuation: CheckedContinuation<Void, Never>)] = []
+
+    public init(startUnixMs: Int64 = 1_767_225_600_000) { nowMs = startUnixMs }
+    public func nowUnixMs() -> Int64 { lock.withLock { nowMs } }
+    public func monotonicNs() -> Int64 { lock.withLock { nowMs * 1_000_000 } }
+
+    /// How many callers are waiting for time to pass.
+    public var sleeping: Int { lock.withLock { sleepers.count } }
+
+    public func sleep(ms: Int) async throws {
+        guard ms > 0 else { await Task.yield(); return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            lock.withLock { sleepers.append((nowMs + Int64(ms), continuation)) }
+        }
+        try Task.checkCancellation()
+    }
+
+    /// Moves time on and wakes every sleeper whose time has come.
+    public func advance(ms: Int64) {
+        let woken: [CheckedContinuation<Void, Never>] = lock.withLock {
+            nowMs += ms
+            let due = sleepers.filter { $0.wakeMs <= nowMs }
+            sleepers.removeAll { $0.wakeMs <= nowMs }
+            return due.map(\.continuation)
+        }
+        for continuation in woken { continuation.resume() }
+    }
+}
+
 /// A clock tests move by hand, so expiry and backoff run in milliseconds.
 public final class VirtualClock: HostClock, @unchecked Sendable {
     private let lock = NSLock()
@@ -100,7 +148,13 @@ public struct EnvironmentSecrets: SecretSource {
 public protocol ArtifactSink: Sendable {
     /// Stores bytes, returns the hex sha256.
     func put(_ data: Data, mediaType: String) throws -> String
+    /// The same, for a call made for `jobID` (the engine indexes it with the job's step).
+    func put(_ data: Data, mediaType: String, jobID: String?) throws -> String
     func read(sha256: String) throws -> Data?
+}
+
+extension ArtifactSink {
+    public func put(_ data: Data, mediaType: String, jobID: String?) throws -> String { try put(data, mediaType: mediaType) }
 }
 
 public protocol PluginKeyValueStore: Sendable {

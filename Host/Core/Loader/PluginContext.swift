@@ -75,8 +75,16 @@ public final class PluginContext: @unchecked Sendable {
         }
     }
 
+    /// The last redactor built, and what it was built from: rebuilt only
+    /// when a secret's value or the credentials seen change.
+    private var builtRedactor: (values: [Redactor.Value], redactor: Redactor)?
+
     public var redactor: Redactor {
-        Redactor(values: secretValues().map { Redactor.Value(name: $0.0, value: $0.1) } + lock.withLock { sensitive })
+        let values = secretValues().map { Redactor.Value(name: $0.0, value: $0.1) } + lock.withLock { sensitive }
+        if let built = lock.withLock({ builtRedactor }), built.values == values { return built.redactor }
+        let redactor = Redactor(values: values)
+        lock.withLock { builtRedactor = (values, redactor) }
+        return redactor
     }
 
     /// Replaces every known secret value, credential header and signed token
@@ -231,7 +239,7 @@ enum ServiceTables {
             let data = bytes.map { Data(bytes: $0, count: size) } ?? Data()
             let type = String(syStr: mediaType)
             do {
-                let digest = try store.put(data, mediaType: type)
+                let digest = try store.put(data, mediaType: type, jobID: ctx.jobID)
                 hostWrite(handle, json: ["artifact": "sha256:\(digest)", "size": data.count, "media_type": type])
                 return SY_OK
             } catch {
@@ -264,7 +272,7 @@ enum ServiceTables {
                     return SY_E_FAILED
                 }
                 let type = (doc["media_type"] as? String) ?? answer.headers["content-type"] ?? "application/octet-stream"
-                _ = try store.put(answer.body, mediaType: type)
+                _ = try store.put(answer.body, mediaType: type, jobID: ctx.jobID)
                 hostWrite(handle, json: ["artifact": "sha256:\(digest)", "size": answer.body.count, "media_type": type])
                 return SY_OK
             } catch {

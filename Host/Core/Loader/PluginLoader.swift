@@ -1,6 +1,7 @@
 import CPluginAPI
 import Crypto
 import Foundation
+import SwitchyardJSON
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,8 +32,18 @@ public struct PluginCallResult: Sendable {
         self.attributed = attributed
     }
 
+    /// The document as read once by the host (SwitchyardJSON), when it was
+    /// checked on its way in; `answer` reads it then without parsing again.
+    var parsed: JSONValue?
+
     public var isOK: Bool { status == SY_OK }
     public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: document)) as? [String: Any] }
+    /// The document as a JSON object, nil when it is not one.
+    public var answer: JSONValue? {
+        if let parsed { return parsed }
+        guard let value = try? JSONValue(parsing: document), value.objectValue != nil else { return nil }
+        return value
+    }
 }
 
 /// A plugin whose code is loaded: in this process (never unloaded: a Swift
@@ -175,11 +186,13 @@ public final class LoadedPlugin: @unchecked Sendable {
             }
             return result
         }
-        if (try? JSONSerialization.jsonObject(with: result.document)) as? [String: Any] == nil {
+        guard let value = try? JSONValue(parsing: result.document), value.objectValue != nil else {
             return .failure(.outputInvalid("\(pluginID) answered \(kind.description) with a document that is not a JSON object (\(result.document.count) bytes)"),
                             kind: kind, pluginID: pluginID, attributed: true)
         }
-        return result
+        var checked = result
+        checked.parsed = value
+        return checked
     }
 
     private func withCall(jobID: String?, kind: PluginCallKind, _ body: (UnsafePointer<sy_call_t>, UnsafePointer<sy_sink_t>) -> sy_status_t) -> PluginCallResult {

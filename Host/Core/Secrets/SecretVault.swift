@@ -17,6 +17,22 @@ public final class SecretVault: SecretSource, @unchecked Sendable {
     let legacyKeyFile: URL
     let environment: [String: String]
     private let lock = NSLock()
+    /// Values already decrypted, valid while secrets.json and the key file
+    /// are the files they were read from (same inode, size and mtime): the
+    /// engine redacts every stored text with every declared secret, and
+    /// reading, parsing and opening AES-GCM boxes each time cost more than the
+    /// job itself. Another process's `yard secrets set` replaces the file
+    /// (rename), which changes its inode, so the next read sees the new value.
+    private var opened: (stamp: [FileStamp?], values: [String: String?])?
+
+    struct FileStamp: Equatable {
+        var inode: UInt64, size: Int64, seconds: Int, nanoseconds: Int
+        static func of(_ url: URL) -> FileStamp? {
+            var info = stat()
+            guard stat(url.path, &info) == 0 else { return nil }
+            return FileStamp(inode: UInt64(info.st_ino), size: Int64(info.st_size), seconds: Int(info.st_mtim.tv_sec), nanoseconds: Int(info.st_mtim.tv_nsec))
+        }
+    }
 
     public init(paths: YardPaths, environment: [String: String] = ProcessInfo.processInfo.environment) {
         file = paths.secretsFile
@@ -108,6 +124,7 @@ public final class SecretVault: SecretSource, @unchecked Sendable {
             let box = try AES.GCM.seal(Data(value.utf8), using: key, authenticating: Data(name.utf8))
             sealed.entries[name] = box.combined?.base64EncodedString()
             try save(sealed)
+            opened = nil
         }
     }
 
@@ -117,6 +134,7 @@ public final class SecretVault: SecretSource, @unchecked Sendable {
             var sealed = load()
             guard sealed.entries.removeValue(forKey: name) != nil else { return false }
             try save(sealed)
+            opened = nil
             return true
         }
     }
@@ -129,10 +147,23 @@ public final class SecretVault: SecretSource, @unchecked Sendable {
     public func value(of name: String) -> String? {
         if let env = environment[name], !env.isEmpty { return env }
         return lock.withLock {
-            guard let b64 = load().entries[name], let combined = Data(base64Encoded: b64),
-                  let key = try? key(create: false), let box = try? AES.GCM.SealedBox(combined: combined),
-                  let plain = try? AES.GCM.open(box, using: key, authenticating: Data(name.utf8)) else { return nil }
-            return String(decoding: plain, as: UTF8.self)
+            // A missing file is part of the stamp too: it appearing changes it.
+            let stamp = [FileStamp.of(file), FileStamp.of(keyFile), FileStamp.of(legacyKeyFile)]
+            if let opened, opened.stamp == stamp, let known = opened.values[name] { return known }
+            let value = decrypt(name)
+            // decrypt may have moved a legacy key: stamp what is there now.
+            let after = [FileStamp.of(file), FileStamp.of(keyFile), FileStamp.of(legacyKeyFile)]
+            var values = opened?.stamp == after ? opened?.values ?? [:] : [:]
+            values[name] = .some(value)
+            opened = (after, values)
+            return value
         }
+    }
+
+    private func decrypt(_ name: String) -> String? {
+        guard let b64 = load().entries[name], let combined = Data(base64Encoded: b64),
+              let key = try? key(create: false), let box = try? AES.GCM.SealedBox(combined: combined),
+              let plain = try? AES.GCM.open(box, using: key, authenticating: Data(name.utf8)) else { return nil }
+        return String(decoding: plain, as: UTF8.self)
     }
 }

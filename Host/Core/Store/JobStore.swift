@@ -196,21 +196,25 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
     }
 
     public func updateJob(id: String, _ change: @Sendable (inout JobRecord) throws -> Void) throws -> JobRecord {
-        try pool.write { db in
-            guard var job = try JobRecord.fetchOne(db, key: id) else {
-                throw YardError.jobNotFound(id)
-            }
-            let before = job.phase
-            try change(&job)
-            job.updatedAt = Date()
-            try job.update(db)
-            if job.phase != before {
-                var event = JobEvent(id: nil, jobID: id, at: job.updatedAt, kind: "state", message: job.phase.rawValue, dataJSON: job.errorJSON)
-                try event.insert(db)
-                if job.phase.isTerminal && !before.isTerminal { try finishHook?(db, job) }
-            }
-            return job
+        try pool.write { db in try updateJob(id: id, in: db, change) }
+    }
+
+    /// updateJob's work inside a caller's transaction (the engine commits a
+    /// poll's events and artifacts in the same one).
+    public func updateJob(id: String, in db: Database, _ change: (inout JobRecord) throws -> Void) throws -> JobRecord {
+        guard var job = try JobRecord.fetchOne(db, key: id) else {
+            throw YardError.jobNotFound(id)
         }
+        let before = job.phase
+        try change(&job)
+        job.updatedAt = Date()
+        try job.update(db)
+        if job.phase != before {
+            var event = JobEvent(id: nil, jobID: id, at: job.updatedAt, kind: "state", message: job.phase.rawValue, dataJSON: job.errorJSON)
+            try event.insert(db)
+            if job.phase.isTerminal && !before.isTerminal { try finishHook?(db, job) }
+        }
+        return job
     }
 
     public func resolveParked(jobID: String, _ resolution: ParkedResolution, audit: String, at: Date) throws -> JobRecord {
