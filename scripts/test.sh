@@ -14,6 +14,9 @@ SKIP_BUILD=1 scripts/soak.sh "${SOAK_KILLS:-5}"
 # Every command the README shows, run against the stand-ins (a few minutes).
 readme=0
 scripts/readme-check.sh || readme=$?
+# yard serve from the outside: the page in headless Chromium, and schemathesis against /openapi.json (about a minute each).
+serve=0
+scripts/serve-checks.sh || serve=$?
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # The suites are XCTest; skip the empty Swift Testing pass so the last word is XCTest's.
@@ -29,8 +32,10 @@ failures="$(grep -cE "^Test Case '.*' failed \(" "$log" || true)"
 skipped="$(grep -oE "[0-9]+ tests? skipped" <<<"$summary" | grep -oE "^[0-9]+" || echo 0)"
 if [ -z "$summary" ]; then echo "no XCTest summary found"; exit 1; fi
 if [ "$readme" -ne 0 ]; then echo "scripts/readme-check.sh failed: a README command does not work as written (see its report above)"; fi
+if [ "$serve" -ne 0 ]; then echo "scripts/serve-checks.sh failed: the page in Chromium or schemathesis against the API (see its report above)"; fi
 echo "$((executed - failures - skipped)) passed, $failures failed, $skipped skipped"
 if [ "$status" -ne 0 ]; then exit "$status"; fi
 # A skipped test is a test that did not run: each names what it needs (.ci/run installs all of it).
 if [ "$skipped" -ne 0 ]; then grep -E "^Test Case '.*' skipped|: Test skipped" "$log" | head -20; echo "$skipped tests skipped: install what they name, then run again"; exit 1; fi
-exit "$readme"
+[ "$readme" -eq 0 ] || exit "$readme"
+exit "$serve"

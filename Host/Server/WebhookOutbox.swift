@@ -99,6 +99,12 @@ public final class WebhookOutbox: @unchecked Sendable {
             throw YardError("WEBHOOK_URL_INVALID", "\(SafePath.shown(String(url.prefix(200)))) is not an http(s) URL this server can post to.",
                             remediation: "Send an absolute http:// or https:// URL without credentials in it, e.g. https://example.com/hooks/switchyard.", field: "url")
         }
+        // Under the network guard (tests, stand-in runs) the server may reach
+        // loopback only: refuse the endpoint now rather than every delivery later.
+        if NetworkGuard.isActive && !NetworkGuard.isLoopback(host) {
+            throw YardError("WEBHOOK_URL_INVALID", "\(SafePath.shown(host)) is not a loopback host, and this server runs with YARD_NETWORK_GUARD=loopback.",
+                            remediation: "Use a loopback URL (http://127.0.0.1:PORT/…) here, or run yard serve without the network guard.", field: "url")
+        }
         for pattern in events {
             let known = pattern == "*" || Self.eventTypes.contains(pattern) || ["job.*", "run.*"].contains(pattern)
             guard known else {
@@ -351,6 +357,7 @@ public final class WebhookOutbox: @unchecked Sendable {
         var status: Int?
         var failure: String?
         do {
+            try NetworkGuard.check(url: delivery.url)
             let response = try await HTTPClient.shared.execute(request, timeout: .seconds(timeoutSeconds))
             status = Int(response.status.code)
             // Read (and drop) at most a little of the answer, so the connection can be reused.

@@ -44,6 +44,8 @@ public final class YardServer: @unchecked Sendable {
     let broadcaster: EventBroadcaster
     /// Outbound webhooks: endpoints, the durable outbox, the delivery log.
     public let webhooks: WebhookOutbox
+    /// Thumbnails and posters of artifacts, made with ffmpeg and kept in the store.
+    public let previews: ArtifactPreviews
     let limiter: TokenRateLimiter
     public var log: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
 
@@ -51,6 +53,7 @@ public final class YardServer: @unchecked Sendable {
         self.engine = engine
         self.options = options
         self.store = try APIStore(engine: engine)
+        self.previews = try ArtifactPreviews(engine: engine, pool: store.pool)
         self.configs = EngineConfigs(paths: engine.paths)
         self.presets = presets
         self.limiter = TokenRateLimiter(perSecond: options.rateLimitPerSecond, burst: options.rateLimitBurst)
@@ -107,6 +110,8 @@ public final class YardServer: @unchecked Sendable {
         }
         let api = router.group("api/v1").add(middleware: gate)
         APIRoutes(server: self).register(on: api)
+        previews.register(on: api, store: store)
+        DiagnosticsRoute.register(on: api, server: self)
         // Anything else under /api/v1 is a JSON 404 too, never an HTML page.
         for method in [HTTPRequest.Method.get, .post, .put, .delete] {
             api.on("**", method: method) { request, _ -> Response in

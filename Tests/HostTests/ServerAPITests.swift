@@ -404,7 +404,7 @@ final class ServerAPITests: ServerTestCase {
             XCTAssertEqual(page.status, 200)
             XCTAssertEqual(page.headers[.contentType], "text/html; charset=utf-8")
             XCTAssertTrue(page.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("default-src 'self'") == true)
-            for section in ["Setup Hub", "Presets", "Jobs and runs", "Gallery", "Credits", "/api/v1/engines", "/api/v1/events/stream"] {
+            for section in ["Setup Hub", "Presets", "Jobs and runs", "Gallery", "Credits", "/api/v1/engines", "/api/v1/events/stream", "/api/v1/diagnostics", "/thumbnail", "sessionStorage"] {
                 XCTAssertTrue(page.text.contains(section), section)
             }
             XCTAssertNil(page.text.range(of: "https?://", options: .regularExpression), "no CDN, no external asset")

@@ -303,6 +303,10 @@ final class ServerLiveTests: ServerTestCase {
                 XCTAssertEqual(answer2, 404)
                 let bad = try await api.call(.post, "/api/v1/webhook-endpoints", token: acme, json: ["url": "file:///etc/passwd"])
                 XCTAssertEqual(bad.errorCode, "WEBHOOK_URL_INVALID")
+                // Tests run under the network guard: an outside host is refused when registered, never looked up.
+                let outside = try await api.call(.post, "/api/v1/webhook-endpoints", token: acme, json: ["url": "https://hooks.example.com/x"])
+                XCTAssertEqual(outside.errorCode, "WEBHOOK_URL_INVALID")
+                XCTAssertTrue(NetworkGuard.violations.isEmpty, "\(NetworkGuard.violations)")
                 let badEvent = try await api.call(.post, "/api/v1/webhook-endpoints", token: acme, json: ["url": .string(hookURL), "events": ["job.exploded"]])
                 XCTAssertEqual(badEvent.errorCode, "WEBHOOK_EVENT_UNKNOWN")
 
