@@ -30,6 +30,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("cors-origin"), help: "An origin (https://app.example.com) whose pages may call the API (repeatable; default: none, CORS off).")
     var corsOrigins: [String] = []
     @Flag(name: .customLong("no-drive"), help: "Only serve: leave driving the store to `yard jobs resume` or the background driver.") var noDrive = false
+    @Flag(inversion: .prefixedNo, help: """
+        While the store has no live token and the server listens on loopback, make an admin token for account default and print         a link that opens the page signed in (on stderr; default: only when stderr is a terminal).
+        """)
+    var setupLink: Bool?
 
     func run() async throws {
         var options = YardServer.Options()
@@ -47,7 +51,28 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             server = try YardServer(engine: JobEngine.standard(paths: global.paths, registry: global.registry), options: options)
         } catch { throw fail(error, json: global.json) }
+        let link: String?
+        do { link = try setupToken() } catch { throw fail(error, json: global.json) }
         // Written straight to fd 1: a test or supervisor reads the port from this line.
-        try await server.run { address in FileHandle.standardOutput.write(Data("listening on \(address)\n".utf8)) }
+        try await server.run { address in
+            FileHandle.standardOutput.write(Data("listening on \(address)\n".utf8))
+            if let link {
+                // The token rides in the fragment: browsers never send it to a server, and the page drops it from the address bar.
+                FileHandle.standardError.write(Data("""
+                    Open \(address)/#token=\(link) to set up engines and run presets in your browser.
+                    That link holds an admin token for account default, shown once: `yard tokens list` shows it, `yard tokens revoke ID` withdraws it.
+
+                    """.utf8))
+            }
+        }
+    }
+
+    /// A first-run admin token for the page, made only when nothing else can
+    /// use the API yet (no live token) and only a local browser can reach it.
+    func setupToken() throws -> String? {
+        guard setupLink ?? (isatty(STDERR_FILENO) == 1), ["127.0.0.1", "localhost", "::1"].contains(host) else { return nil }
+        let store = try TokensCommand.store(global)
+        guard try store.tokens().allSatisfy({ $0.revokedAt != nil }) else { return nil }
+        return try store.createToken(account: "default", scope: .admin, name: "setup link printed by yard serve").token
     }
 }

@@ -18,7 +18,8 @@ final class EngineClockTests: TemporaryDirectoryTestCase {
         // The first poll is rate-limited with Retry-After: 60 s; the job then finishes.
         let started = try await engine.start(JobSpec(pluginID: "echo", capability: "debug.echo",
                                                      inputs: ["text": "later", "polls": 0, "poll_faults": ["RATE_LIMITED:60000"]]))
-        let drive = Task { try await engine.drive(started.id) }
+        let finished = LockedFlag()
+        let drive = Task { defer { finished.set() }; return try await engine.drive(started.id) }
 
         try await waitForSleeper(clock)
         clock.advance(ms: 10) // echo's first poll is due 10 ms after submit
@@ -33,10 +34,17 @@ final class EngineClockTests: TemporaryDirectoryTestCase {
         XCTAssertFalse(try XCTUnwrap(engine.store.job(id: started.id)).phase.isTerminal)
 
         clock.advance(ms: 1_000)
-        for _ in 0..<2_000 {
-            if try XCTUnwrap(engine.store.job(id: started.id)).phase.isTerminal { break }
+        // Time moves on for as long as the engine waits, until drive returns:
+        // after the last poll it may still wait on the clock (its backoff, a
+        // settle retry), and a loop that stopped at the terminal row left it waiting forever.
+        for _ in 0..<5_000 {
+            if finished.isSet { break }
             if clock.sleeping > 0 { clock.advance(ms: 10) }
             try await Task.sleep(nanoseconds: 2_000_000)
+        }
+        guard finished.isSet else {
+            drive.cancel()
+            return XCTFail("the job did not finish: \(String(describing: try engine.store.job(id: started.id)?.phase))")
         }
         let job = try await drive.value
         XCTAssertEqual(job.phase, .succeeded)
@@ -64,4 +72,12 @@ final class EngineClockTests: TemporaryDirectoryTestCase {
         }
         XCTFail("nothing waited on the engine's clock", file: file, line: line)
     }
+}
+
+/// A flag one task sets and another reads.
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }

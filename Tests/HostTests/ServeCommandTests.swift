@@ -62,4 +62,67 @@ final class ServeCommandTests: TemporaryDirectoryTestCase {
         let resume = try yard(["jobs", "resume", "--json"], home: home)
         XCTAssertEqual((resume.json as? [String: Any])?["driven_by"] as? Int, Int(serve.processIdentifier), resume.stdout)
     }
+
+    /// A newcomer's first `yard serve` prints a link that opens the page
+    /// signed in (an admin token in the fragment), once: a later start, or a
+    /// store that already has a token, prints none.
+    func testFirstServePrintsASetupLinkWithAnAdminTokenOnce() async throws {
+        func serve(_ flags: [String], expectLink: Bool = false) throws -> (Process, base: String, stderr: String) {
+            let serve = Process()
+            serve.executableURL = Build.yard
+            serve.arguments = ["serve", "--port", "0"] + flags
+            serve.environment = yardEnvironment(home: home)
+            let out = Pipe(), err = Pipe()
+            serve.standardOutput = out
+            serve.standardError = err
+            try serve.run()
+            let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+            guard let base = line.split(separator: " ").last.map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }), base.hasPrefix("http://") else {
+                serve.terminate()
+                throw YardError("SERVE_FAILED", "yard serve did not start: \(line)", remediation: "Run it by hand to see why.")
+            }
+            // What serve writes on stderr (the link follows the listening line at once), read as it arrives.
+            let collected = LockedText()
+            err.fileHandleForReading.readabilityHandler = { handle in collected.append(handle.availableData) }
+            let deadline = Date().addingTimeInterval(expectLink ? 10 : 0.5)
+            while !(expectLink && collected.text.contains("\n\n")) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            let text = collected.text
+            return (serve, base, text)
+        }
+
+        // Not on a terminal and not asked: no token is made.
+        let quiet = try serve([])
+        quiet.0.terminate(); quiet.0.waitUntilExit()
+        XCTAssertEqual((try yard(["tokens", "list", "--json"], home: home).json as? [Any])?.count, 0)
+
+        let first = try serve(["--setup-link"], expectLink: true)
+        defer { first.0.terminate(); first.0.waitUntilExit() }
+        let link = try XCTUnwrap(first.stderr.split(separator: " ").first { $0.contains("/#token=") }, first.stderr)
+        XCTAssertTrue(link.hasPrefix("\(first.base)/#token=yard_"), String(link))
+        let token = String(link.split(separator: "=", maxSplits: 1)[1])
+        var request = HTTPClientRequest(url: "\(first.base)/api/v1/engines")
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(20))
+        XCTAssertEqual(response.status.code, 200, "the link's token is an admin token")
+        let page = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(first.base)/"), timeout: .seconds(20))
+        let html = String(buffer: try await page.body.collect(upTo: 4 << 20))
+        XCTAssertTrue(html.contains("#token="), "the page takes the token from the link's fragment")
+        first.0.terminate(); first.0.waitUntilExit()
+
+        let rows = try XCTUnwrap(try yard(["tokens", "list", "--json"], home: home).json as? [[String: Any]])
+        XCTAssertEqual(rows.map { $0["scope"] as? String }, ["admin"])
+        XCTAssertEqual(rows.first?["account"] as? String, "default")
+        let again = try serve(["--setup-link"])
+        again.0.terminate(); again.0.waitUntilExit()
+        XCTAssertFalse(again.stderr.contains("#token="), "a store with a live token gets no new one")
+        XCTAssertEqual((try yard(["tokens", "list", "--json"], home: home).json as? [Any])?.count, 1)
+    }
+}
+
+/// Text a pipe's reader appends to from its own thread.
+final class LockedText: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func append(_ more: Data) { lock.withLock { data.append(more) } }
+    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
 }
