@@ -21,6 +21,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_check_support import stop  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPORT = os.path.join(REPO, ".build", "api-fuzz")
 
@@ -135,11 +138,7 @@ parameters = {{ name = "ugc-product-clip" }}
             fail(f"schemathesis found problems (exit {done.returncode}); the report is in {os.path.relpath(REPORT, REPO)}/")
         print(f"api-fuzz: ok in {time.time() - started:.0f} s")
     finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        stop(serve)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -28,6 +28,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_check_support import stop  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOTS = os.path.join(REPO, ".build", "browser-screenshots")
 RUNPOD_KEY = "rpa_STANDIN_KEY_0000000000"
@@ -287,12 +290,7 @@ def main():
     finally:
         if driver is not None:
             driver.quit()
-        for child in children:
-            child.terminate()
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop(*children)
         shutil.rmtree(work, ignore_errors=True)
 
 
